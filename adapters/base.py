@@ -1,0 +1,184 @@
+"""The adapter contract: what every TTS engine takes (TTSInput) and gives (AudioChunk)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, TypeVar
+
+PIPELINE_RATE_HZ = 24_000  # everything after the adapter is 24 kHz mono s16le
+SAMPLE_WIDTH_BYTES = 2
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """LLM sampling knobs for token engines; None means the backend's configured default."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    repetition_penalty: float | None = None
+    max_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class TTSInput:
+    """One segment of text to speak, with everything an engine may need to speak it."""
+
+    text: str
+    voice: str | None = None
+    language: str | None = None
+    speed: float = 1.0  # 1.0 = natural rate; engines with native speed control apply it
+    emotion_tags: tuple[str, ...] = ()
+    sampling: Sampling = field(default_factory=Sampling)
+    target_chunk: int | None = None  # in the adapter's chunk_unit (tokens, or ms of audio)
+    low_latency: bool = False  # smallest first chunk, flush early, no coalescing
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    """A piece of audio: signed 16-bit little-endian mono PCM at `sample_rate_hz`."""
+
+    pcm: bytes
+    sample_rate_hz: int = PIPELINE_RATE_HZ
+    is_final: bool = False
+
+    @property
+    def samples(self) -> int:
+        return len(self.pcm) // SAMPLE_WIDTH_BYTES
+
+    @property
+    def duration_ms(self) -> float:
+        return 1000.0 * self.samples / self.sample_rate_hz
+
+
+@dataclass(frozen=True)
+class Voice:
+    """A voice an adapter can speak with."""
+
+    id: str
+    name: str
+    language: str = "en"
+    gender: str | None = None
+    description: str = ""
+    backend: str = ""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an engine declares about itself; the orchestrator sizes its work from this."""
+
+    native_rate_hz: int
+    streams_sub_sentence: bool = False  # yields audio before a segment is fully synthesized
+    chunk_unit: Literal["tokens", "segment"] = "segment"
+    languages: tuple[str, ...] = ("en",)
+    native_speed: bool = False  # applies TTSInput.speed itself; else the pipeline time-stretches
+    emotion_tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Health:
+    ready: bool
+    backend: str
+    loader: str = ""
+    vram_mb: float | None = None
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ready": self.ready,
+            "backend": self.backend,
+            "loader": self.loader,
+            "vram_mb": self.vram_mb,
+            "reason": self.reason,
+        }
+
+
+class TTSAdapter(ABC):
+    """One engine behind one streaming method.
+
+    Lifecycle: construct (cheap, no I/O) -> `warmup()` (load models, connect) -> any number of
+    concurrent `synth_stream()` calls -> `aclose()`.
+
+    `synth_stream(req)` yields AudioChunks for `req.text` in order, at the engine's native rate,
+    the last one with `is_final=True`. It never blocks the event loop: blocking inference runs in
+    a thread one chunk at a time so that cancellation (the consumer closing the iterator, or its
+    task being cancelled) lands between chunks and stops the engine within one chunk, closing
+    any upstream connection. Failures raise a `TTSError` subclass, never an empty stream.
+    Adapters do not measure, retry or re-frame: the orchestrator does.
+    """
+
+    name: ClassVar[str] = "base"
+    capabilities: ClassVar[Capabilities]
+
+    async def warmup(self) -> None:
+        """Load models / open connections so the first request is fast. Idempotent."""
+
+    async def health(self) -> Health:
+        return Health(ready=True, backend=self.name)
+
+    def voices(self) -> list[Voice]:
+        return []
+
+    def default_voice(self) -> str | None:
+        voices = self.voices()
+        return voices[0].id if voices else None
+
+    @abstractmethod
+    def synth_stream(self, req: TTSInput) -> AsyncIterator[AudioChunk]:
+        """Speak `req.text`; see the class docstring for the streaming contract."""
+
+    async def aclose(self) -> None:
+        """Release models and connections. Streams still running may fail afterwards."""
+
+
+T = TypeVar("T")
+_DONE = object()
+
+
+async def iterate_in_thread(
+    make_iter: Callable[[], Iterator[T]], lock: threading.Lock | None = None
+) -> AsyncIterator[T]:
+    """Drive a blocking iterator from a worker thread, one item per hop.
+
+    Each `next()` runs in a thread (holding `lock` if given, so a non-thread-safe model is
+    used by one stream at a time per step). Cancelling the consumer stops after the item in
+    flight: the iterator is closed in the thread once that item is done, and nothing keeps
+    running for it. The consumer is not made to wait for that item.
+    """
+
+    it: Iterator[T] | None = None
+    guard = threading.Lock()  # next() and close() never overlap on the same iterator
+
+    def step() -> Any:
+        nonlocal it
+        with guard:
+            if lock is not None:
+                lock.acquire()
+            try:
+                if it is None:
+                    it = make_iter()
+                return next(it, _DONE)
+            finally:
+                if lock is not None:
+                    lock.release()
+
+    def close() -> None:
+        with guard:
+            closer = getattr(it, "close", None)
+            if closer is not None:
+                closer()
+
+    finished = False
+    try:
+        while True:
+            item = await asyncio.to_thread(step)
+            if item is _DONE:
+                finished = True
+                return
+            yield item
+    finally:
+        if not finished:
+            asyncio.get_running_loop().run_in_executor(None, close)

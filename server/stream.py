@@ -1,0 +1,60 @@
+"""Vocabulary of a running stream: what the orchestrator yields and what it observes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Union
+
+
+@dataclass(frozen=True)
+class AudioOut:
+    """Audio for the sink: s16le mono PCM at the pipeline rate (24 kHz)."""
+
+    pcm: bytes
+    offset_ms: float  # where this audio starts within the response
+
+
+@dataclass(frozen=True)
+class SegmentDone:
+    """All audio of one text segment has been yielded."""
+
+    text: str
+    audio_ms: float
+    backend: str
+
+
+@dataclass(frozen=True)
+class Degraded:
+    """The stream switched backend mid-way; the rest is spoken by `to_backend`."""
+
+    from_backend: str
+    to_backend: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class StateChanged:
+    """The rate controller moved to another state (INIT, WARMUP, FILL, STEADY, ...)."""
+
+    state: str
+    chunk_size: int
+    buffer_ms: float
+
+
+StreamEvent = Union[AudioOut, SegmentDone, Degraded, StateChanged]
+
+
+class BufferObserver(Protocol):
+    """How much audio the listener has buffered ahead of playback, however the sink knows it.
+
+    HTTP models it, WebSocket clients report it, the WebRTC track knows it exactly.
+    `playback_known` says whether the overflow pause may throttle this stream (never HTTP).
+    """
+
+    playback_known: bool
+
+    def audio_sent(self, ms: float) -> None:
+        """The sink accepted `ms` more audio."""
+
+    def buffer_ms(self) -> float:
+        """Audio ahead of the listener's playback position now, in ms."""
