@@ -33,7 +33,7 @@ class Settings(BaseSettings):
 
     # --- backends
     tts_backend: BackendName = "piper"
-    backends: str = "piper,espeak,synthetic,snac_llamacpp,openai_tts"  # comma list, enabled
+    backends: str = "piper,espeak,synthetic,snac_llamacpp"  # comma list, enabled
     fallback_backend: BackendName | None = "espeak"
     default_voice: str | None = None
 

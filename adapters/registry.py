@@ -1,0 +1,61 @@
+"""Backend names -> lazily imported adapter classes; a missing dependency is reported, not fatal."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from adapters.base import TTSAdapter
+from adapters.errors import BackendUnavailable, BadRequest
+
+
+@dataclass(frozen=True)
+class BackendEntry:
+    name: str
+    target: str  # "module:Class"
+    extra: str | None  # pip extra that brings its optional dependencies
+    description: str
+
+
+BACKENDS: dict[str, BackendEntry] = {
+    e.name: e
+    for e in (
+        BackendEntry("piper", "adapters.piper:PiperAdapter", None,
+                     "Piper (onnxruntime, in-process), bundled en_US joe voice"),
+        BackendEntry("espeak", "adapters.espeak:EspeakAdapter", None,
+                     "espeak-ng subprocess, formant voice; the fallback"),
+        BackendEntry("synthetic", "adapters.synthetic:SyntheticAdapter", None,
+                     "deterministic tones with latency/RTF/stall/failure knobs"),
+        BackendEntry("snac_llamacpp", "adapters.snac_llamacpp:SnacLlamaCppAdapter", "snac",
+                     "Orpheus tokens from llama.cpp (HTTP or in-process GGUF), SNAC decode"),
+    )
+}
+
+
+def backend_names() -> list[str]:
+    return list(BACKENDS)
+
+
+def load_class(name: str) -> type[TTSAdapter]:
+    """Import a backend's adapter class; BackendUnavailable names the extra when one is missing."""
+    entry = BACKENDS.get(name)
+    if entry is None:
+        raise BadRequest(f"unknown backend {name!r}; known: {', '.join(BACKENDS)}", field="backend")
+    module_name, _, cls_name = entry.target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        hint = f" (pip install 'morpheus-tts[{entry.extra}]')" if entry.extra else ""
+        raise BackendUnavailable(f"{name}: missing dependency {e.name or e}{hint}",
+                                 backend=name) from e
+    cls: type[TTSAdapter] = getattr(module, cls_name)
+    return cls
+
+
+def create(name: str, options: Mapping[str, Any]) -> TTSAdapter:
+    """Build a backend from the flat settings mapping (each adapter picks its own keys)."""
+    cls = load_class(name)
+    factory = getattr(cls, "from_options", None)
+    return factory(options) if factory is not None else cls()

@@ -1,0 +1,103 @@
+"""A deterministic engine with knobs (latency, speed, stalls, failures) for tests and demos."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from adapters.base import AudioChunk, Capabilities, Health, TTSAdapter, TTSInput, Voice
+from adapters.errors import EngineError
+
+
+@dataclass
+class SyntheticKnobs:
+    """Behaviour of the fake engine. Times are in the event loop's clock (virtual in tests)."""
+
+    ttfb_ms: float = 0.0  # delay before the first chunk of each segment
+    rtf: float = 0.0  # x real time; 0 = as fast as possible
+    chunk_ms: float = 200.0  # audio per chunk below sentence level
+    ms_per_char: float = 60.0  # audio length per character of text (~speech)
+    stall_after: int | None = None  # chunks (over the adapter's life) after which it hangs
+    fail_times: int = 0  # the first N segments raise EngineError
+    rate_hz: int = 24_000
+
+
+class SyntheticAdapter(TTSAdapter):
+    """Tones whose pitch is a hash of the text: different text, audibly different audio.
+
+    Audio length is proportional to the text (ms_per_char / speed). With `rtf > 0` each
+    chunk costs `chunk_ms / rtf` of loop time, so a 1.5x backend is just `rtf=1.5`.
+    """
+
+    name = "synthetic"
+    capabilities = Capabilities(
+        native_rate_hz=24_000, streams_sub_sentence=True, chunk_unit="segment",
+        languages=("en",), native_speed=True,
+    )
+
+    def __init__(self, knobs: SyntheticKnobs | None = None) -> None:
+        self.knobs = knobs or SyntheticKnobs()
+        self.chunks_made = 0
+        self.segments_started = 0
+        self.texts: list[str] = []  # every segment it was asked to speak, in order
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> SyntheticAdapter:
+        return cls(SyntheticKnobs(
+            ttfb_ms=float(options.get("synthetic_ttfb_ms") or 0.0),
+            rtf=float(options.get("synthetic_rtf") or 0.0),
+            stall_after=options.get("synthetic_stall_after"),
+            fail_times=int(options.get("synthetic_fail_times") or 0),
+        ))
+
+    async def health(self) -> Health:
+        return Health(ready=True, backend=self.name, loader="builtin")
+
+    def voices(self) -> list[Voice]:
+        return [
+            Voice(id="sine", name="Sine", description="pure tones", backend=self.name),
+            Voice(id="buzz", name="Buzz", description="harmonic buzz", backend=self.name),
+        ]
+
+    async def synth_stream(self, req: TTSInput) -> AsyncIterator[AudioChunk]:
+        k = self.knobs
+        self.segments_started += 1
+        self.texts.append(req.text)
+        if self.segments_started <= k.fail_times:
+            raise EngineError(f"synthetic failure {self.segments_started}", backend=self.name)
+        total_ms = max(k.chunk_ms / 2, len(req.text) * k.ms_per_char / max(req.speed, 0.05))
+        chunk_ms = k.chunk_ms
+        if req.target_chunk:  # the orchestrator sizes waveform chunks in ms
+            chunk_ms = float(req.target_chunk)
+        freq = 120.0 + int(hashlib.sha1(req.text.encode()).hexdigest()[:4], 16) % 400
+        if k.ttfb_ms:
+            await asyncio.sleep(k.ttfb_ms / 1000)
+        done_ms = 0.0
+        while done_ms < total_ms:
+            if k.stall_after is not None and self.chunks_made >= k.stall_after:
+                await asyncio.Event().wait()  # hang until cancelled
+            ms = min(chunk_ms, total_ms - done_ms)
+            if k.rtf > 0:
+                await asyncio.sleep(ms / k.rtf / 1000)
+            pcm = tone(freq, done_ms, ms, k.rate_hz, harmonic=req.voice == "buzz")
+            done_ms += ms
+            self.chunks_made += 1
+            yield AudioChunk(pcm, k.rate_hz, is_final=done_ms >= total_ms)
+
+
+def tone(freq_hz: float, start_ms: float, dur_ms: float, rate_hz: int, harmonic: bool) -> bytes:
+    """A phase-continuous tone segment with a gentle syllable-like envelope."""
+    n0 = int(round(start_ms * rate_hz / 1000))
+    n = int(round((start_ms + dur_ms) * rate_hz / 1000)) - n0
+    t = (np.arange(n) + n0) / rate_hz
+    x = np.sin(2 * math.pi * freq_hz * t)
+    if harmonic:
+        x = 0.6 * x + 0.3 * np.sin(4 * math.pi * freq_hz * t) + 0.1 * np.sin(6 * math.pi * freq_hz * t)
+    envelope = 0.55 + 0.45 * np.sin(2 * math.pi * 3.0 * t)  # ~3 "syllables" per second
+    return (0.3 * 32767 * x * envelope).astype("<i2").tobytes()

@@ -1,0 +1,93 @@
+"""Operator routes: /adapters, /config (hot, validated), /metrics, /healthz."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from adapters import registry
+from adapters.errors import MorpheusError
+from server.app_keys import BACKENDS, METRICS, ORCHESTRATOR, SETTINGS
+from server.errors import from_morpheus, from_validation, json_error
+
+SECRET_KEYS = {"openai_tts_api_key"}
+
+
+async def adapters(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS].current
+    pool = request.app[BACKENDS]
+    orch = request.app[ORCHESTRATOR]
+    names = list(registry.BACKENDS)
+    healths = await asyncio.gather(*(pool.health(n) for n in names))
+    degraded = {s.backend for s in orch.streams.values() if s.degraded}
+    rows = []
+    for name, health in zip(names, healths):
+        row: dict[str, Any] = {
+            "name": name, "description": registry.BACKENDS[name].description,
+            "enabled": pool.enabled(name), "active": name == settings.tts_backend,
+            "fallback": name == settings.fallback_backend, "degraded": name in degraded,
+        }
+        row.update(health.as_dict())
+        rows.append(row)
+    return web.json_response({"active": settings.tts_backend,
+                              "fallback": settings.fallback_backend, "adapters": rows})
+
+
+def public_config(settings: Any) -> dict[str, Any]:
+    data = json.loads(settings.model_dump_json())
+    for key in SECRET_KEYS:
+        if data.get(key):
+            data[key] = "***"
+    return data
+
+
+async def get_config(request: web.Request) -> web.Response:
+    return web.json_response(public_config(request.app[SETTINGS].current))
+
+
+async def post_config(request: web.Request) -> web.Response:
+    store = request.app[SETTINGS]
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        return json_error(400, f"request body is not valid JSON: {e}", field="body")
+    if not isinstance(body, dict):
+        return json_error(400, "expected a JSON object of settings", field="body")
+    pool = request.app[BACKENDS]
+    try:
+        if "tts_backend" in {k.lower() for k in body}:
+            value = next(v for k, v in body.items() if k.lower() == "tts_backend")
+            if not isinstance(value, str):
+                return json_error(400, "tts_backend must be a string", field="tts_backend")
+            pool.validate_name(value, field="tts_backend")
+        unknown = store.update(body)
+    except ValidationError as e:
+        return from_validation(e)
+    except MorpheusError as e:
+        return from_morpheus(e)
+    return web.json_response({"status": "ok", "unknown_keys": unknown,
+                              "config": public_config(store.current)})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[METRICS].render()
+    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    orch = request.app[ORCHESTRATOR]
+    settings = request.app[SETTINGS].current
+    return web.json_response({"status": "ok", "backend": settings.tts_backend,
+                              "active_streams": len(orch.streams)})
+
+
+def add_admin_routes(app: web.Application) -> None:
+    app.router.add_get("/adapters", adapters)
+    app.router.add_get("/config", get_config)
+    app.router.add_post("/config", post_config)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)

@@ -1,0 +1,69 @@
+"""The app factory: everything an app needs is built here and held under typed keys."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from server.admin import add_admin_routes
+from server.app_keys import BACKENDS, METRICS, ORCHESTRATOR, SETTINGS
+from server.backends import BackendPool
+from server.config import Settings
+from server.http_speech import add_speech_routes
+from server.metrics import Metrics
+from server.orchestrator import Orchestrator
+from server.settings_store import SettingsStore
+
+
+def create_app(settings: Settings, *, env_file: Path | None = None,
+               warm: bool = True) -> web.Application:
+    """Build a Morpheus app. `env_file` is watched for hot reload when given."""
+    app = web.Application(client_max_size=8 * 1024 * 1024)
+    store = SettingsStore(settings, env_file=env_file)
+    pool = BackendPool(settings)
+    store.on_change(pool.update_settings)
+    metrics = Metrics()
+    app[SETTINGS] = store
+    app[BACKENDS] = pool
+    app[METRICS] = metrics
+    app[ORCHESTRATOR] = Orchestrator(store, pool, metrics)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        if warm:  # load the active backend before the first request, not during it
+            try:
+                await pool.ready(store.current.tts_backend)
+            except Exception:  # reported by /adapters; the server still starts
+                pass
+        yield
+        await app[ORCHESTRATOR].aclose()
+        await pool.aclose()
+
+    app.cleanup_ctx.append(lifecycle)
+    if env_file is not None:
+        app.cleanup_ctx.append(lambda _app: store.watch())
+    add_speech_routes(app)
+    add_admin_routes(app)
+    _add_optional_routes(app)
+    return app
+
+
+def _add_optional_routes(app: web.Application) -> None:
+    """Transports and UI, each in its own module."""
+    try:  # TEMP while the transports land
+        from server.ws import speech_ws
+        app.router.add_get("/v1/audio/speech/ws", speech_ws)
+    except ImportError:
+        pass
+    try:
+        from server.webrtc import webrtc_ctx, webrtc_offer
+        app.router.add_post("/webrtc/offer", webrtc_offer)
+        app.cleanup_ctx.append(webrtc_ctx)
+    except ImportError:
+        pass
+    try:
+        from server.web_routes import add_web_routes
+        add_web_routes(app)
+    except ImportError:
+        pass

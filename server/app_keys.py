@@ -1,0 +1,18 @@
+"""Typed keys for the state an app instance holds (no module-level app state)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from server.backends import BackendPool
+    from server.metrics import Metrics
+    from server.orchestrator import Orchestrator
+    from server.settings_store import SettingsStore
+
+SETTINGS = web.AppKey("settings", "SettingsStore")
+BACKENDS = web.AppKey("backends", "BackendPool")
+ORCHESTRATOR = web.AppKey("orchestrator", "Orchestrator")
+METRICS = web.AppKey("metrics", "Metrics")

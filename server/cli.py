@@ -1,0 +1,102 @@
+"""`morpheus serve` and `morpheus say "text" -o out.wav`, both through the same pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from server.config import ConfigSource, build_settings
+
+
+def _settings(args: argparse.Namespace):  # noqa: ANN202
+    overrides = {}
+    if getattr(args, "backend", None):
+        overrides["tts_backend"] = args.backend
+    if getattr(args, "host", None):
+        overrides["host"] = args.host
+    if getattr(args, "port", None):
+        overrides["port"] = args.port
+    env_file = Path(args.env_file) if args.env_file else None
+    return build_settings(ConfigSource(env_file=env_file, overrides=overrides)), env_file
+
+
+def serve(args: argparse.Namespace) -> int:
+    from server.app import create_app
+    from server.logs import setup_logging
+
+    settings, env_file = _settings(args)
+    setup_logging(settings.log_level)
+    app = create_app(settings, env_file=env_file)
+    print(f"Morpheus on http://{settings.host}:{settings.port}/ (backend: {settings.tts_backend})",
+          file=sys.stderr, flush=True)
+    web.run_app(app, host=settings.host, port=settings.port, print=None,
+                handler_cancellation=True, access_log=None)
+    return 0
+
+
+async def _say(args: argparse.Namespace) -> int:
+    from adapters.base import PIPELINE_RATE_HZ
+    from adapters.errors import MorpheusError
+    from dsp.encoders import make_encoder
+    from server.app import create_app
+    from server.app_keys import ORCHESTRATOR
+    from server.orchestrator import StreamSpec
+    from server.stream import AudioOut
+
+    settings, _ = _settings(args)
+    app = create_app(settings, warm=False)
+    runner = web.AppRunner(app)
+    await runner.setup()  # runs the lifecycle; no socket is opened
+    try:
+        orch = app[ORCHESTRATOR]
+        fmt = Path(args.output).suffix.lstrip(".") or "wav"
+        enc = make_encoder(fmt, PIPELINE_RATE_HZ, streaming=False)
+        stream = await orch.open(StreamSpec(voice=args.voice, speed=args.speed, transport="cli"))
+        stream.push_text(args.text)
+        stream.end_input()
+        out = bytearray()
+        try:
+            async for ev in stream:
+                if isinstance(ev, AudioOut):
+                    out += enc.encode(ev.pcm)
+        finally:
+            await stream.aclose()
+        out += enc.flush()
+        Path(args.output).write_bytes(bytes(out))
+        print(f"{args.output}: {stream.audio_ms / 1000:.2f} s from {stream.backend}"
+              f" (first audio {stream.ttft_ms or 0:.0f} ms)", file=sys.stderr)
+        return 0
+    except MorpheusError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="morpheus", description=__doc__)
+    parser.add_argument("--env-file", default=os.environ.get("MORPHEUS_ENV_FILE", ".env"))
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p_serve = sub.add_parser("serve", help="run the server")
+    p_serve.add_argument("--host")
+    p_serve.add_argument("--port", type=int)
+    p_serve.add_argument("--backend")
+    p_say = sub.add_parser("say", help="speak text into a file")
+    p_say.add_argument("text")
+    p_say.add_argument("-o", "--output", default="out.wav")
+    p_say.add_argument("--voice")
+    p_say.add_argument("--speed", type=float, default=1.0)
+    p_say.add_argument("--backend")
+    args = parser.parse_args(argv)
+    if args.cmd == "serve":
+        return serve(args)
+    return asyncio.run(_say(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,526 @@
+"""The orchestrator: text in, paced 24 kHz audio out, for any backend and any transport.
+
+Per stream: chunker -> [EDF gate] -> adapter.synth_stream(segment) -> resample -> tempo ->
+stitcher -> a bounded queue (prefetch of one chunk) -> the transport. Rate control, stall
+detection, retry, failover, barge-in and all measurements live here, not in adapters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from adapters.base import PIPELINE_RATE_HZ, AudioChunk, Sampling, TTSAdapter, TTSInput
+from adapters.errors import BackendTimeout, BackendUnavailable, BadRequest, NoAudioError, TTSError
+from dsp.chunker import Chunker
+from dsp.resample import StreamResampler
+from dsp.stitcher import Stitcher
+from dsp.tempo import TimeStretcher
+from server.backends import BackendPool
+from server.metrics import Metrics
+from server.rate import RateController, RateState, profile_for
+from server.scheduler import EdfGate
+from server.settings_store import SettingsStore
+from server.stream import AudioOut, BufferObserver, Degraded, SegmentDone, StateChanged, StreamEvent
+
+log = logging.getLogger("morpheus.orchestrator")
+
+BYTES_PER_MS = PIPELINE_RATE_HZ * 2 / 1000
+_END = object()
+
+
+class Busy(Exception):
+    """Every stream slot and queue place is taken; the transport answers 429."""
+
+    def __init__(self, retry_after_s: float) -> None:
+        super().__init__("too many concurrent streams")
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    backend: str | None = None  # None = the active backend
+    voice: str | None = None
+    speed: float = 1.0
+    low_latency: bool = False
+    language: str | None = None
+    sampling: Sampling = field(default_factory=Sampling)
+    request_id: str | None = None
+    transport: str = "http"
+
+
+class WallClockObserver:
+    """Buffer model when nobody reports playback: audio sent minus wall time since first audio."""
+
+    playback_known = False
+
+    def __init__(self) -> None:
+        self.sent_ms = 0.0
+        self._t0: float | None = None
+
+    def audio_sent(self, ms: float) -> None:
+        if self._t0 is None:
+            self._t0 = asyncio.get_running_loop().time()
+        self.sent_ms += ms
+
+    def buffer_ms(self) -> float:
+        if self._t0 is None:
+            return 0.0
+        return self.sent_ms - 1000 * (asyncio.get_running_loop().time() - self._t0)
+
+
+class Stream:
+    """One response: push text deltas in, iterate events out, interrupt at any time.
+
+    The stream waits while input is open and nothing is buffered; it ends after `end_input()`
+    once all audio is out. Iteration raises a TTSError when the backend (and the fallback)
+    failed. `interrupt()` is barge-in: synthesis stops, queued audio is dropped.
+    """
+
+    def __init__(self, orch: Orchestrator, spec: StreamSpec, adapter: TTSAdapter,
+                 observer: BufferObserver, voice: str | None) -> None:
+        s = orch.settings
+        self.orch = orch
+        self.spec = spec
+        self.id = spec.request_id or uuid.uuid4().hex[:16]
+        self.backend = adapter.name
+        self.voice = voice or ""
+        self.degraded = False
+        self.status = "running"
+        self.ttft_ms: float | None = None
+        self.audio_ms = 0.0
+        self.underflows = 0
+        self.observer = observer
+        self._adapter = adapter
+        self._chunker = Chunker()
+        self._text_ready = asyncio.Event()
+        self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=1)  # prefetch: one chunk ahead
+        self._loop = asyncio.get_running_loop()
+        self._t_open = self._loop.time()
+        self._t_first: float | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._starving = False
+        self._stitcher = Stitcher(sample_rate_hz=PIPELINE_RATE_HZ, crossfade_ms=50)
+        self.rate = self._make_rate(adapter)
+        self._state_names: set[str] = set()
+        self._stall_ms = s.stall_timeout_ms
+        self._segments = 0
+        self._spoke_nothing = True
+
+    # -- text input
+
+    def push_text(self, text: str) -> None:
+        self._chunker.push_text(text)
+        self._text_ready.set()
+
+    def flush(self) -> None:
+        self._chunker.flush()
+        self._text_ready.set()
+
+    def end_input(self) -> None:
+        self._chunker.end_input()
+        self._text_ready.set()
+
+    # -- output
+
+    def __aiter__(self) -> AsyncIterator[StreamEvent]:
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[StreamEvent]:
+        if self._task is None:
+            self._task = asyncio.create_task(self._produce(), name=f"stream-{self.id}")
+        while True:
+            item = await self._queue.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            if isinstance(item, AudioOut):
+                ms = len(item.pcm) / BYTES_PER_MS
+                if self._t_first is None:
+                    self._t_first = self._loop.time()
+                    self.ttft_ms = 1000 * (self._t_first - self._t_open)
+                    self.orch.metrics.ttft_ms.labels(self.backend, self.spec.transport).observe(self.ttft_ms)
+                    log.info("first audio", extra={"request_id": self.id, "backend": self.backend,
+                                                   "ttft_ms": round(self.ttft_ms, 1),
+                                                   "chunk_size": self.rate.chunk_size})
+                self.audio_ms += ms
+                self.observer.audio_sent(ms)
+            yield item
+
+    def interrupt(self) -> float:
+        """Barge-in / cancel: stop synthesis now, drop queued audio; returns ms delivered."""
+        if self.status == "running":
+            self.status = "cancelled"
+        if self._task is not None:
+            self._task.cancel()
+        self._stitcher.reset()
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self._queue.put_nowait(_END)
+        return self.audio_ms
+
+    async def aclose(self) -> None:
+        if self._task is not None and not self._task.done():
+            if self.status == "running":
+                self.status = "cancelled"
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+        self.orch._finished(self)
+
+    # -- production
+
+    def _make_rate(self, adapter: TTSAdapter) -> RateController:
+        s = self.orch.settings
+        cfg = profile_for(
+            adapter.capabilities.chunk_unit, first_tokens=s.snac_first_chunk,
+            steady_tokens=s.snac_target_chunk, first_chars=s.first_segment_chars,
+            max_chars=s.max_segment_chars, target_ms=s.playback_buffer_ms,
+            min_ms=s.buffer_min_ms, max_ms=s.buffer_max_ms, lock=s.chunk_lock,
+            low_latency=self.spec.low_latency)
+        return RateController(cfg)
+
+    async def _emit(self, item: Any) -> None:
+        await self._queue.put(item)
+
+    async def _produce(self) -> None:
+        try:
+            while True:
+                seg = await self._next_segment()
+                if seg is None:
+                    break
+                self._segments += 1
+                await self._speak_segment(seg)
+            tail = self._stitcher.flush()
+            if tail:
+                await self._emit(AudioOut(tail, self._offset_ms()))
+            if self._segments and self._spoke_nothing:
+                raise NoAudioError("the text produced no audio", backend=self.backend)
+            self.status = "completed"
+            await self._emit(_END)
+        except asyncio.CancelledError:
+            raise
+        except TTSError as e:
+            self.status = "failed"
+            log.warning("stream failed: %s", e, extra={"request_id": self.id, "backend": self.backend})
+            await self._emit(e)
+        except Exception as e:  # a bug must not leave the consumer waiting forever
+            self.status = "failed"
+            log.exception("stream crashed", extra={"request_id": self.id})
+            await self._emit(TTSError(f"internal error: {e}", backend=self.backend))
+
+    def _offset_ms(self) -> float:
+        return self.audio_ms
+
+    async def _next_segment(self) -> str | None:
+        unit = self._adapter.capabilities.chunk_unit
+        while True:
+            buffer_ms = self.observer.buffer_ms()
+            size = self.rate.next_size(buffer_ms, started=self._t_first is not None)
+            self._publish_state(buffer_ms)
+            max_chars = size if unit == "segment" else self.orch.settings.max_segment_chars
+            if unit != "segment" and self._t_first is None:
+                max_chars = self.orch.settings.first_segment_chars * 2  # token engines stream anyway
+            seg = self._chunker.pop(max_chars)
+            if seg is not None:
+                return seg
+            if self._chunker.done:
+                return None
+            self._text_ready.clear()
+            await self._text_ready.wait()
+
+    def _publish_state(self, buffer_ms: float) -> None:
+        m = self.orch.metrics
+        state = self.rate.state.value
+        m.buffer_ms.labels(self.backend, self.id).set(buffer_ms)
+        m.chunk_size.labels(self.backend, self.id).set(self.rate.chunk_size)
+        for name in self._state_names - {state}:
+            m.state.labels(self.backend, self.id, name).set(0)
+        m.state.labels(self.backend, self.id, state).set(1)
+        if state not in self._state_names:
+            self._state_names.add(state)
+            log.info("state", extra={"request_id": self.id, "backend": self.backend,
+                                     "state": state, "chunk_size": self.rate.chunk_size,
+                                     "buffer_ms": round(buffer_ms, 1)})
+
+    async def _speak_segment(self, text: str) -> None:
+        """Speak one segment; retry once smaller on a stall, then fail over to the fallback."""
+        retried = False
+        while True:
+            try:
+                delivered = await self._try_segment(self._adapter, text, smaller=retried)
+                await self._emit(SegmentDone(text, delivered, self.backend))
+                return
+            except _PartialFailure as pf:
+                # Audio of this segment already reached the listener: do not repeat it.
+                await self._failover(pf.error)
+                await self._emit(SegmentDone(text, pf.delivered_ms, self.backend))
+                return
+            except TTSError as e:
+                if isinstance(e, BackendTimeout) and not retried:
+                    retried = True
+                    log.warning("stall, retrying smaller", extra={"request_id": self.id,
+                                                                  "backend": self.backend})
+                    continue
+                await self._failover(e)
+                retried = True  # the fallback gets no second stall retry
+
+    async def _failover(self, error: TTSError) -> None:
+        s = self.orch.settings
+        target = s.fallback_backend
+        if not target or target == self.backend or not self.orch.backends.enabled(target):
+            raise error
+        try:
+            fallback = await self.orch.backends.ready(target)
+        except TTSError:
+            raise error from None
+        log.warning("failover %s -> %s: %s", self.backend, target, error,
+                    extra={"request_id": self.id, "backend": self.backend})
+        self.orch.metrics.failover.labels(self.backend, target).inc()
+        self.orch.totals["failovers"] += 1
+        await self._emit(Degraded(self.backend, target, str(error)))
+        self.orch._move(self, self.backend, target)
+        self.backend = target
+        self._adapter = fallback
+        self.degraded = True
+        self.voice = fallback.default_voice() or ""
+        self.rate = self._make_rate(fallback)
+        self._stall_ms = s.stall_timeout_ms
+
+    async def _try_segment(self, adapter: TTSAdapter, text: str, *, smaller: bool) -> float:
+        caps = adapter.capabilities
+        size = self.rate.chunk_size
+        if smaller:
+            size = max(self.rate.cfg.min_size, size // 2)
+        req = TTSInput(
+            text=text, voice=self.voice or None, language=self.spec.language,
+            speed=self.spec.speed, sampling=self.spec.sampling,
+            target_chunk=size if caps.chunk_unit == "tokens" else None,
+            low_latency=self.spec.low_latency or self.rate.state is RateState.UNDERFLOW)
+        resampler = StreamResampler(caps.native_rate_hz, PIPELINE_RATE_HZ)
+        stretch = None if caps.native_speed or self.spec.speed == 1.0 else TimeStretcher(PIPELINE_RATE_HZ, self.spec.speed)
+        self._stitcher.boundary()
+        gate = self.orch.gate(adapter)
+        agen = adapter.synth_stream(req).__aiter__()
+        delivered = 0.0
+        try:
+            while True:
+                await self._wait_overflow()
+                buffer_ms = self.observer.buffer_ms()
+                deadline_s = max(self._stall_ms, buffer_ms + 250) / 1000
+                t0 = self._loop.time()
+                try:
+                    async with gate.slot(self.observer.buffer_ms):
+                        chunk: AudioChunk = await asyncio.wait_for(agen.__anext__(), deadline_s)
+                except StopAsyncIteration:
+                    break
+                except asyncio.TimeoutError:
+                    err = BackendTimeout(f"{adapter.name}: no audio within {deadline_s * 1000:.0f} ms",
+                                         backend=adapter.name)
+                    if delivered:
+                        raise _PartialFailure(err, delivered) from None
+                    raise err from None
+                except TTSError as e:
+                    if delivered:
+                        raise _PartialFailure(e, delivered) from e
+                    raise
+                cost_ms = 1000 * (self._loop.time() - t0)
+                self.orch.metrics.chunk_ms.labels(adapter.name).observe(cost_ms)
+                self.rate.observe(len(text) if caps.chunk_unit == "segment" else size,
+                                  cost_ms, chunk.duration_ms)
+                pcm = resampler.process(chunk.pcm)
+                if chunk.is_final:
+                    pcm += resampler.flush()
+                if stretch is not None:
+                    pcm = stretch.process(pcm) + (stretch.flush() if chunk.is_final else b"")
+                out = self._stitcher.process(pcm)
+                if out:
+                    delivered += len(out) / BYTES_PER_MS
+                    self._spoke_nothing = False
+                    self._check_starvation()
+                    await self._emit(AudioOut(out, self.audio_ms))
+        finally:
+            await agen.aclose()
+        if stretch is not None:
+            rest = self._stitcher.process(stretch.flush())
+            if rest:
+                await self._emit(AudioOut(rest, self.audio_ms))
+        return delivered
+
+    async def _wait_overflow(self) -> None:
+        while self.rate.should_pause(self.observer.buffer_ms(), self.observer.playback_known):
+            wait_ms = self.rate.resume_wait_ms(self.observer.buffer_ms())
+            await asyncio.sleep(min(max(wait_ms, 5), 200) / 1000)
+
+    def _check_starvation(self) -> None:
+        if self._t_first is None:
+            return
+        if self.observer.buffer_ms() <= 0:
+            if not self._starving:
+                self._starving = True
+                self.underflows += 1
+                self.rate.starved()
+                self.orch.metrics.underflow.labels(self.backend).inc()
+                self.orch.totals["underflows"] += 1
+        else:
+            self._starving = False
+
+    def rtf(self) -> float | None:
+        if self._t_first is None:
+            return None
+        wall = self._loop.time() - self._t_open
+        return (self.audio_ms / 1000) / wall if wall > 0 else None
+
+    def snapshot(self) -> dict[str, Any]:
+        rtf = self.rtf()
+        return {
+            "id": self.id, "backend": self.backend, "transport": self.spec.transport,
+            "state": self.rate.state.value, "buffer_ms": round(self.observer.buffer_ms(), 1),
+            "chunk_size": self.rate.chunk_size, "ttft_ms": self.ttft_ms,
+            "rtf": None if rtf is None else round(rtf, 2), "underflows": self.underflows,
+            "audio_ms": round(self.audio_ms, 1), "degraded": self.degraded, "voice": self.voice,
+            "status": self.status,
+        }
+
+
+class _PartialFailure(Exception):
+    def __init__(self, error: TTSError, delivered_ms: float) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.delivered_ms = delivered_ms
+
+
+class Orchestrator:
+    """Admits streams (PARALLEL_STREAMS + a bounded queue, then 429), shares engines fairly."""
+
+    def __init__(self, store: SettingsStore, backends: BackendPool, metrics: Metrics) -> None:
+        self.store = store
+        self.backends = backends
+        self.metrics = metrics
+        self.streams: dict[str, Stream] = {}
+        self.totals = {"underflows": 0, "failovers": 0, "barge_ins": 0, "requests": 0}
+        self._gates: dict[int, EdfGate] = {}
+        self._waiting = 0
+        self._slot_free = asyncio.Condition()
+
+    @property
+    def settings(self) -> Any:
+        return self.store.current
+
+    def gate(self, adapter: TTSAdapter) -> EdfGate:
+        g = self._gates.get(id(adapter))
+        if g is None:
+            g = self._gates[id(adapter)] = EdfGate(getattr(adapter, "concurrency", None))
+        return g
+
+    async def _admit(self) -> None:
+        s = self.settings
+        if len(self.streams) < s.parallel_streams:
+            return
+        if self._waiting >= s.queue_max:
+            self.metrics.rejected.inc()
+            raise Busy(retry_after_s=max(1.0, s.queue_timeout_s / 2))
+        self._waiting += 1
+        self.metrics.queued.set(self._waiting)
+        try:
+            async with self._slot_free:
+                await asyncio.wait_for(
+                    self._slot_free.wait_for(lambda: len(self.streams) < self.settings.parallel_streams),
+                    s.queue_timeout_s)
+        except asyncio.TimeoutError:
+            self.metrics.rejected.inc()
+            raise Busy(retry_after_s=max(1.0, s.queue_timeout_s / 2)) from None
+        finally:
+            self._waiting -= 1
+            self.metrics.queued.set(self._waiting)
+
+    async def open(self, spec: StreamSpec, observer: BufferObserver | None = None) -> Stream:
+        """Admit and start a stream; raises BadRequest, Busy or BackendUnavailable."""
+        s = self.settings
+        name = spec.backend or s.tts_backend
+        self.backends.validate_name(name)
+        try:
+            adapter = await self.backends.ready(name)
+        except BackendUnavailable as e:
+            fb = s.fallback_backend
+            if not fb or fb == name or not self.backends.enabled(fb):
+                raise
+            log.warning("backend %s unavailable (%s); starting on %s", name, e, fb)
+            adapter = await self.backends.ready(fb)
+            self.metrics.failover.labels(name, fb).inc()
+            self.totals["failovers"] += 1
+            spec = StreamSpec(**{**spec.__dict__, "voice": None})
+            stream = await self._start(spec, adapter, observer)
+            stream.degraded = True
+            return stream
+        return await self._start(spec, adapter, observer)
+
+    def resolve_voice(self, adapter: TTSAdapter, voice: str | None) -> tuple[str | None, bool]:
+        """(effective voice, fell_back): unknown voices fall back to the default, as Orpheus did."""
+        ids = {v.id for v in adapter.voices()}
+        if voice and (voice in ids or not ids):
+            return voice, False
+        default = self.settings.default_voice if self.settings.default_voice in ids else adapter.default_voice()
+        return default, bool(voice)
+
+    async def _start(self, spec: StreamSpec, adapter: TTSAdapter,
+                     observer: BufferObserver | None) -> Stream:
+        await self._admit()
+        voice, _ = self.resolve_voice(adapter, spec.voice)
+        stream = Stream(self, spec, adapter, observer or WallClockObserver(), voice)
+        self.streams[stream.id] = stream
+        self.totals["requests"] += 1
+        self.metrics.active.labels(stream.backend).inc()
+        return stream
+
+    def _move(self, stream: Stream, old: str, new: str) -> None:
+        self.metrics.active.labels(old).dec()
+        self.metrics.active.labels(new).inc()
+
+    def _finished(self, stream: Stream) -> None:
+        if self.streams.pop(stream.id, None) is None:
+            return
+        m = self.metrics
+        m.active.labels(stream.backend).dec()
+        m.requests.labels(stream.backend, stream.status).inc()
+        rtf = stream.rtf()
+        if rtf is not None and stream.status == "completed":
+            m.stream_rtf.labels(stream.backend).observe(rtf)
+        m.forget_stream(stream.backend, stream.id, list(stream._state_names))
+        log.info("stream end", extra={"request_id": stream.id, "backend": stream.backend,
+                                      "status": stream.status, "audio_ms": round(stream.audio_ms),
+                                      "underflows": stream.underflows})
+
+        async def notify() -> None:
+            async with self._slot_free:
+                self._slot_free.notify_all()
+
+        asyncio.ensure_future(notify())
+
+    def get(self, stream_id: str) -> Stream | None:
+        return self.streams.get(stream_id)
+
+    def note_barge_in(self, backend: str) -> None:
+        self.metrics.barge_in.labels(backend).inc()
+        self.totals["barge_ins"] += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "active_streams": len(self.streams), "queued": self._waiting,
+            "streams": [s.snapshot() for s in self.streams.values()],
+            "totals": dict(self.totals), "backend": self.settings.tts_backend,
+        }
+
+    async def aclose(self) -> None:
+        for stream in list(self.streams.values()):
+            stream.interrupt()
+            await stream.aclose()
+
+
+__all__ = ["BadRequest", "Busy", "Orchestrator", "Stream", "StreamSpec", "WallClockObserver"]
