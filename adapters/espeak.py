@@ -109,4 +109,5 @@ class EspeakAdapter(TTSAdapter):
         finally:
             if proc.returncode is None:
                 proc.kill()
-                await proc.wait()
+            # Drain both pipes: a paused, unread pipe would keep wait() from ever returning.
+            await proc.communicate()

@@ -7,10 +7,10 @@ import importlib.util
 import logging
 import os
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from adapters.base import iterate_in_thread
 from adapters.errors import BackendUnavailable, EngineError
@@ -30,6 +30,7 @@ class CompletionParams:
     top_p: float
     repetition_penalty: float
     stop: tuple[str, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)  # engine-specific (grammar, seed, ...)
 
 
 def llama_cpp_available() -> bool:
@@ -95,8 +96,9 @@ class LlamaInprocSource:
                     assert self._free is not None
                     self._free.put_nowait(slot)
 
-    async def stream(self, params: CompletionParams) -> AsyncIterator[str]:
+    async def stream(self, params: CompletionParams) -> AsyncGenerator[str, None]:
         """Completion text pieces, as they are generated. Closing the iterator stops generation."""
+        extra = _completion_kwargs(params.extra)
         slot = await self._acquire()
 
         def pieces() -> Iterator[str]:
@@ -107,14 +109,15 @@ class LlamaInprocSource:
                 for event in slot.llama.create_completion(
                     params.prompt, max_tokens=params.max_tokens, temperature=params.temperature,
                     top_p=params.top_p, repeat_penalty=params.repetition_penalty,
-                    stop=list(params.stop), stream=True,
+                    stop=list(params.stop), stream=True, **extra,
                 ):
                     text = event["choices"][0].get("text") or ""
                     if text:
                         yield text
 
         try:
-            async with aclosing(iterate_in_thread(pieces)) as it:
+            texts = cast(AsyncGenerator[str, None], iterate_in_thread(pieces))
+            async with aclosing(texts) as it:
                 async for piece in it:
                     yield piece
         except (RuntimeError, ValueError, OSError) as e:
@@ -179,3 +182,16 @@ class LlamaInprocSource:
                  self.gguf_path)
         return slot
 
+
+
+# create_completion() arguments that may come through ORPHEUS_EXTRA_BODY.
+_PASSTHROUGH = ("seed", "top_k", "min_p", "typical_p", "presence_penalty", "frequency_penalty")
+
+
+def _completion_kwargs(extra: Mapping[str, Any]) -> dict[str, Any]:
+    kwargs = {k: v for k, v in extra.items() if k in _PASSTHROUGH}
+    if isinstance(extra.get("grammar"), str):
+        from llama_cpp import LlamaGrammar
+
+        kwargs["grammar"] = LlamaGrammar.from_string(extra["grammar"], verbose=False)
+    return kwargs

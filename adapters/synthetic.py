@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import math
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,7 @@ class SyntheticKnobs:
     stall_after: int | None = None  # chunks (over the adapter's life) after which it hangs
     fail_times: int = 0  # the first N segments raise EngineError
     rate_hz: int = 24_000
+    native_speed: bool = True  # False: ignore TTSInput.speed and let the pipeline stretch
 
 
 class SyntheticAdapter(TTSAdapter):
@@ -43,6 +44,8 @@ class SyntheticAdapter(TTSAdapter):
 
     def __init__(self, knobs: SyntheticKnobs | None = None) -> None:
         self.knobs = knobs or SyntheticKnobs()
+        if not self.knobs.native_speed:
+            self.capabilities = replace(self.capabilities, native_speed=False)
         self.chunks_made = 0
         self.segments_started = 0
         self.texts: list[str] = []  # every segment it was asked to speak, in order
@@ -54,6 +57,7 @@ class SyntheticAdapter(TTSAdapter):
             rtf=float(options.get("synthetic_rtf") or 0.0),
             stall_after=options.get("synthetic_stall_after"),
             fail_times=int(options.get("synthetic_fail_times") or 0),
+            native_speed=bool(options.get("synthetic_native_speed", True)),
         ))
 
     async def health(self) -> Health:
@@ -71,7 +75,8 @@ class SyntheticAdapter(TTSAdapter):
         self.texts.append(req.text)
         if self.segments_started <= k.fail_times:
             raise EngineError(f"synthetic failure {self.segments_started}", backend=self.name)
-        total_ms = max(k.chunk_ms / 2, len(req.text) * k.ms_per_char / max(req.speed, 0.05))
+        speed = req.speed if k.native_speed else 1.0
+        total_ms = max(k.chunk_ms / 2, len(req.text) * k.ms_per_char / max(speed, 0.05))
         chunk_ms = k.chunk_ms
         if req.target_chunk:  # the orchestrator sizes waveform chunks in ms
             chunk_ms = float(req.target_chunk)

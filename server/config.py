@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     synthetic_rtf: float = Field(0.0, ge=0)  # x real time; 0 = instant
     synthetic_stall_after: int | None = None
     synthetic_fail_times: int = Field(0, ge=0)
+    synthetic_native_speed: bool = True
 
     # --- snac / orpheus via llama.cpp
     snac_url: str = "http://127.0.0.1:8080/v1/completions"
