@@ -111,7 +111,10 @@ class TTSAdapter(ABC):
     """
 
     name: ClassVar[str] = "base"
-    capabilities: ClassVar[Capabilities]
+    capabilities: Capabilities
+    # How many chunks the engine makes well at once; the orchestrator grants engine time to
+    # streams earliest-deadline-first within this many slots. None = no limit (remote APIs).
+    concurrency: int | None = None
 
     async def warmup(self) -> None:
         """Load models / open connections so the first request is fast. Idempotent."""

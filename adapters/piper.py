@@ -67,6 +67,7 @@ class PiperAdapter(TTSAdapter):
         if self._default is None and self._paths:
             self._default = next(iter(self._paths))
         self._intra = intra_op_threads
+        self.concurrency = workers  # the orchestrator schedules this many runs at once
         self._workers = threading.BoundedSemaphore(workers)
         self._active = 0  # runs in flight, to pick the fast or the lean session
         self._active_lock = threading.Lock()

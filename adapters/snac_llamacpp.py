@@ -192,15 +192,14 @@ class SnacLlamaCppAdapter(TTSAdapter):
         model = await self._snac()
         voice = resolve_voice(req.voice, req.language)
         params = self._completion_params(voice.id, text, req)
-        decoder = self._new_decoder(model)
+        # Low latency: the first frame leaves after one frame of lookahead instead of two
+        # (7 tokens sooner; measured error on SNAC's random-weight twin: 3.9% vs 2.7% of peak).
+        decoder = self._new_decoder(model, start_lookahead_frames=1 if req.low_latency else None)
         parser = TokenParser()
         target_frames = max(1, (req.target_chunk or self.config.target_chunk_tokens)
                             // TOKENS_PER_FRAME)
         first_frames = 1 if req.low_latency else max(
             1, min(target_frames, self.config.first_chunk_tokens // TOKENS_PER_FRAME))
-        # Low latency decodes no more than one chunk at a time so audio leaves soonest; else a
-        # source running ahead is decoded in one wide window, which costs less per frame.
-        cap = target_frames if req.low_latency else None
         yielded = False
         pieces_without_audio = 0
         async with aclosing(self._pieces(params)) as pieces:
@@ -216,7 +215,9 @@ class SnacLlamaCppAdapter(TTSAdapter):
                                            backend=self.name)
                 want = (target_frames if yielded else first_frames) * SAMPLES_PER_FRAME
                 while decoder.ready_samples >= want:
-                    pcm = await self._in_decode_thread(decoder.decode_ready, cap)
+                    # When the source ran ahead, one wide window decodes everything ready: it
+                    # costs far less per frame than many small ones.
+                    pcm = await self._in_decode_thread(decoder.decode_ready)
                     yield AudioChunk(pcm)
                     yielded = True
                     want = target_frames * SAMPLES_PER_FRAME
@@ -298,10 +299,12 @@ class SnacLlamaCppAdapter(TTSAdapter):
             )
         return self._client
 
-    def _new_decoder(self, model: Any) -> StreamingSnacDecoder:
+    def _new_decoder(self, model: Any, *,
+                     start_lookahead_frames: int | None = None) -> StreamingSnacDecoder:
         c = self.config
         return StreamingSnacDecoder(model, window_frames=c.window_frames,
-                                    kept_slice=c.kept_slice, max_window_frames=c.max_window_frames)
+                                    kept_slice=c.kept_slice, max_window_frames=c.max_window_frames,
+                                    start_lookahead_frames=start_lookahead_frames)
 
     async def _in_decode_thread(self, fn: Callable[..., T], *args: Any) -> T:
         def locked() -> T:

@@ -27,6 +27,7 @@ class SyntheticKnobs:
     fail_times: int = 0  # the first N segments raise EngineError
     rate_hz: int = 24_000
     native_speed: bool = True  # False: ignore TTSInput.speed and let the pipeline stretch
+    concurrency: int | None = None  # engine slots shared by all streams (None = unbounded)
 
 
 class SyntheticAdapter(TTSAdapter):
@@ -44,6 +45,7 @@ class SyntheticAdapter(TTSAdapter):
 
     def __init__(self, knobs: SyntheticKnobs | None = None) -> None:
         self.knobs = knobs or SyntheticKnobs()
+        self.concurrency = self.knobs.concurrency
         if not self.knobs.native_speed:
             self.capabilities = replace(self.capabilities, native_speed=False)
         self.chunks_made = 0

@@ -90,9 +90,13 @@ class Stitcher:
         self._tail = np.zeros(0, dtype=np.int16)  # end of the stream, not yet sent (>= n kept)
         self._head = np.zeros(0, dtype=np.int16)  # start of a new segment, waiting for n samples
         self._at_seam = False
+        self._hold = True
 
-    def process(self, pcm: bytes) -> bytes:
+    def process(self, pcm: bytes, *, hold_tail: bool = True) -> bytes:
+        """`hold_tail=False` for audio known not to end a segment: no crossfade tail is kept,
+        so it goes out whole (less latency); the segment's last chunk must hold the tail."""
         x = _as_i16(pcm)
+        self._hold = hold_tail
         if self._at_seam:
             self._head = np.concatenate((self._head, x))
             if len(self._head) < self._n:
@@ -124,6 +128,6 @@ class Stitcher:
 
     def _emit(self, pending: _I16) -> bytes:
         # hold back the last n samples: they may be crossfaded with the next segment
-        cut = max(0, len(pending) - self._n)
+        cut = max(0, len(pending) - self._n) if self._hold else len(pending)
         self._tail = pending[cut:]
         return pending[:cut].astype("<i2").tobytes()

@@ -111,6 +111,8 @@ class Stream:
         self._stall_ms = s.stall_timeout_ms
         self._segments = 0
         self._spoke_nothing = True
+        self._chunk_audio_ms = 0.0  # EWMA of the audio per engine chunk
+        self._queued_ms = 0.0
 
     # -- text input
 
@@ -142,6 +144,7 @@ class Stream:
                 raise item
             if isinstance(item, AudioOut):
                 ms = len(item.pcm) / BYTES_PER_MS
+                self._queued_ms = max(0.0, self._queued_ms - ms)
                 if self._t_first is None:
                     self._t_first = self._loop.time()
                     self.ttft_ms = 1000 * (self._t_first - self._t_open)
@@ -183,11 +186,18 @@ class Stream:
             steady_tokens=s.snac_target_chunk, first_chars=s.first_segment_chars,
             max_chars=s.max_segment_chars, target_ms=s.playback_buffer_ms,
             min_ms=s.buffer_min_ms, max_ms=s.buffer_max_ms, lock=s.chunk_lock,
-            low_latency=self.spec.low_latency)
+            low_latency=self.spec.low_latency,
+            sub_sentence=adapter.capabilities.streams_sub_sentence)
         return RateController(cfg)
 
     async def _emit(self, item: Any) -> None:
+        if isinstance(item, AudioOut):
+            self._queued_ms += len(item.pcm) / BYTES_PER_MS
         await self._queue.put(item)
+
+    def ahead_ms(self) -> float:
+        """Audio ahead of the listener's playback, counting what is made but not yet taken."""
+        return self.observer.buffer_ms() + self._queued_ms
 
     async def _produce(self) -> None:
         try:
@@ -221,7 +231,7 @@ class Stream:
     async def _next_segment(self) -> str | None:
         unit = self._adapter.capabilities.chunk_unit
         while True:
-            buffer_ms = self.observer.buffer_ms()
+            buffer_ms = self.ahead_ms()
             size = self.rate.next_size(buffer_ms, started=self._t_first is not None)
             self._publish_state(buffer_ms)
             max_chars = size if unit == "segment" else self.orch.settings.max_segment_chars
@@ -312,11 +322,10 @@ class Stream:
         try:
             while True:
                 await self._wait_overflow()
-                buffer_ms = self.observer.buffer_ms()
-                deadline_s = max(self._stall_ms, buffer_ms + 250) / 1000
+                deadline_s = max(self._stall_ms, self.ahead_ms() + 250) / 1000
                 t0 = self._loop.time()
                 try:
-                    async with gate.slot(self.observer.buffer_ms):
+                    async with gate.slot(self.ahead_ms):
                         chunk: AudioChunk = await asyncio.wait_for(agen.__anext__(), deadline_s)
                 except StopAsyncIteration:
                     break
@@ -331,6 +340,8 @@ class Stream:
                         raise _PartialFailure(e, delivered) from e
                     raise
                 cost_ms = 1000 * (self._loop.time() - t0)
+                self._chunk_audio_ms = (chunk.duration_ms if not self._chunk_audio_ms
+                                        else 0.7 * self._chunk_audio_ms + 0.3 * chunk.duration_ms)
                 self.orch.metrics.chunk_ms.labels(adapter.name).observe(cost_ms)
                 self.rate.observe(len(text) if caps.chunk_unit == "segment" else size,
                                   cost_ms, chunk.duration_ms)
@@ -339,7 +350,7 @@ class Stream:
                     pcm += resampler.flush()
                 if stretch is not None:
                     pcm = stretch.process(pcm) + (stretch.flush() if chunk.is_final else b"")
-                out = self._stitcher.process(pcm)
+                out = self._stitcher.process(pcm, hold_tail=chunk.is_final)
                 if out:
                     delivered += len(out) / BYTES_PER_MS
                     self._spoke_nothing = False
@@ -354,8 +365,10 @@ class Stream:
         return delivered
 
     async def _wait_overflow(self) -> None:
-        while self.rate.should_pause(self.observer.buffer_ms(), self.observer.playback_known):
-            wait_ms = self.rate.resume_wait_ms(self.observer.buffer_ms())
+        lead = self.rate.expected_cost_ms(self._chunk_audio_ms)
+        while self.rate.should_pause(self.ahead_ms(), self.observer.playback_known, lead,
+                                     self._chunk_audio_ms):
+            wait_ms = self.rate.resume_wait_ms(self.ahead_ms()) - lead
             await asyncio.sleep(min(max(wait_ms, 5), 200) / 1000)
 
     def _check_starvation(self) -> None:
@@ -416,7 +429,7 @@ class Orchestrator:
     def gate(self, adapter: TTSAdapter) -> EdfGate:
         g = self._gates.get(id(adapter))
         if g is None:
-            g = self._gates[id(adapter)] = EdfGate(getattr(adapter, "concurrency", None))
+            g = self._gates[id(adapter)] = EdfGate(adapter.concurrency)
         return g
 
     async def _admit(self) -> None:

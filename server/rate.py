@@ -29,6 +29,7 @@ class RateConfig:
     lock: int | None = None  # /config can pin the size
     low_latency: bool = False
     ewma_alpha: float = 0.3
+    cap_by_buffer: bool = True  # one request's audio arrives all at once (not sub-streamed)
 
 
 @dataclass
@@ -83,10 +84,10 @@ class RateController:
         self._update_state(buffer_ms, started)
         if self.state is RateState.UNDERFLOW:
             self.size = max(cfg.min_size, self.size / 2)
-        elif self.state in (RateState.FILL, RateState.RECOVER) and buffer_ms < cfg.target_ms:
+        else:  # ramp toward the steady size; the overflow pause trims it back slightly
             self.size = min(cfg.steady_size, self.size * 1.5)
         # Never ask for more audio than the buffer can cover while it is being made.
-        if self.cost_per_audio_ms and self.audio_ms_per_unit and started:
+        if cfg.cap_by_buffer and self.cost_per_audio_ms and self.audio_ms_per_unit and started:
             cost_per_unit = self.cost_per_audio_ms * self.audio_ms_per_unit
             affordable = max(buffer_ms, cfg.min_ms) / max(cost_per_unit, 1e-6)
             self.size = min(self.size, max(cfg.min_size, affordable))
@@ -113,16 +114,28 @@ class RateController:
         self.underflows += 1
         self._enter(RateState.UNDERFLOW)
 
-    def should_pause(self, buffer_ms: float, playback_known: bool) -> bool:
-        """Overflow pause (only where playback is known): from above max until back at target."""
+    def expected_cost_ms(self, audio_ms: float) -> float:
+        """Wall time the next `audio_ms` of audio should take, from the EWMA."""
+        return (self.cost_per_audio_ms or 0.0) * audio_ms
+
+    def should_pause(self, buffer_ms: float, playback_known: bool, lead_ms: float = 0.0,
+                     next_audio_ms: float = 0.0) -> bool:
+        """Overflow pause (only where playback is known): hold requests while the next chunk
+        would land above max, until the buffer is back at the target; then shrink slightly.
+
+        `lead_ms` is what the next chunk is expected to cost and `next_audio_ms` how much audio
+        it brings: resuming `lead_ms` early makes it land when the buffer is at the target.
+        """
         if not playback_known:
             return False
-        if buffer_ms > self.cfg.max_ms:
+        landing = buffer_ms - lead_ms
+        if not self.paused and landing + next_audio_ms > self.cfg.max_ms:
             self.paused = True
-        elif self.paused and buffer_ms <= self.cfg.target_ms:
+        elif self.paused and landing <= self.cfg.target_ms:
             self.paused = False
-            if not self.cfg.lock:
-                self.size = max(self.cfg.min_size, self.size * 0.9)  # shrink slightly
+            if not self.cfg.lock:  # shrink slightly, not below half the steady size
+                floor = max(self.cfg.first_size, self.cfg.min_size, self.cfg.steady_size / 2)
+                self.size = max(min(self.size, floor), self.size * 0.9)
         return self.paused
 
     def resume_wait_ms(self, buffer_ms: float) -> float:
@@ -132,7 +145,7 @@ class RateController:
 
 def profile_for(unit: str, *, first_tokens: int, steady_tokens: int, first_chars: int,
                 max_chars: int, target_ms: float, min_ms: float, max_ms: float,
-                lock: int | None, low_latency: bool) -> RateConfig:
+                lock: int | None, low_latency: bool, sub_sentence: bool = False) -> RateConfig:
     """Rate bounds for a backend's unit: 8..64 tokens, or clause..sentence sized char segments."""
     if unit == "tokens":
         return RateConfig(target_ms, min_ms, max_ms, first_size=first_tokens, min_size=8,
@@ -141,4 +154,4 @@ def profile_for(unit: str, *, first_tokens: int, steady_tokens: int, first_chars
     first = max(16, first_chars // 2) if low_latency else first_chars
     return RateConfig(target_ms, min_ms, max_ms, first_size=first, min_size=16,
                       steady_size=max_chars, max_size=max_chars, lock=lock,
-                      low_latency=low_latency)
+                      low_latency=low_latency, cap_by_buffer=not sub_sentence)

@@ -21,14 +21,16 @@ PERF_INTERVAL_S = 0.25  # four snapshots a second: smooth plots, negligible cost
 PERF_SEND_TIMEOUT_S = 2.0  # a client that cannot take a snapshot in 2 s is dropped
 
 # Open /ws/perf sockets, so shutdown can close them instead of waiting on their loops.
-PERF_SOCKETS = web.AppKey("perf_sockets", "weakref.WeakSet[web.WebSocketResponse]")
+PERF_SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey(
+    "perf_sockets", weakref.WeakSet
+)
 
 # The UI is served from the same origin as the API and needs nothing from elsewhere.
 _PAGE_HEADERS = {
     "Cache-Control": "no-cache",
     "Content-Security-Policy": (
         "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
-        "connect-src 'self'; style-src 'self'; script-src 'self'; worker-src 'self'"
+        "connect-src 'self' blob:; style-src 'self'; script-src 'self'; worker-src 'self'"
     ),
     "X-Content-Type-Options": "nosniff",
 }
@@ -83,6 +85,7 @@ async def perf_socket(request: web.Request) -> web.WebSocketResponse:
             if msg.type == WSMsgType.ERROR:
                 break
     finally:
+        request.app[PERF_SOCKETS].discard(ws)
         pusher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await pusher
@@ -91,7 +94,8 @@ async def perf_socket(request: web.Request) -> web.WebSocketResponse:
 
 
 async def _close_perf_sockets(app: web.Application) -> None:
-    for ws in list(app[PERF_SOCKETS]):
+    sockets = app[PERF_SOCKETS]
+    for ws in list(sockets):
         await ws.close(code=1001, message=b"server shutdown")
 
 
@@ -105,4 +109,4 @@ def add_web_routes(app: web.Application) -> None:
     app.router.add_static("/static/", WEB_DIR, name="ui_static", follow_symlinks=False)
 
 
-__all__ = ["PERF_INTERVAL_S", "WEB_DIR", "add_web_routes", "perf_frame"]
+__all__ = ["PERF_INTERVAL_S", "PERF_SOCKETS", "WEB_DIR", "add_web_routes", "perf_frame"]

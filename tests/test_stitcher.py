@@ -124,3 +124,12 @@ def test_bad_input() -> None:
         stitch([b"\x00\x00"], -1, RATE)
     with pytest.raises(ValueError):
         Stitcher(RATE, XFADE_MS, curve="cubic")  # type: ignore[arg-type]
+
+
+def test_hold_tail_false_passes_mid_segment_audio_through_whole():
+    st = Stitcher(sample_rate_hz=24000, crossfade_ms=50)
+    a = (np.arange(2400, dtype=np.int16) % 100).astype("<i2").tobytes()
+    assert st.process(a, hold_tail=False) == a  # nothing held back mid-segment
+    out = st.process(a)  # the segment's last chunk keeps the crossfade tail
+    assert len(out) == len(a) - 2 * 1200
+    assert st.flush() == a[-2400:]
