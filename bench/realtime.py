@@ -1,0 +1,351 @@
+"""Realtime transport benchmarks: WebRTC connect, pacing, barge-in, CPU per stream, WS vs HTTP first audio.
+
+`run()` measures on this machine, prints one line per figure with its target, and returns the
+numbers as a dict. Everything runs on 127.0.0.1: the server in-process for the figures that
+need its internal timestamps (pacing, barge-in), in a child process for CPU (so the clients'
+own decoding is not counted). Durations can be stretched through the environment:
+MORPHEUS_BENCH_PACING_S (default 30; the 10-minute drift check is 600),
+MORPHEUS_BENCH_TRIALS (default 20 connects, half as many barge-ins and first-audio pairs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from server.config import Settings
+from server.webrtc import PEERS
+from tests.conftest import running_server
+from tests.test_webrtc import (
+    LONG_TEXT,
+    SILENT_DBFS,
+    RtcClient,
+    caller_speech,
+    first_silence_after,
+)
+
+TARGETS = {
+    "connect_p95_ms": 800.0,
+    "pacing_dev_p99_ms": 4.0,
+    "pacing_drift_ms": 20.0,
+    "barge_in_p50_ms": 250.0,
+    "barge_in_server_p99_ms": 25.0,
+    "cpu_per_speaking_stream_pct": 3.0,
+    "ws_minus_http_first_audio_ms": 20.0,
+}
+SPEAKING_TEXT = LONG_TEXT * 6  # synthetic engine: ~60 ms per character, minutes of audio
+_REPO = str(Path(__file__).resolve().parent.parent)
+FIRST_AUDIO_TEXT = "Sure! Here is the first sentence of a streamed reply, and then a bit more."
+
+
+def _pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(xs, dtype=float), q)) if xs else float("nan")
+
+
+def _settings(tmp: Path, **kw: Any) -> Settings:
+    kw.setdefault("tts_backend", "synthetic")
+    return Settings(webrtc_host_addresses="127.0.0.1", outputs_dir=tmp / "outputs", **kw)
+
+
+def _count_first_packet(client: RtcClient) -> dict[str, float]:
+    """Wrap the client's audio receiver so the first RTP packet's arrival is recorded."""
+    seen: dict[str, float] = {}
+    receiver = client.pc.getTransceivers()[0].receiver
+    original = receiver._handle_rtp_packet
+
+    async def handle(packet: Any, arrival_time_ms: int) -> None:
+        seen.setdefault("at", time.monotonic())
+        await original(packet, arrival_time_ms)
+
+    receiver._handle_rtp_packet = handle  # this instance only
+    return seen
+
+
+# --- WebRTC connect -----------------------------------------------------------------------
+
+
+async def bench_connect(srv: Any, trials: int) -> dict[str, float]:
+    packet_ms, frame_ms, answer_ms = [], [], []
+    for _ in range(trials):
+        client = RtcClient(srv.url, srv.http)
+        t0 = time.monotonic()
+        connect = asyncio.ensure_future(client.connect())
+        while client.pc is None or not client.pc.getTransceivers():  # noqa: ASYNC110
+            await asyncio.sleep(0)
+        first = _count_first_packet(client)
+        await connect
+        answer_ms.append(1000 * (time.monotonic() - t0))  # includes the channel opening
+        deadline = time.monotonic() + 5
+        while (client.first_packet_at is None or "at" not in first) and (  # noqa: ASYNC110
+            time.monotonic() < deadline
+        ):
+            await asyncio.sleep(0.002)
+        packet_ms.append(1000 * (first.get("at", float("inf")) - client.offer_sent_at))
+        frame_ms.append(1000 * ((client.first_packet_at or float("inf")) - client.offer_sent_at))
+        await client.close()
+    return {
+        "connect_p50_ms": _pct(packet_ms, 50),
+        "connect_p95_ms": _pct(packet_ms, 95),
+        "connect_first_frame_p95_ms": _pct(frame_ms, 95),  # + the client's 80 ms jitter buffer
+        "connect_channel_open_p95_ms": _pct(answer_ms, 95),
+    }
+
+
+# --- pacing ------------------------------------------------------------------------------
+
+
+async def bench_pacing(srv: Any, seconds: float, streams: int) -> dict[str, float]:
+    clients = []
+    logs: list[list[float]] = []
+    for _ in range(streams):
+        c = RtcClient(srv.url, srv.http)
+        await c.connect()
+        clients.append(c)
+    peers = list(srv.app[PEERS].peers.values())
+    for peer in peers:
+        times: list[float] = []
+        logs.append(times)
+        hook = peer.track.on_frame
+
+        def record(at: float, pts: int, voiced: bool, faded: bool,
+                   times: list[float] = times, hook: Callable[..., None] = hook) -> None:
+            times.append(at)
+            hook(at, pts, voiced, faded)
+
+        peer.track.on_frame = record
+    for c in clients:
+        c.send(type="input_text.append", text=SPEAKING_TEXT)
+        c.send(type="input_text.done")
+    for c in clients:
+        await c.next_event("response.audio.started", timeout=10)
+    for times in logs:
+        times.clear()
+    await asyncio.sleep(seconds)
+    devs: list[float] = []
+    drifts: list[float] = []
+    bursts = 0
+    for times in logs:
+        at = np.asarray(times)
+        gaps_ms = np.diff(at) * 1000
+        devs += list(np.abs(gaps_ms - 20.0))
+        drifts.append(abs((at[-1] - at[0]) * 1000 - 20.0 * (len(at) - 1)))
+        bursts += int(np.sum((at[2:] - at[:-2]) < 0.005))  # 3 frames within 5 ms
+    reanchors = sum(p.track.reanchors for p in peers)
+    for c in clients:
+        await c.close()
+    return {
+        "pacing_streams": float(streams),
+        "pacing_seconds": seconds,
+        "pacing_dev_p99_ms": _pct(devs, 99),
+        "pacing_dev_max_ms": float(max(devs)) if devs else float("nan"),
+        "pacing_drift_ms": float(max(drifts)) if drifts else float("nan"),
+        "pacing_bursts": float(bursts),
+        "pacing_reanchors": float(reanchors),
+    }
+
+
+# --- barge-in -----------------------------------------------------------------------------
+
+
+async def bench_barge_in(srv: Any, trials: int) -> dict[str, float]:
+    speech = caller_speech()
+    total, server, vad = [], [], []
+    for _ in range(trials):
+        c = RtcClient(srv.url, srv.http)
+        await c.connect()
+        await c.next_event("session.created")
+        peer = srv.app[PEERS].get(c.pc_id)
+        c.send(type="input_text.append", text=LONG_TEXT)
+        c.send(type="input_text.done")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # steady reply audio at the client
+            recent = c.frames[-10:]
+            if len(c.frames) > 60 and all(f.dbfs >= SILENT_DBFS for f in recent):
+                break
+            await asyncio.sleep(0.01)
+        c.mic.say(speech)
+        await c.next_event("response.done", timeout=10)
+        await asyncio.sleep(0.8)
+        t_onset = c.mic.speech_sent_at
+        t_silent = first_silence_after(c.frames, t_onset) if t_onset else None
+        if peer is not None and peer.barge_ins and t_onset and t_silent:
+            b = peer.barge_ins[-1]
+            total.append(1000 * (t_silent - t_onset))
+            vad.append(1000 * (b.vad_at - t_onset))
+            if b.first_silent_frame_at is not None:
+                server.append(1000 * (b.first_silent_frame_at - b.vad_at))
+        await c.close()
+    return {
+        "barge_in_trials": float(len(total)),
+        "barge_in_p50_ms": _pct(total, 50),
+        "barge_in_p95_ms": _pct(total, 95),
+        "barge_in_vad_p50_ms": _pct(vad, 50),  # mic onset -> VAD decision (jitter buffer + N-of-M)
+        "barge_in_server_p99_ms": _pct(server, 99),  # VAD decision -> first faded frame out
+    }
+
+
+# --- CPU per stream (server in a child process) --------------------------------------------
+
+_SERVER = """
+import asyncio, sys
+from aiohttp import web
+from server.app import create_app
+from server.config import Settings
+async def main():
+    app = create_app(Settings(tts_backend="synthetic", webrtc_host_addresses="127.0.0.1",
+                              outputs_dir=sys.argv[1], parallel_streams=32))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    print(site._server.sockets[0].getsockname()[1], flush=True)
+    await asyncio.Event().wait()
+asyncio.run(main())
+"""
+
+
+def _cpu_s(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _cpu_pct(pid: int, seconds: float) -> float:
+    c0, t0 = _cpu_s(pid), time.monotonic()
+    await asyncio.sleep(seconds)
+    return 100.0 * (_cpu_s(pid) - c0) / (time.monotonic() - t0)
+
+
+async def bench_cpu(tmp: Path, streams: int = 4, seconds: float = 10.0) -> dict[str, float]:
+    import aiohttp
+
+    if not os.path.exists("/proc/self/stat"):  # noqa: ASYNC240 (one stat, before any stream)
+        return {}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _SERVER, str(tmp / "cpu-outputs"),
+        stdout=asyncio.subprocess.PIPE, cwd=_REPO,
+    )
+    assert proc.stdout is not None
+    try:
+        port = int((await asyncio.wait_for(proc.stdout.readline(), 30)).strip())
+        url = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as http:
+            clients = []
+            for _ in range(streams):
+                c = RtcClient(url, http)
+                await c.connect()  # with a (silent) microphone: its decoding and VAD count
+                clients.append(c)
+            await asyncio.sleep(1.0)
+            idle = await _cpu_pct(proc.pid, seconds / 2)
+            for c in clients:
+                c.send(type="input_text.append", text=SPEAKING_TEXT)
+                c.send(type="input_text.done")
+            for c in clients:
+                await c.next_event("response.audio.started", timeout=10)
+            await asyncio.sleep(1.0)
+            speaking = await _cpu_pct(proc.pid, seconds)
+            for c in clients:
+                await c.close()
+    finally:
+        if proc.returncode is None:
+            os.kill(proc.pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except asyncio.TimeoutError:
+                os.kill(proc.pid, signal.SIGKILL)
+                await proc.wait()
+    return {
+        "cpu_streams": float(streams),
+        "cpu_per_idle_stream_pct": idle / streams,
+        "cpu_per_speaking_stream_pct": speaking / streams,  # synthetic engine included
+    }
+
+
+# --- WebSocket vs HTTP first audio ----------------------------------------------------------
+
+
+async def _ws_first_audio(srv: Any, text: str) -> float:
+    import aiohttp
+
+    async with srv.http.ws_connect(srv.url.replace("http://", "ws://") + "/v1/audio/speech/ws") as ws:
+        await ws.receive()  # session.created
+        t0 = time.monotonic()
+        for i in range(0, len(text), 3):  # LLM-style deltas, as fast as they come
+            await ws.send_str(json.dumps({"type": "input_text.append", "text": text[i : i + 3]}))
+        await ws.send_str(json.dumps({"type": "input_text.done"}))
+        async for msg in ws:
+            if msg.type == aiohttp.WSMsgType.BINARY:
+                return 1000 * (time.monotonic() - t0)
+    return float("nan")
+
+
+async def _http_first_audio(srv: Any, text: str) -> float:
+    t0 = time.monotonic()
+    async with srv.http.post(srv.url + "/v1/audio/speech",
+                             json={"input": text, "response_format": "pcm"}) as r:
+        async for _chunk in r.content.iter_any():
+            return 1000 * (time.monotonic() - t0)
+    return float("nan")
+
+
+async def bench_first_audio(srv: Any, trials: int) -> dict[str, float]:
+    await _http_first_audio(srv, FIRST_AUDIO_TEXT)  # warm the engine
+    ws, http = [], []
+    for _ in range(trials):
+        http.append(await _http_first_audio(srv, FIRST_AUDIO_TEXT))
+        ws.append(await _ws_first_audio(srv, FIRST_AUDIO_TEXT))
+    return {
+        "http_first_audio_p50_ms": _pct(http, 50),
+        "ws_first_audio_p50_ms": _pct(ws, 50),
+        "ws_minus_http_first_audio_ms": _pct(ws, 50) - _pct(http, 50),
+    }
+
+
+# --- the whole run ------------------------------------------------------------------------
+
+
+async def _run() -> dict[str, float]:
+    trials = int(os.environ.get("MORPHEUS_BENCH_TRIALS", "20"))
+    pacing_s = float(os.environ.get("MORPHEUS_BENCH_PACING_S", "30"))
+    results: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        async with running_server(_settings(tmp, parallel_streams=16)) as srv:
+            results |= await bench_connect(srv, trials)
+            results |= await bench_pacing(srv, pacing_s, streams=4)
+            results |= await bench_barge_in(srv, max(5, trials // 2))
+        async with running_server(_settings(tmp, tts_backend="piper")) as srv:
+            results |= await bench_first_audio(srv, max(5, trials // 2))
+        results |= await bench_cpu(tmp)
+    return results
+
+
+def _line(name: str, value: float, target: float | None) -> str:
+    verdict = ""
+    if target is not None:
+        ok = abs(value) <= target if name.startswith("ws_minus") else value <= target
+        verdict = f"  (target <= {target:g}: {'ok' if ok else 'MISSED'})"
+    return f"  {name:36s} {value:9.2f}{verdict}"
+
+
+def run() -> dict[str, float]:
+    """Measure the realtime targets of issue 5 and print them with their targets."""
+    results = asyncio.run(_run())
+    print("realtime transports (127.0.0.1, aiortc clients)")
+    for name, value in results.items():
+        print(_line(name, value, TARGETS.get(name)))
+    return results
+
+
+if __name__ == "__main__":
+    run()
