@@ -109,8 +109,8 @@ async def speech(request: web.Request) -> web.StreamResponse:
         await stream.aclose()
 
 
-async def whole_response(stream: Stream, req: SpeechRequest) -> web.Response:
-    """stream=false: the complete file with true sizes (WAV) and a Content-Length."""
+async def collect_pcm(stream: Stream) -> bytes | web.Response:
+    """All of a stream's audio, or the error response when it failed."""
     pcm = bytearray()
     try:
         async for ev in stream:
@@ -118,11 +118,19 @@ async def whole_response(stream: Stream, req: SpeechRequest) -> web.Response:
                 pcm += ev.pcm
     except TTSError as e:
         return from_morpheus(e)
+    return bytes(pcm)
+
+
+async def whole_response(stream: Stream, req: SpeechRequest) -> web.Response:
+    """stream=false: the complete file with true sizes (WAV) and a Content-Length."""
+    pcm = await collect_pcm(stream)
+    if isinstance(pcm, web.Response):
+        return pcm
     if req.response_format == "wav":
-        data = wav_file(bytes(pcm), PIPELINE_RATE_HZ)
+        data = wav_file(pcm, PIPELINE_RATE_HZ)
     else:
         enc = make_encoder(req.response_format, PIPELINE_RATE_HZ, streaming=False)
-        data = await asyncio.to_thread(lambda: enc.encode(bytes(pcm)) + enc.flush())
+        data = await asyncio.to_thread(lambda: enc.encode(pcm) + enc.flush())
     return web.Response(body=data, content_type=CONTENT_TYPES[req.response_format],
                         headers=stream_headers(stream, req.voice, req.response_format))
 
@@ -235,19 +243,16 @@ async def legacy_speak(request: web.Request) -> web.Response:
     opened = await open_stream(request, StreamSpec(voice=req.voice, transport="http"), req.text)
     if isinstance(opened, web.Response):
         return opened
-    pcm = bytearray()
     try:
-        async for ev in opened:
-            if isinstance(ev, AudioOut):
-                pcm += ev.pcm
-    except TTSError as e:
-        return from_morpheus(e)
+        pcm = await collect_pcm(opened)
     finally:
         await opened.aclose()
+    if isinstance(pcm, web.Response):
+        return pcm
     outputs = settings.outputs_dir
     outputs.mkdir(parents=True, exist_ok=True)
     path = output_path(outputs, req.voice)
-    await asyncio.to_thread(path.write_bytes, wav_file(bytes(pcm), PIPELINE_RATE_HZ))
+    await asyncio.to_thread(path.write_bytes, wav_file(pcm, PIPELINE_RATE_HZ))
     await asyncio.to_thread(prune_outputs, outputs, settings.outputs_max_files)
     return web.json_response({
         "status": "ok", "voice": req.voice, "output_file": f"outputs/{path.name}",
