@@ -128,15 +128,11 @@ def run(threads: int | None = None) -> dict[str, Any]:
             section.update({k: round(v, 3) for k, v in streamed.items()})
             report[device] = section
             del model
+    _print(report)
     return report
 
 
-def main() -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    report = run(parser.parse_args().threads)
+def _print(report: dict[str, Any]) -> None:
     print(f"SNAC 24 kHz (random weights), torch {report['torch']}, "
           f"{report['cpu_threads']} CPU threads; 1 frame = {report['frame_ms']} ms of audio")
     for device in ("cpu", "cuda"):
@@ -156,6 +152,14 @@ def main() -> None:
                   f"{section[f'{key}_wall_rtf']} (source alone {report['source_rtf']}), "
                   f"first audio token -> first PCM "
                   f"{section[f'{key}_first_token_to_pcm_ms']:.0f} ms")
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    run(parser.parse_args().threads)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from dotenv import dotenv_values
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     snac_target_chunk: int = Field(28, ge=7, le=448)  # tokens
     snac_first_chunk: int = Field(8, ge=7, le=448)
     snac_window_frames: int = Field(4, ge=2, le=32)
+    snac_max_window_frames: int = Field(16, ge=2, le=64)  # the window grows to this when ahead
+    snac_kept_slice: str = "2048,4096"  # samples of the window kept per step (Orpheus' choice)
     orpheus_gguf: str | None = None
     orpheus_model_name: str = "orpheus"
     orpheus_max_tokens: int = Field(8192, ge=16)
@@ -67,6 +69,7 @@ class Settings(BaseSettings):
     orpheus_top_p: float = Field(0.9, gt=0.0, le=1.0)
     orpheus_repetition_penalty: float = Field(1.1, ge=1.1, le=2.0)
     orpheus_timeout_s: float = Field(120.0, gt=0)
+    orpheus_extra_body: str = ""  # JSON object sent as-is to the completions upstream
     llamacpp_batch_size: int = Field(512, ge=1)
     llamacpp_ubatch: int = Field(512, ge=1)
 
@@ -101,6 +104,24 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_none(cls, v: Any) -> Any:
         return None if v == "" else v
+
+    @field_validator("orpheus_extra_body")
+    @classmethod
+    def _json_object(cls, v: str) -> str:
+        if v:
+            import json
+
+            if not isinstance(json.loads(v), dict):
+                raise ValueError("must be a JSON object")
+        return v
+
+    @field_validator("snac_kept_slice")
+    @classmethod
+    def _slice(cls, v: str) -> str:
+        start, end = (int(x) for x in v.split(","))
+        if not 0 <= start < end or (end - start) % 2048:
+            raise ValueError("need 'start,end' with start < end, a whole number of frames")
+        return v
 
     @model_validator(mode="after")
     def _buffer_bounds(self) -> Settings:
