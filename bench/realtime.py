@@ -1,9 +1,9 @@
 """Realtime transport benchmarks: WebRTC connect, pacing, barge-in, CPU per stream, WS vs HTTP first audio.
 
 `run()` measures on this machine, prints one line per figure with its target, and returns the
-numbers as a dict. Everything runs on 127.0.0.1: the server in-process for the figures that
-need its internal timestamps (pacing, barge-in), in a child process for CPU (so the clients'
-own decoding is not counted). Durations can be stretched through the environment:
+numbers as a dict. Everything runs on 127.0.0.1: the server in-process for connect, barge-in
+and first audio, in a child process for pacing and CPU (so that the aiortc clients' own work,
+Opus decoding and jitter buffers, is neither counted nor competing for the server's loop). Durations can be stretched through the environment:
 MORPHEUS_BENCH_PACING_S (default 30; the 10-minute drift check is 600),
 MORPHEUS_BENCH_TRIALS (default 20 connects, half as many barge-ins and first-audio pairs).
 """
@@ -17,7 +17,6 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +39,10 @@ TARGETS = {
     "pacing_drift_ms": 20.0,
     "barge_in_p50_ms": 250.0,
     "barge_in_server_p99_ms": 25.0,
-    "cpu_per_speaking_stream_pct": 3.0,
+    "cpu_per_speaking_stream_pct": 3.0,  # outbound path (receive-only clients)
+    "cpu_per_idle_stream_pct": 1.0,
     "ws_minus_http_first_audio_ms": 20.0,
 }
-SPEAKING_TEXT = LONG_TEXT * 6  # synthetic engine: ~60 ms per character, minutes of audio
 _REPO = str(Path(__file__).resolve().parent.parent)
 FIRST_AUDIO_TEXT = "Sure! Here is the first sentence of a streamed reply, and then a bit more."
 
@@ -101,59 +100,6 @@ async def bench_connect(srv: Any, trials: int) -> dict[str, float]:
     }
 
 
-# --- pacing ------------------------------------------------------------------------------
-
-
-async def bench_pacing(srv: Any, seconds: float, streams: int) -> dict[str, float]:
-    clients = []
-    logs: list[list[float]] = []
-    for _ in range(streams):
-        c = RtcClient(srv.url, srv.http)
-        await c.connect()
-        clients.append(c)
-    peers = list(srv.app[PEERS].peers.values())
-    for peer in peers:
-        times: list[float] = []
-        logs.append(times)
-        hook = peer.track.on_frame
-
-        def record(at: float, pts: int, voiced: bool, faded: bool,
-                   times: list[float] = times, hook: Callable[..., None] = hook) -> None:
-            times.append(at)
-            hook(at, pts, voiced, faded)
-
-        peer.track.on_frame = record
-    for c in clients:
-        c.send(type="input_text.append", text=SPEAKING_TEXT)
-        c.send(type="input_text.done")
-    for c in clients:
-        await c.next_event("response.audio.started", timeout=10)
-    for times in logs:
-        times.clear()
-    await asyncio.sleep(seconds)
-    devs: list[float] = []
-    drifts: list[float] = []
-    bursts = 0
-    for times in logs:
-        at = np.asarray(times)
-        gaps_ms = np.diff(at) * 1000
-        devs += list(np.abs(gaps_ms - 20.0))
-        drifts.append(abs((at[-1] - at[0]) * 1000 - 20.0 * (len(at) - 1)))
-        bursts += int(np.sum((at[2:] - at[:-2]) < 0.005))  # 3 frames within 5 ms
-    reanchors = sum(p.track.reanchors for p in peers)
-    for c in clients:
-        await c.close()
-    return {
-        "pacing_streams": float(streams),
-        "pacing_seconds": seconds,
-        "pacing_dev_p99_ms": _pct(devs, 99),
-        "pacing_dev_max_ms": float(max(devs)) if devs else float("nan"),
-        "pacing_drift_ms": float(max(drifts)) if drifts else float("nan"),
-        "pacing_bursts": float(bursts),
-        "pacing_reanchors": float(reanchors),
-    }
-
-
 # --- barge-in -----------------------------------------------------------------------------
 
 
@@ -194,13 +140,18 @@ async def bench_barge_in(srv: Any, trials: int) -> dict[str, float]:
     }
 
 
-# --- CPU per stream (server in a child process) --------------------------------------------
+# --- pacing and CPU per stream (server in a child process) --------------------------------
 
+# The child server records the departure time of every frame of every track while recording
+# is on (SIGUSR1 toggles it) and writes them to a file on SIGUSR2; its CPU time comes from
+# /proc. So neither figure includes the clients' own work (Opus decode, jitter buffers).
 _SERVER = """
-import asyncio, sys
+import asyncio, json, signal, sys
 from aiohttp import web
 from server.app import create_app
 from server.config import Settings
+from server.webrtc import PEERS
+
 async def main():
     app = create_app(Settings(tts_backend="synthetic", webrtc_host_addresses="127.0.0.1",
                               outputs_dir=sys.argv[1], parallel_streams=32))
@@ -208,8 +159,27 @@ async def main():
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
+    times, reanchored, state = {}, {}, {"on": False}
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGUSR1, lambda: state.update(on=not state["on"]))
+    def dump():
+        with open(sys.argv[2], "w") as f:
+            json.dump({"times": times, "reanchored_ms": reanchored}, f)
+    loop.add_signal_handler(signal.SIGUSR2, dump)
     print(site._server.sockets[0].getsockname()[1], flush=True)
-    await asyncio.Event().wait()
+    while True:
+        for pid, peer in list(app[PEERS].peers.items()):
+            reanchored[pid] = peer.track.reanchored_ms
+            if pid in times:
+                continue
+            times[pid] = []
+            hook = peer.track.on_frame
+            def record(at, pts, voiced, faded, out=times[pid], hook=hook):
+                if state["on"] and voiced:
+                    out.append(at)
+                hook(at, pts, voiced, faded)
+            peer.track.on_frame = record
+        await asyncio.sleep(0.05)
 asyncio.run(main())
 """
 
@@ -226,34 +196,87 @@ async def _cpu_pct(pid: int, seconds: float) -> float:
     return 100.0 * (_cpu_s(pid) - c0) / (time.monotonic() - t0)
 
 
-async def bench_cpu(tmp: Path, streams: int = 4, seconds: float = 10.0) -> dict[str, float]:
+async def _speaking_clients(url: str, http: Any, n: int, *, with_mic: bool) -> list[RtcClient]:
+    clients = []
+    for _ in range(n):
+        c = RtcClient(url, http)
+        await c.connect(with_mic=with_mic)
+        clients.append(c)
+    return clients
+
+
+def _text_lasting(seconds: float) -> str:
+    """Text the synthetic engine speaks for at least `seconds` (it says 60 ms per character)."""
+    chars = int(seconds * 1000 / 60) + 400
+    return (LONG_TEXT + " ") * (chars // len(LONG_TEXT) + 1)
+
+
+async def _speak(clients: list[RtcClient], seconds: float) -> None:
+    text = _text_lasting(seconds + 5)
+    for c in clients:
+        for i in range(0, len(text), 2000):  # small data channel messages
+            c.send(type="input_text.append", text=text[i : i + 2000])
+        c.send(type="input_text.done")
+    for c in clients:
+        await c.next_event("response.audio.started", timeout=10)
+    await asyncio.sleep(1.0)
+
+
+def _pacing(stats: dict[str, Any]) -> dict[str, float]:
+    devs: list[float] = []
+    drifts: list[float] = []
+    bursts = 0
+    for times in stats["times"].values():
+        if len(times) < 3:
+            continue
+        at = np.asarray(times)
+        devs += list(np.abs(np.diff(at) * 1000 - 20.0))
+        drift = (at[-1] - at[0]) * 1000 - 20.0 * (len(at) - 1)
+        drifts.append(abs(drift))
+        bursts += int(np.sum((at[2:] - at[:-2]) < 0.005))  # 3 frames within 5 ms
+    return {
+        "pacing_dev_p99_ms": _pct(devs, 99),
+        "pacing_dev_max_ms": float(max(devs)) if devs else float("nan"),
+        "pacing_drift_ms": float(max(drifts)) if drifts else float("nan"),
+        "pacing_bursts": float(bursts),
+        "pacing_reanchored_ms": float(sum(stats["reanchored_ms"].values())),
+    }
+
+
+async def bench_pacing_and_cpu(tmp: Path, streams: int, pacing_s: float) -> dict[str, float]:
+    """Outbound only (receive-only clients, the target's definition), then full duplex."""
     import aiohttp
 
     if not os.path.exists("/proc/self/stat"):  # noqa: ASYNC240 (one stat, before any stream)
         return {}
+    stats_path = tmp / "pacing.json"
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", _SERVER, str(tmp / "cpu-outputs"),
+        sys.executable, "-c", _SERVER, str(tmp / "child-outputs"), str(stats_path),
         stdout=asyncio.subprocess.PIPE, cwd=_REPO,
     )
     assert proc.stdout is not None
+    out: dict[str, float] = {"streams": float(streams), "pacing_seconds": pacing_s}
     try:
-        port = int((await asyncio.wait_for(proc.stdout.readline(), 30)).strip())
+        port = int((await asyncio.wait_for(proc.stdout.readline(), 60)).strip())
         url = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession() as http:
-            clients = []
-            for _ in range(streams):
-                c = RtcClient(url, http)
-                await c.connect()  # with a (silent) microphone: its decoding and VAD count
-                clients.append(c)
+            clients = await _speaking_clients(url, http, streams, with_mic=False)
             await asyncio.sleep(1.0)
-            idle = await _cpu_pct(proc.pid, seconds / 2)
+            out["cpu_per_idle_stream_pct"] = await _cpu_pct(proc.pid, 5) / streams
+            await _speak(clients, pacing_s)
+            os.kill(proc.pid, signal.SIGUSR1)  # record departures from now
+            out["cpu_per_speaking_stream_pct"] = await _cpu_pct(proc.pid, pacing_s) / streams
+            os.kill(proc.pid, signal.SIGUSR1)
+            os.kill(proc.pid, signal.SIGUSR2)
             for c in clients:
-                c.send(type="input_text.append", text=SPEAKING_TEXT)
-                c.send(type="input_text.done")
-            for c in clients:
-                await c.next_event("response.audio.started", timeout=10)
+                await c.close()
+            await asyncio.sleep(0.5)
+            out |= _pacing(json.loads(stats_path.read_text()))  # noqa: ASYNC240
+            clients = await _speaking_clients(url, http, streams, with_mic=True)
             await asyncio.sleep(1.0)
-            speaking = await _cpu_pct(proc.pid, seconds)
+            out["cpu_per_idle_duplex_stream_pct"] = await _cpu_pct(proc.pid, 5) / streams
+            await _speak(clients, 10)
+            out["cpu_per_speaking_duplex_stream_pct"] = await _cpu_pct(proc.pid, 10) / streams
             for c in clients:
                 await c.close()
     finally:
@@ -264,11 +287,7 @@ async def bench_cpu(tmp: Path, streams: int = 4, seconds: float = 10.0) -> dict[
             except asyncio.TimeoutError:
                 os.kill(proc.pid, signal.SIGKILL)
                 await proc.wait()
-    return {
-        "cpu_streams": float(streams),
-        "cpu_per_idle_stream_pct": idle / streams,
-        "cpu_per_speaking_stream_pct": speaking / streams,  # synthetic engine included
-    }
+    return out
 
 
 # --- WebSocket vs HTTP first audio ----------------------------------------------------------
@@ -322,11 +341,10 @@ async def _run() -> dict[str, float]:
         tmp = Path(d)
         async with running_server(_settings(tmp, parallel_streams=16)) as srv:
             results |= await bench_connect(srv, trials)
-            results |= await bench_pacing(srv, pacing_s, streams=4)
             results |= await bench_barge_in(srv, max(5, trials // 2))
         async with running_server(_settings(tmp, tts_backend="piper")) as srv:
             results |= await bench_first_audio(srv, max(5, trials // 2))
-        results |= await bench_cpu(tmp)
+        results |= await bench_pacing_and_cpu(tmp, streams=4, pacing_s=pacing_s)
     return results
 
 

@@ -220,10 +220,9 @@ class WebRTCPeer:
         if self.session.config.barge_in and (self.session.speaking or self.track.speaking):
             resp = self.session.current or self.session.last
             backend = resp.stream.backend if resp and resp.stream else None
-            was_running = self.session.speaking
             # stop_current clears the track first: the next frame is the fade-out.
             stopped = self.session.stop_current()
-            if was_running:
+            if stopped:  # a reply was running or still playing: the caller cut it off
                 self.session.orch.note_barge_in(backend or self.settings.tts_backend)
             played = next(
                 (e["played_ms"] for e in stopped if e["type"] == "output_audio_buffer.cleared"),

@@ -303,7 +303,7 @@ class RealtimeSession:
                 await self.sink.finish()
                 resp.status = "failed"
                 await self.send(P.error(P.ENGINE_ERROR, str(e)))
-                await self.send(P.response_done(resp.id, "failed", self.sink.played_ms()))
+                await self.send(P.response_done(resp.id, "failed", stream.audio_ms))
             return
         if resp.status == "running":
             await self.sink.finish()
@@ -350,6 +350,8 @@ class RealtimeSession:
             return []
         resp.status = "cancelled"
         played = self.sink.clear()
+        if self.last is not resp:
+            played = 0.0  # cancelled before its audio began: the sink's figure is older audio
         if resp.stream is not None:
             resp.stream.interrupt()
         self.current = None
