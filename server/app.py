@@ -51,19 +51,11 @@ def create_app(settings: Settings, *, env_file: Path | None = None,
 
 def _add_optional_routes(app: web.Application) -> None:
     """Transports and UI, each in its own module."""
-    try:  # TEMP while the transports land
-        from server.ws import speech_ws
-        app.router.add_get("/v1/audio/speech/ws", speech_ws)
-    except ImportError:
-        pass
-    try:
-        from server.webrtc import webrtc_ctx, webrtc_offer
-        app.router.add_post("/webrtc/offer", webrtc_offer)
-        app.cleanup_ctx.append(webrtc_ctx)
-    except ImportError:
-        pass
-    try:
-        from server.web_routes import add_web_routes
-        add_web_routes(app)
-    except ImportError:
-        pass
+    from server.web_routes import add_web_routes
+    from server.webrtc import webrtc_ctx, webrtc_offer
+    from server.ws import speech_ws
+
+    app.router.add_get("/v1/audio/speech/ws", speech_ws)
+    app.router.add_post("/webrtc/offer", webrtc_offer)
+    app.cleanup_ctx.append(webrtc_ctx)
+    add_web_routes(app)

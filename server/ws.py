@@ -577,7 +577,8 @@ async def speech_ws(request: web.Request) -> web.WebSocketResponse:
     sink = WsAudioSink(ws, lock, max_lead_ms=settings.ws_max_lead_ms)
     session = RealtimeSession(
         request.app, transport="ws", send=send, sink=sink,
-        session=P.SessionConfig(backend=settings.tts_backend, barge_in=False),
+        # backend None: each response uses the active backend (POST /config applies at once)
+        session=P.SessionConfig(barge_in=False),
     )
     try:
         await session.start()
