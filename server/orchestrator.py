@@ -186,9 +186,15 @@ class Stream:
             steady_tokens=s.snac_target_chunk, first_chars=s.first_segment_chars,
             max_chars=s.max_segment_chars, target_ms=s.playback_buffer_ms,
             min_ms=s.buffer_min_ms, max_ms=s.buffer_max_ms, lock=s.chunk_lock,
-            low_latency=self.spec.low_latency,
+            # A stream that starts while others hold the engine starts small too: its first
+            # chunk then waits behind theirs for less time (earliest deadline first).
+            low_latency=self.spec.low_latency or self._engine_busy(adapter),
             sub_sentence=adapter.capabilities.streams_sub_sentence)
         return RateController(cfg)
+
+    def _engine_busy(self, adapter: TTSAdapter) -> bool:
+        gate = self.orch.gate(adapter)
+        return gate.slots is not None and gate.busy > 0
 
     async def _emit(self, item: Any) -> None:
         if isinstance(item, AudioOut):
