@@ -113,6 +113,7 @@ class Stream:
         self._spoke_nothing = True
         self._chunk_audio_ms = 0.0  # EWMA of the audio per engine chunk
         self._queued_ms = 0.0
+        self._ms_per_char = 65.0  # speech pace, learned per stream; places mid-segment resumes
 
     # -- text input
 
@@ -266,18 +267,30 @@ class Stream:
                                      "buffer_ms": round(buffer_ms, 1)})
 
     async def _speak_segment(self, text: str) -> None:
-        """Speak one segment; retry once smaller on a stall, then fail over to the fallback."""
+        """Speak one segment; retry once smaller on a stall, then fail over to the fallback.
+
+        When the engine fails part-way through a segment, the fallback speaks only the words
+        not yet heard: the audio delivered, at this stream's observed ms per character, says
+        where to resume (to within about a word), so nothing is said twice or skipped whole.
+        """
         retried = False
+        spoken = ""  # the part of `text` already delivered before a mid-segment failure
+        delivered_before = 0.0
         while True:
+            rest = text[len(spoken):].strip()
             try:
-                delivered = await self._try_segment(self._adapter, text, smaller=retried)
-                await self._emit(SegmentDone(text, delivered, self.backend))
+                delivered = await self._try_segment(self._adapter, rest, smaller=retried)
+                self._learn_pace(rest, delivered)
+                await self._emit(SegmentDone(text, delivered_before + delivered, self.backend))
                 return
             except _PartialFailure as pf:
-                # Audio of this segment already reached the listener: do not repeat it.
+                spoken += resume_point(rest, pf.delivered_ms, self._ms_per_char)
+                delivered_before += pf.delivered_ms
                 await self._failover(pf.error)
-                await self._emit(SegmentDone(text, pf.delivered_ms, self.backend))
-                return
+                retried = True
+                if not text[len(spoken):].strip():
+                    await self._emit(SegmentDone(text, delivered_before, self.backend))
+                    return
             except TTSError as e:
                 if isinstance(e, BackendTimeout) and not retried:
                     retried = True
@@ -286,6 +299,10 @@ class Stream:
                     continue
                 await self._failover(e)
                 retried = True  # the fallback gets no second stall retry
+
+    def _learn_pace(self, text: str, delivered_ms: float) -> None:
+        if text and delivered_ms > 0:
+            self._ms_per_char = 0.7 * self._ms_per_char + 0.3 * delivered_ms / len(text)
 
     async def _failover(self, error: TTSError) -> None:
         s = self.orch.settings
@@ -406,6 +423,18 @@ class Stream:
             "audio_ms": round(self.audio_ms, 1), "degraded": self.degraded, "voice": self.voice,
             "status": self.status,
         }
+
+
+def resume_point(text: str, delivered_ms: float, ms_per_char: float) -> str:
+    """The prefix of `text` (whole words) that `delivered_ms` of audio has already spoken."""
+    chars = delivered_ms / max(ms_per_char, 1e-6)
+    best = ""
+    for i, ch in enumerate(text):
+        if ch == " " and i <= chars + 0.5:
+            best = text[: i + 1]
+    if chars >= len(text) - 0.5:
+        return text
+    return best
 
 
 class _PartialFailure(Exception):

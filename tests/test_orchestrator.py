@@ -252,3 +252,33 @@ def test_rate_machine_grows_halves_pauses_and_locks():
     assert not rc.should_pause(340, playback_known=True, lead_ms=40, next_audio_ms=200)
     locked = RateController(RateConfig(lock=24))
     assert {locked.next_size(b, started=True) for b in (0, 100, 300, 900)} == {24}
+
+
+async def test_mid_segment_failure_resumes_at_the_unspoken_words():
+    # 200 ms chunks: the stall lands inside a segment, after some of its audio was heard.
+    primary = SyntheticAdapter(SyntheticKnobs(rtf=50.0, chunk_ms=200, stall_after=25))
+    backup = SyntheticAdapter(SyntheticKnobs(rtf=50.0, chunk_ms=200))
+    backup.name = "backup"
+    orch = make_orchestrator({"synthetic": primary, "backup": backup},
+                             fallback_backend="backup", stall_timeout_ms=1500)
+    text = narration(minutes=0.5)
+    run = await narrate(orch, text)
+    assert run.status == "completed" and len(run.degraded) == 1
+    stalled = [t for t in primary.texts if t.endswith(backup.texts[0])]
+    assert stalled, (primary.texts[-3:], backup.texts[0])
+    seg = stalled[-1]
+    assert seg != backup.texts[0] and seg.endswith(" " + backup.texts[0])  # resumed mid-way
+    # nothing said twice or skipped: the audio matches the text's length to within ~a word
+    # (60 ms per character; each seam overlaps 50 ms, the failover adds one more seam)
+    expected_ms = sum(len(s.text) for s in run.segments) * 60.0 - 50.0 * len(run.segments)
+    assert abs(run.audio_ms - expected_ms) < 10 * 60.0
+    assert " ".join(s.text for s in run.segments) == normalize_whitespace(text)
+
+
+def test_resume_point_cuts_at_whole_words():
+    from server.orchestrator import resume_point
+
+    assert resume_point("one two three four", 4 * 60, 60) == "one "
+    assert resume_point("one two three four", 9 * 60, 60) == "one two "
+    assert resume_point("one two three four", 0, 60) == ""
+    assert resume_point("one two three four", 18 * 60, 60) == "one two three four"
