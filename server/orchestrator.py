@@ -195,7 +195,8 @@ class Stream:
 
     def _engine_busy(self, adapter: TTSAdapter) -> bool:
         gate = self.orch.gate(adapter)
-        return gate.slots is not None and gate.busy > 0
+        others = any(st._adapter is adapter for st in self.orch.streams.values())
+        return gate.slots is not None and (gate.busy > 0 or others)
 
     async def _emit(self, item: Any) -> None:
         if isinstance(item, AudioOut):
