@@ -183,7 +183,8 @@ async def test_four_concurrent_streams_share_one_engine_fairly():
         assert run.status == "completed"
         assert run.underflows == 0
         assert run.ttft_ms is not None and run.ttft_ms < 200
-    assert max(r.audio_ms for r in runs) - min(r.audio_ms for r in runs) < 1.0
+    # same text; only segmentation (50 ms seams) may differ between streams
+    assert max(r.audio_ms for r in runs) - min(r.audio_ms for r in runs) < 0.01 * runs[0].audio_ms
 
 
 async def test_earliest_deadline_first_prefers_the_stream_near_underflow():
