@@ -2,7 +2,7 @@
 
 Each offer gets a `WebRTCPeer`: an RTCPeerConnection with no ICE servers, one PacedAudioTrack
 (which is also the orchestrator's BufferObserver), a MicListener feeding the VAD, and a
-RealtimeSession (server/ws.py) speaking the event vocabulary over the data channel labelled
+RealtimeSession (server/realtime.py) speaking the event vocabulary over the data channel labelled
 `events`. Speech onset in the mic while Morpheus speaks is barge-in: the track fades out within
 its next frame, synthesis stops, and the client is told. Peers live in a per-app registry and
 are closed when the client leaves, after WEBRTC_IDLE_TIMEOUT_S without activity, or at shutdown.
@@ -27,7 +27,7 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from server.app_keys import SETTINGS
 from server.errors import json_error
-from server.ws import RealtimeSession
+from server.realtime import RealtimeSession
 from signaling import protocol as P
 from signaling.mic import MicListener
 from signaling.peer import (
