@@ -12,7 +12,13 @@ from pydantic import ValidationError
 from adapters import registry
 from adapters.errors import MorpheusError
 from server.app_keys import BACKENDS, METRICS, ORCHESTRATOR, SETTINGS
-from server.errors import from_morpheus, from_validation, json_error
+from server.errors import (
+    MalformedBody,
+    from_morpheus,
+    from_validation,
+    json_error,
+    read_json_object,
+)
 
 SECRET_KEYS = {"openai_tts_api_key"}
 
@@ -25,7 +31,7 @@ async def adapters(request: web.Request) -> web.Response:
     healths = await asyncio.gather(*(pool.health(n) for n in names))
     degraded = {s.backend for s in orch.streams.values() if s.degraded}
     rows = []
-    for name, health in zip(names, healths):
+    for name, health in zip(names, healths, strict=True):
         row: dict[str, Any] = {
             "name": name, "description": registry.BACKENDS[name].description,
             "enabled": pool.enabled(name), "active": name == settings.tts_backend,
@@ -52,11 +58,9 @@ async def get_config(request: web.Request) -> web.Response:
 async def post_config(request: web.Request) -> web.Response:
     store = request.app[SETTINGS]
     try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        return json_error(400, f"request body is not valid JSON: {e}", field="body")
-    if not isinstance(body, dict):
-        return json_error(400, "expected a JSON object of settings", field="body")
+        body = await read_json_object(request)
+    except MalformedBody as e:
+        return from_morpheus(e)
     pool = request.app[BACKENDS]
     try:
         if "tts_backend" in {k.lower() for k in body}:

@@ -7,10 +7,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from server.backends import BackendPool
-    from server.metrics import Metrics
-    from server.orchestrator import Orchestrator
-    from server.settings_store import SettingsStore
+    pass
 
 SETTINGS = web.AppKey("settings", "SettingsStore")
 BACKENDS = web.AppKey("backends", "BackendPool")

@@ -21,7 +21,6 @@ OWN_KEYS = {
     "snac_llamacpp": ("snac_", "orpheus_", "llamacpp_", "parallel_streams"),
 }
 
-MODEL_ALIASES = {"tts-1": None, "tts-1-hd": None, "orpheus": "snac_llamacpp", "gpt-4o-mini-tts": None}
 
 
 def options_key(name: str, options: dict[str, Any]) -> tuple[Any, ...]:

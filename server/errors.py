@@ -8,8 +8,31 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from adapters.errors import (
-    BackendTimeout, BackendUnavailable, BadRequest, EngineError, MorpheusError, NoAudioError,
+    BackendTimeout,
+    BackendUnavailable,
+    BadRequest,
+    EngineError,
+    MorpheusError,
+    NoAudioError,
 )
+
+
+class MalformedBody(BadRequest):
+    """The request body is not a JSON object."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="body")
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object body; MalformedBody (400, field "body") otherwise."""
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
+        raise MalformedBody(f"request body is not valid JSON: {e}") from None
+    if not isinstance(body, dict):
+        raise MalformedBody("request body must be a JSON object")
+    return body
 
 
 def error_body(message: str, *, field: str | None = None, type_: str = "invalid_request_error",

@@ -9,7 +9,6 @@ import logging
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -20,8 +19,13 @@ from adapters.errors import MorpheusError, TTSError
 from dsp.encoders import CONTENT_TYPES, make_encoder
 from dsp.wav import wav_file
 from server.app_keys import BACKENDS, ORCHESTRATOR, SETTINGS
-from server.backends import MODEL_ALIASES
-from server.errors import from_morpheus, from_validation, json_error
+from server.errors import (
+    MalformedBody,
+    from_morpheus,
+    from_validation,
+    json_error,
+    read_json_object,
+)
 from server.orchestrator import Busy, Stream, StreamSpec
 from server.requests import LegacySpeakRequest, SpeechRequest
 from server.stream import AudioOut, Degraded
@@ -29,27 +33,13 @@ from server.stream import AudioOut, Degraded
 log = logging.getLogger("morpheus.http")
 
 
-async def read_json(request: web.Request) -> Any:
-    try:
-        return await request.json(loads=json.loads)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise MalformedBody(f"request body is not valid JSON: {e}") from None
-
-
-class MalformedBody(Exception):
-    pass
-
-
-def pick_backend(request: web.Request, model: str, backend: str | None) -> str | None:
-    """`backend` wins; a backend name as `model` selects it; OpenAI/Orpheus model names mean
-    the active backend (so the old Orpheus cURL commands work whatever engine is configured)."""
+def pick_backend(model: str, backend: str | None) -> str | None:
+    """`backend` wins; a backend name as `model` selects it; any other model name (tts-1,
+    tts-1-hd, orpheus, ...) means the active backend, so clients configured for OpenAI or
+    Orpheus-FastAPI work whatever engine is configured."""
     if backend:
         return backend
-    if model in registry.BACKENDS:
-        return model
-    if model in MODEL_ALIASES:
-        return None
-    return None  # unknown model names are ignored, as OpenAI-compatible servers do
+    return model if model in registry.BACKENDS else None
 
 
 def stream_headers(stream: Stream, requested_voice: str | None, fmt: str) -> dict[str, str]:
@@ -82,10 +72,9 @@ async def open_stream(request: web.Request, spec: StreamSpec, text: str) -> Stre
 
 async def speech(request: web.Request) -> web.StreamResponse:
     try:
-        body = await read_json(request)
-        req = SpeechRequest.model_validate(body)
+        req = SpeechRequest.model_validate(await read_json_object(request))
     except MalformedBody as e:
-        return json_error(400, str(e), field="body")
+        return from_morpheus(e)
     except ValidationError as e:
         return from_validation(e)
     settings = request.app[SETTINGS].current
@@ -93,7 +82,7 @@ async def speech(request: web.Request) -> web.StreamResponse:
         return json_error(413, f"input is {len(req.input)} characters; the limit is "
                           f"{settings.max_input_chars} (MAX_INPUT_CHARS)", field="input")
     spec = StreamSpec(
-        backend=pick_backend(request, req.model, req.backend), voice=req.voice, speed=req.speed,
+        backend=pick_backend(req.model, req.backend), voice=req.voice, speed=req.speed,
         low_latency=req.low_latency, language=req.language,
         sampling=Sampling(req.temperature, req.top_p, req.repetition_penalty),
         transport="http")
@@ -229,9 +218,9 @@ def prune_outputs(outputs: Path, keep: int) -> None:
 async def legacy_speak(request: web.Request) -> web.Response:
     """POST /speak exactly as Orpheus-FastAPI answered: JSON pointing at /outputs/<file>.wav."""
     try:
-        req = LegacySpeakRequest.model_validate(await read_json(request))
+        req = LegacySpeakRequest.model_validate(await read_json_object(request))
     except MalformedBody as e:
-        return json_error(400, str(e), field="body")
+        return from_morpheus(e)
     except ValidationError as e:
         return from_validation(e)
     if not req.text or not req.text.strip():

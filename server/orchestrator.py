@@ -26,7 +26,7 @@ from server.metrics import Metrics
 from server.rate import RateController, RateState, profile_for
 from server.scheduler import EdfGate
 from server.settings_store import SettingsStore
-from server.stream import AudioOut, BufferObserver, Degraded, SegmentDone, StateChanged, StreamEvent
+from server.stream import AudioOut, BufferObserver, Degraded, SegmentDone, StreamEvent
 
 log = logging.getLogger("morpheus.orchestrator")
 
@@ -217,7 +217,7 @@ class Stream:
                 await self._speak_segment(seg)
             tail = self._stitcher.flush()
             if tail:
-                await self._emit(AudioOut(tail, self._offset_ms()))
+                await self._emit(AudioOut(tail, self.audio_ms))
             if self._segments and self._spoke_nothing:
                 raise NoAudioError("the text produced no audio", backend=self.backend)
             self.status = "completed"
@@ -232,9 +232,6 @@ class Stream:
             self.status = "failed"
             log.exception("stream crashed", extra={"request_id": self.id})
             await self._emit(TTSError(f"internal error: {e}", backend=self.backend))
-
-    def _offset_ms(self) -> float:
-        return self.audio_ms
 
     async def _next_segment(self) -> str | None:
         unit = self._adapter.capabilities.chunk_unit
@@ -316,8 +313,7 @@ class Stream:
             raise error from None
         log.warning("failover %s -> %s: %s", self.backend, target, error,
                     extra={"request_id": self.id, "backend": self.backend})
-        self.orch.metrics.failover.labels(self.backend, target).inc()
-        self.orch.totals["failovers"] += 1
+        self.orch.count_failover(self.backend, target)
         await self._emit(Degraded(self.backend, target, str(error)))
         self.orch._move(self, self.backend, target)
         self.backend = target
@@ -502,8 +498,7 @@ class Orchestrator:
                 raise
             log.warning("backend %s unavailable (%s); starting on %s", name, e, fb)
             adapter = await self.backends.ready(fb)
-            self.metrics.failover.labels(name, fb).inc()
-            self.totals["failovers"] += 1
+            self.count_failover(name, fb)
             spec = StreamSpec(**{**spec.__dict__, "voice": None})
             stream = await self._start(spec, adapter, observer)
             stream.degraded = True
@@ -527,6 +522,10 @@ class Orchestrator:
         self.totals["requests"] += 1
         self.metrics.active.labels(stream.backend).inc()
         return stream
+
+    def count_failover(self, from_backend: str, to_backend: str) -> None:
+        self.metrics.failover.labels(from_backend, to_backend).inc()
+        self.totals["failovers"] += 1
 
     def _move(self, stream: Stream, old: str, new: str) -> None:
         self.metrics.active.labels(old).dec()
