@@ -3,6 +3,7 @@
 // the `events` data channel carries text in, events out, and our playout reports back.
 
 import { makeLevelReader, meterValue } from "./audio-level.js";
+import { makeEventLog } from "./event-log.js";
 
 const ICE_GATHER_MAX_MS = 2000; // send what we have by then rather than wait on a slow interface
 const REPORT_EVERY_MS = 200; // playback.report over the data channel, 5 per second
@@ -14,7 +15,6 @@ const STOP_WAIT_MS = 4000; // give up measuring a barge-in after this
 const CONFIRM_SILENT_MS = 1500; // a verdict of "stopped" is final once it stayed quiet this long
 const MIC_ONSET_MEMORY_MS = 3000; // a mic onset this recent explains a speech_started
 const TEXT_PIECE_CHARS = 300; // data-channel messages stay well under aiortc's 1200-byte SCTP chunk
-const EVENT_LOG_MAX = 60;
 
 const $ = (id) => document.getElementById(id);
 const el = {
@@ -28,8 +28,9 @@ const el = {
   biCount: $("bi-count"), biHeard: $("bi-heard"), biStop: $("bi-stop"), biPlayed: $("bi-played"),
   log: $("event-log"),
 };
+// every server event this page saw (bounded), for people and tests
+const { events, log: logEvent } = makeEventLog(el.log);
 
-const events = [];
 const bargeIns = []; // {at_ms, interrupted, heard_after_ms, silent_at_ms, stop_after_event_ms, stop_after_mic_ms}
 let call = null; // the live call: {pc, dc, mic, timers, ...}; null when idle
 let audioCtx = null;
@@ -47,15 +48,6 @@ function setConn(text, state) {
   el.conn.dataset.state = state;
 }
 
-function logEvent(ev) {
-  events.push({ t_ms: Math.round(performance.now()), ...ev });
-  if (events.length > 200) events.splice(0, events.length - 200);
-  const li = document.createElement("li");
-  const { type, ...rest } = ev;
-  li.textContent = `${type} ${JSON.stringify(rest)}`;
-  el.log.prepend(li);
-  while (el.log.childElementCount > EVENT_LOG_MAX) el.log.lastElementChild.remove();
-}
 
 function send(event) {
   if (call && call.dc.readyState === "open") call.dc.send(JSON.stringify(event));

@@ -2,6 +2,7 @@
 
 import { fetchAdapters, fetchConfig, fetchVoices, languageName, setBackend } from "./api.js";
 import { meterValue } from "./audio-level.js";
+import { makeEventLog } from "./event-log.js";
 import { PcmPlayer } from "./pcm-player.js";
 import { PerfPanel } from "./perf-panel.js";
 import { speakHttp } from "./speech-http.js";
@@ -12,7 +13,6 @@ const EMOTION_TAGS = ["laugh", "chuckle", "sigh", "cough", "sniffle", "groan", "
 const REPORT_EVERY_MS = 200; // playback.report rate: 5 per second
 const TICK_MS = 100; // meters and facts
 const START_TIMEOUT_MS = 15000; // no response.created by then: give up
-const EVENT_LOG_MAX = 60;
 const HEALTH_POLL_MS = 5000;
 
 const $ = (id) => document.getElementById(id);
@@ -26,9 +26,10 @@ const el = {
   factBackend: $("fact-backend"), request: $("fact-request"), underruns: $("fact-underruns"),
   log: $("event-log"),
 };
+// every server event this page saw (bounded), for people and tests
+const { events, log: logEvent } = makeEventLog(el.log);
 
 const player = new PcmPlayer();
-const events = []; // every server event this page saw (bounded), for people and tests
 let maxChars = 100000;
 let voices = [];
 let activeBackend = null;
@@ -41,15 +42,6 @@ function setStatus(text, kind = "info") {
   el.status.dataset.kind = kind;
 }
 
-function logEvent(ev) {
-  events.push({ t_ms: Math.round(performance.now()), ...ev });
-  if (events.length > 200) events.splice(0, events.length - 200);
-  const li = document.createElement("li");
-  const { type, ...rest } = ev;
-  li.textContent = `${type} ${JSON.stringify(rest)}`;
-  el.log.prepend(li);
-  while (el.log.childElementCount > EVENT_LOG_MAX) el.log.lastElementChild.remove();
-}
 
 // ---- text, counter, tags
 
