@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Union
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -32,16 +32,7 @@ class Degraded:
     reason: str
 
 
-@dataclass(frozen=True)
-class StateChanged:
-    """The rate controller moved to another state (INIT, WARMUP, FILL, STEADY, ...)."""
-
-    state: str
-    chunk_size: int
-    buffer_ms: float
-
-
-StreamEvent = Union[AudioOut, SegmentDone, Degraded, StateChanged]
+StreamEvent = AudioOut | SegmentDone | Degraded
 
 
 class BufferObserver(Protocol):

@@ -12,7 +12,7 @@ from server.config import Settings
 from server.metrics import Metrics
 from server.orchestrator import Orchestrator, StreamSpec
 from server.settings_store import SettingsStore
-from server.stream import AudioOut, Degraded, SegmentDone, StateChanged
+from server.stream import AudioOut, Degraded, SegmentDone
 
 
 class Listener:
@@ -118,8 +118,6 @@ async def narrate(orch: Orchestrator, text: str, spec: StreamSpec | None = None,
                 run.segments.append(ev)
             elif isinstance(ev, Degraded):
                 run.degraded.append(ev)
-            elif isinstance(ev, StateChanged):
-                run.states.append(ev.state)
     finally:
         await stream.aclose()
         if feeder:
