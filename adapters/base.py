@@ -129,6 +129,10 @@ class TTSAdapter(ABC):
         voices = self.voices()
         return voices[0].id if voices else None
 
+    def upstreams(self) -> list[dict[str, Any]]:
+        """Each upstream's state for `/adapters` (network adapters); empty for in-process ones."""
+        return []
+
     @abstractmethod
     def synth_stream(self, req: TTSInput) -> AsyncIterator[AudioChunk]:
         """Speak `req.text`; see the class docstring for the streaming contract."""

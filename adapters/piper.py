@@ -13,10 +13,15 @@ from typing import Any
 import numpy as np
 
 from adapters.base import (
-    AudioChunk, Capabilities, Health, TTSAdapter, TTSInput, Voice, iterate_in_thread,
+    AudioChunk,
+    Capabilities,
+    Health,
+    TTSAdapter,
+    TTSInput,
+    Voice,
+    iterate_in_thread,
 )
 from adapters.errors import BackendUnavailable, BadRequest, EngineError
-
 
 WARMUP_TEXT = ("This sentence warms the voice up, so that the first real request does not pay "
                "for memory allocation and is as fast as every later one.")

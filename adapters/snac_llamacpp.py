@@ -33,6 +33,7 @@ from adapters.orpheus_voices import (
     format_prompt,
     resolve_voice,
 )
+from adapters.upstream import status_error, transport_error
 from dsp.snac_codec import (
     SAMPLES_PER_FRAME,
     SNAC_RATE_HZ,
@@ -51,12 +52,6 @@ MAX_PIECES_WITHOUT_AUDIO = 256
 DRAIN_AFTER_DONE_S = 1.0
 
 T = TypeVar("T")
-
-
-class UpstreamRejected(EngineError):
-    """The upstream answered 4xx: our request does not fit it; retrying will not help."""
-
-    retryable = False
 
 
 @dataclass(frozen=True)
@@ -266,7 +261,7 @@ class SnacLlamaCppAdapter(TTSAdapter):
             # generator is closed: a cancelled stream stops llama.cpp generating at once.
             async with self._http().stream("POST", url, json=body) as resp:
                 if resp.status_code >= 400:
-                    raise _status_error(resp.status_code, (await resp.aread())[:300], url)
+                    raise status_error(resp.status_code, (await resp.aread())[:300], url, NAME)
                 lines = resp.aiter_lines()
                 async for line in lines:
                     text, done = _parse_sse_line(line, url)
@@ -277,15 +272,13 @@ class SnacLlamaCppAdapter(TTSAdapter):
                         with suppress(asyncio.TimeoutError):
                             await asyncio.wait_for(_drain(lines), DRAIN_AFTER_DONE_S)
                         return
-        except httpx.ConnectTimeout as e:
-            raise BackendTimeout(f"connecting to {url} timed out", backend=NAME) from e
-        except httpx.ConnectError as e:
-            raise BackendUnavailable(f"cannot connect to {url}: {e}", backend=NAME) from e
         except httpx.TimeoutException as e:
-            raise BackendTimeout(f"{url} sent nothing for {self.config.timeout_s:g} s",
-                                 backend=NAME) from e
+            if not isinstance(e, httpx.ConnectTimeout):
+                raise BackendTimeout(f"{url} sent nothing for {self.config.timeout_s:g} s",
+                                     backend=NAME) from e
+            raise transport_error(e, url, NAME) from e
         except httpx.HTTPError as e:
-            raise EngineError(f"{url} failed mid-stream: {e!r}", backend=NAME) from e
+            raise transport_error(e, url, NAME) from e
 
     # -- helpers
 
@@ -415,17 +408,6 @@ def _parse_sse_line(line: str, url: str) -> tuple[str, bool]:
 async def _drain(lines: AsyncIterator[str]) -> None:
     async for _ in lines:
         pass
-
-
-def _status_error(status: int, detail: bytes, url: str) -> Exception:
-    message = f"{url} answered HTTP {status}: {detail.decode('utf-8', 'replace')}"
-    if status == 503:
-        return BackendUnavailable(message, backend=NAME)  # llama.cpp: model still loading
-    if status in (408, 504):
-        return BackendTimeout(message, backend=NAME)
-    if 400 <= status < 500:
-        return UpstreamRejected(message, backend=NAME)
-    return EngineError(message, backend=NAME)
 
 
 def _no_audio_message(parser: TokenParser, what: str) -> str:

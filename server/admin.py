@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from adapters import registry
 from adapters.errors import MorpheusError
 from server.app_keys import BACKENDS, METRICS, ORCHESTRATOR, SETTINGS
+from server.config import field_names
 from server.errors import (
     MalformedBody,
     from_morpheus,
@@ -20,7 +21,8 @@ from server.errors import (
     read_json_object,
 )
 
-SECRET_KEYS = {"openai_tts_api_key"}
+# Every setting that holds a credential is masked in GET /config (and never logged).
+SECRET_KEYS = {k for k in field_names() if k == "api_key" or k.endswith("_api_key")}
 
 
 async def adapters(request: web.Request) -> web.Response:
@@ -38,9 +40,17 @@ async def adapters(request: web.Request) -> web.Response:
             "fallback": name == settings.fallback_backend, "degraded": name in degraded,
         }
         row.update(health.as_dict())
+        row["upstreams"] = _upstreams(pool, name)
         rows.append(row)
     return web.json_response({"active": settings.tts_backend,
                               "fallback": settings.fallback_backend, "adapters": rows})
+
+
+def _upstreams(pool: Any, name: str) -> list[dict[str, Any]]:
+    try:
+        return pool.instance(name).upstreams()
+    except MorpheusError:  # not importable: health() already says why
+        return []
 
 
 def public_config(settings: Any) -> dict[str, Any]:

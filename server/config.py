@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     llamacpp_batch_size: int = Field(512, ge=1)
     llamacpp_ubatch: int = Field(512, ge=1)
 
+    # --- network upstreams (every network adapter; its URL setting may list several)
+    upstream_connect_timeout_s: float = Field(5.0, gt=0)
+    upstream_read_timeout_s: float = Field(30.0, gt=0)
+    upstream_backoff_s: float = Field(5.0, gt=0)  # a failed upstream rests this long (doubling)
+
     # --- openai-style upstream
     openai_tts_url: str = "https://api.openai.com/v1/audio/speech"
     openai_tts_api_key: str | None = None

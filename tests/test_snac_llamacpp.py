@@ -19,10 +19,11 @@ from adapters.errors import (
     BadRequest,
     EngineError,
     NoAudioError,
+    UpstreamRejected,
 )
 from adapters.llama_inproc import llama_cpp_available
 from adapters.orpheus_voices import EMOTION_TAGS, LANGUAGES, ORPHEUS_VOICES
-from adapters.snac_llamacpp import SnacLlamaCppAdapter, UpstreamRejected
+from adapters.snac_llamacpp import SnacLlamaCppAdapter
 from dsp.snac_codec import SAMPLES_PER_FRAME
 from tests.llama_protocol_server import (
     LlamaProtocolServer,

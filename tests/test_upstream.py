@@ -1,0 +1,193 @@
+"""The upstream pool every network adapter shares: routing, backoff, probes, retry rules."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from adapters.errors import (
+    BackendUnavailable,
+    BadCredentials,
+    EngineError,
+    UpstreamLost,
+    UpstreamRejected,
+)
+from adapters.upstream import (
+    Upstream,
+    UpstreamPool,
+    parse_addresses,
+    status_error,
+    stream_from_pool,
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_parse_addresses_keeps_order_and_drops_blanks_and_duplicates() -> None:
+    assert parse_addresses(" http://a/ ,http://b,,http://a ") == ["http://a", "http://b"]
+    assert parse_addresses("") == []
+    assert parse_addresses(["x", " y "]) == ["x", "y"]
+
+
+def test_status_errors_are_typed() -> None:
+    assert isinstance(status_error(401, b"no", "u", "b"), BadCredentials)
+    assert isinstance(status_error(403, b"no", "u", "b"), BadCredentials)
+    assert "API key" in str(status_error(401, b"", "u", "b"))
+    assert isinstance(status_error(422, b"bad", "u", "b"), UpstreamRejected)
+    assert not status_error(422, b"bad", "u", "b").retryable
+    assert isinstance(status_error(503, b"", "u", "b"), BackendUnavailable)
+    err = status_error(500, b"boom", "u", "b")
+    assert type(err) is EngineError and "boom" in str(err)
+
+
+async def test_least_outstanding_first_and_ties_rotate() -> None:
+    pool = UpstreamPool("x", ["a", "b", "c"])
+    picks = [pool.pick().address for _ in range(6)]
+    assert sorted(set(picks)) == ["a", "b", "c"]  # equal load: every upstream gets turns
+    pool.upstreams[0].outstanding = 2
+    pool.upstreams[1].outstanding = 1
+    pool.upstreams[2].outstanding = 1
+    assert pool.pick().address in ("b", "c")
+    pool.upstreams[2].outstanding = 0
+    assert pool.pick().address == "c"
+
+
+async def test_failed_upstream_rests_with_doubling_backoff_then_gets_a_trial() -> None:
+    clock = Clock()
+    pool = UpstreamPool("x", ["a", "b"], backoff_s=5, clock=clock)
+    a = pool.upstreams[0]
+    pool.failed(a, RuntimeError("refused"))
+    assert [pool.pick().address for _ in range(4)] == ["b"] * 4
+    assert pool.snapshot()[0]["state"] == "down" and pool.snapshot()[0]["last_error"] == "refused"
+    clock.now += 5.1
+    assert a in [pool.pick() for _ in range(4)]  # no probe: one trial after the rest
+    pool.failed(a, RuntimeError("refused again"))
+    clock.now += 5.1
+    assert all(pool.pick() is not a for _ in range(4))  # second failure: 10 s
+    clock.now += 5.0
+    assert a in [pool.pick() for _ in range(4)]
+
+
+async def test_probe_decides_when_a_rested_upstream_returns() -> None:
+    clock = Clock()
+    healthy = asyncio.Event()
+
+    async def probe(address: str) -> str | None:
+        return None if healthy.is_set() else "still down"
+
+    pool = UpstreamPool("x", ["a", "b"], backoff_s=1, clock=clock, probe=probe)
+    a = pool.upstreams[0]
+    pool.failed(a, RuntimeError("refused"))
+    clock.now += 1.1
+    assert pool.pick().address == "b"  # the probe runs in the background meanwhile
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert a.state == "down" and a.last_error == "still down"
+    healthy.set()
+    clock.now += 10
+    pool.pick()
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert a.state == "up" and a.failures == 0
+    await pool.aclose()
+
+
+async def test_all_down_is_unavailable_with_every_reason() -> None:
+    pool = UpstreamPool("openai_tts", ["a", "b"])
+    for up in pool.upstreams:
+        pool.failed(up, RuntimeError(f"{up.address} refused"))
+    with pytest.raises(BackendUnavailable) as info:
+        pool.pick()
+    assert "a refused" in str(info.value) and "b refused" in str(info.value)
+    assert pool.unavailable_reason() is not None
+
+
+def scripted(plan: dict[str, list[object]]):  # noqa: ANN201
+    """open_stream that yields each address's items; an exception item is raised there."""
+    opened: list[str] = []
+
+    async def open_stream(up: Upstream) -> AsyncIterator[object]:
+        opened.append(up.address)
+        for item in plan[up.address]:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    return open_stream, opened
+
+
+async def collect(pool: UpstreamPool, open_stream) -> list[object]:  # noqa: ANN001
+    return [x async for x in stream_from_pool(pool, open_stream)]
+
+
+async def test_failure_before_first_item_moves_on_invisibly() -> None:
+    pool = UpstreamPool("x", ["a", "b"])
+    pool.upstreams[1].outstanding = 1  # so "a" is picked first
+    open_stream, opened = scripted({"a": [BackendUnavailable("refused")], "b": [1, 2]})
+    assert await collect(pool, open_stream) == [1, 2]
+    assert opened == ["a", "b"]
+    assert pool.upstreams[0].state == "down"
+    assert pool.upstreams[1].outstanding == 1  # leases are returned
+
+
+async def test_failure_after_items_is_upstream_lost_when_another_is_up() -> None:
+    pool = UpstreamPool("x", ["a", "b"])
+    pool.upstreams[1].outstanding = 1
+    open_stream, _ = scripted({"a": [1, EngineError("dropped")], "b": [9]})
+    got: list[object] = []
+    with pytest.raises(UpstreamLost):
+        async for x in stream_from_pool(pool, open_stream):
+            got.append(x)
+    assert got == [1]
+    assert pool.upstreams[0].state == "down"
+
+
+async def test_lone_upstream_failure_is_raised_as_itself() -> None:
+    pool = UpstreamPool("x", ["a"])
+    open_stream, _ = scripted({"a": [1, EngineError("dropped")]})
+    with pytest.raises(EngineError) as info:
+        await collect(pool, open_stream)
+    assert not isinstance(info.value, UpstreamLost)
+
+
+async def test_rejected_request_is_not_the_upstreams_fault() -> None:
+    pool = UpstreamPool("x", ["a", "b"])
+    pool.upstreams[1].outstanding = 1
+    open_stream, opened = scripted({"a": [UpstreamRejected("422")], "b": [1]})
+    with pytest.raises(UpstreamRejected):
+        await collect(pool, open_stream)
+    assert opened == ["a"] and pool.upstreams[0].state == "up"
+
+
+async def test_every_upstream_failing_raises_the_last_error() -> None:
+    pool = UpstreamPool("x", ["a", "b"])
+    open_stream, opened = scripted({"a": [BackendUnavailable("a down")],
+                                    "b": [BackendUnavailable("b down")]})
+    with pytest.raises(BackendUnavailable):
+        await collect(pool, open_stream)
+    assert sorted(opened) == ["a", "b"]
+
+
+async def test_closing_early_closes_the_upstream_request() -> None:
+    closed = asyncio.Event()
+
+    async def open_stream(up: Upstream) -> AsyncIterator[int]:
+        try:
+            for i in range(100):
+                yield i
+        finally:
+            closed.set()
+
+    pool = UpstreamPool("x", ["a"])
+    agen = stream_from_pool(pool, open_stream)
+    assert await agen.__anext__() == 0
+    await agen.aclose()
+    assert closed.is_set() and pool.upstreams[0].outstanding == 0
