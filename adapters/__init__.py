@@ -2,6 +2,7 @@
 
 from adapters.base import (
     PIPELINE_RATE_HZ,
+    AdapterSession,
     AudioChunk,
     Capabilities,
     Health,
@@ -23,6 +24,7 @@ from adapters.errors import (
 
 __all__ = [
     "PIPELINE_RATE_HZ",
+    "AdapterSession",
     "AudioChunk",
     "BackendTimeout",
     "BackendUnavailable",

@@ -10,6 +10,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from adapters import registry
+from adapters.base import Health
 from adapters.errors import MorpheusError
 from server.app_keys import BACKENDS, METRICS, ORCHESTRATOR, SETTINGS
 from server.config import field_names
@@ -30,7 +31,10 @@ async def adapters(request: web.Request) -> web.Response:
     pool = request.app[BACKENDS]
     orch = request.app[ORCHESTRATOR]
     names = list(registry.BACKENDS)
-    healths = await asyncio.gather(*(pool.health(n) for n in names))
+    # Only enabled backends are asked: a disabled network backend may point at a public API.
+    healths = await asyncio.gather(*(
+        pool.health(n) if pool.enabled(n)
+        else _not_enabled(n) for n in names))
     degraded = {s.backend for s in orch.streams.values() if s.degraded}
     rows = []
     for name, health in zip(names, healths, strict=True):
@@ -40,10 +44,14 @@ async def adapters(request: web.Request) -> web.Response:
             "fallback": name == settings.fallback_backend, "degraded": name in degraded,
         }
         row.update(health.as_dict())
-        row["upstreams"] = _upstreams(pool, name)
+        row["upstreams"] = _upstreams(pool, name) if pool.enabled(name) else []
         rows.append(row)
     return web.json_response({"active": settings.tts_backend,
                               "fallback": settings.fallback_backend, "adapters": rows})
+
+
+async def _not_enabled(name: str) -> Health:
+    return Health(False, name, reason="not enabled: add it to BACKENDS")
 
 
 def _upstreams(pool: Any, name: str) -> list[dict[str, Any]]:

@@ -67,7 +67,7 @@ async def _say(args: argparse.Namespace) -> int:
         finally:
             await stream.aclose()
         out += enc.flush()
-        Path(args.output).write_bytes(bytes(out))
+        await asyncio.to_thread(Path(args.output).write_bytes, bytes(out))
         print(f"{args.output}: {stream.audio_ms / 1000:.2f} s from {stream.backend}"
               f" (first audio {stream.ttft_ms or 0:.0f} ms)", file=sys.stderr)
         return 0

@@ -27,7 +27,7 @@ from server.errors import (
     read_json_object,
 )
 from server.orchestrator import Busy, Stream, StreamSpec
-from server.requests import LegacySpeakRequest, SpeechRequest
+from server.requests import LegacySpeakRequest, SpeechRequest, speakable
 from server.stream import AudioOut, Degraded
 
 log = logging.getLogger("morpheus.http")
@@ -105,7 +105,7 @@ async def collect_pcm(stream: Stream) -> bytes | web.Response:
         async for ev in stream:
             if isinstance(ev, AudioOut):
                 pcm += ev.pcm
-    except TTSError as e:
+    except MorpheusError as e:
         return from_morpheus(e)
     return bytes(pcm)
 
@@ -135,7 +135,7 @@ async def streamed_response(request: web.Request, stream: Stream,
             if isinstance(ev, AudioOut):
                 first = ev
                 break
-    except TTSError as e:
+    except MorpheusError as e:
         return from_morpheus(e)
     if first is None:
         return from_morpheus(TTSError("no audio was produced", backend=stream.backend))
@@ -225,11 +225,15 @@ async def legacy_speak(request: web.Request) -> web.Response:
         return from_validation(e)
     if not req.text or not req.text.strip():
         return web.json_response({"error": "Missing 'text'"}, status=400)
+    try:
+        text = speakable(req.text)
+    except ValueError as e:
+        return json_error(400, f"text: {e}", field="text")
     settings = request.app[SETTINGS].current
-    if len(req.text) > settings.max_input_chars:
+    if len(text) > settings.max_input_chars:
         return json_error(413, "text too long", field="text")
     t0 = time.perf_counter()
-    opened = await open_stream(request, StreamSpec(voice=req.voice, transport="http"), req.text)
+    opened = await open_stream(request, StreamSpec(voice=req.voice, transport="http"), text)
     if isinstance(opened, web.Response):
         return opened
     try:

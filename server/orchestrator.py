@@ -15,12 +15,27 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapters.base import PIPELINE_RATE_HZ, AudioChunk, Sampling, TTSAdapter, TTSInput
-from adapters.errors import BackendTimeout, BackendUnavailable, BadRequest, NoAudioError, TTSError
+from adapters.base import (
+    PIPELINE_RATE_HZ,
+    AdapterSession,
+    AudioChunk,
+    Sampling,
+    TTSAdapter,
+    TTSInput,
+)
+from adapters.errors import (
+    BackendTimeout,
+    BackendUnavailable,
+    BadRequest,
+    NoAudioError,
+    TTSError,
+    UpstreamLost,
+)
 from dsp.chunker import Chunker
 from dsp.resample import StreamResampler
 from dsp.stitcher import Stitcher
 from dsp.tempo import TimeStretcher
+from dsp.text import clean_text, has_speech
 from server.backends import BackendPool
 from server.metrics import Metrics
 from server.rate import RateController, RateState, profile_for
@@ -31,6 +46,7 @@ from server.stream import AudioOut, BufferObserver, Degraded, SegmentDone, Strea
 log = logging.getLogger("morpheus.orchestrator")
 
 BYTES_PER_MS = PIPELINE_RATE_HZ * 2 / 1000
+UPSTREAM_RETRIES = 3  # same-backend continuations per segment after UpstreamLost
 _END = object()
 
 
@@ -52,6 +68,7 @@ class StreamSpec:
     sampling: Sampling = field(default_factory=Sampling)
     request_id: str | None = None
     transport: str = "http"
+    incremental: bool = False  # text arrives in pieces (WS, WebRTC): adapters may keep a session
 
 
 class WallClockObserver:
@@ -114,10 +131,15 @@ class Stream:
         self._chunk_audio_ms = 0.0  # EWMA of the audio per engine chunk
         self._queued_ms = 0.0
         self._ms_per_char = 65.0  # speech pace, learned per stream; places mid-segment resumes
+        self._session: AdapterSession | None = None  # the adapter's per-stream conversation
+        self._has_speech = False
 
     # -- text input
 
     def push_text(self, text: str) -> None:
+        """Append text; control characters and invalid code points never reach an engine."""
+        text = clean_text(text)
+        self._has_speech = self._has_speech or has_speech(text)
         self._chunker.push_text(text)
         self._text_ready.set()
 
@@ -224,6 +246,9 @@ class Stream:
             await self._emit(_END)
         except asyncio.CancelledError:
             raise
+        except BadRequest as e:
+            self.status = "failed"
+            await self._emit(e)
         except TTSError as e:
             self.status = "failed"
             log.warning("stream failed: %s", e, extra={"request_id": self.id, "backend": self.backend})
@@ -232,6 +257,22 @@ class Stream:
             self.status = "failed"
             log.exception("stream crashed", extra={"request_id": self.id})
             await self._emit(TTSError(f"internal error: {e}", backend=self.backend))
+        finally:
+            await self._close_session()
+
+    async def _close_session(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            try:
+                await session.aclose()
+            except Exception:  # closing a broken upstream must not mask the stream's outcome
+                log.warning("closing the %s session failed", self.backend, exc_info=True)
+
+    def _source(self, adapter: TTSAdapter) -> TTSAdapter | AdapterSession:
+        """Where segments go: the stream's session with the adapter when it keeps one."""
+        if self.spec.incremental and self._session is None:
+            self._session = adapter.open_session()
+        return self._session or adapter
 
     async def _next_segment(self) -> str | None:
         unit = self._adapter.capabilities.chunk_unit
@@ -243,9 +284,14 @@ class Stream:
             if unit != "segment" and self._t_first is None:
                 max_chars = self.orch.settings.first_segment_chars * 2  # token engines stream anyway
             seg = self._chunker.pop(max_chars)
+            if seg is not None and not has_speech(seg):
+                continue  # "..." between sentences: nothing for an engine to say
             if seg is not None:
                 return seg
             if self._chunker.done:
+                if not self._has_speech:
+                    raise BadRequest("nothing speakable in the input (no letters or digits "
+                                     "after control characters are removed)", field="input")
                 return None
             self._text_ready.clear()
             await self._text_ready.wait()
@@ -274,6 +320,7 @@ class Stream:
         retried = False
         spoken = ""  # the part of `text` already delivered before a mid-segment failure
         delivered_before = 0.0
+        upstream_retries = 0
         while True:
             rest = text[len(spoken):].strip()
             try:
@@ -284,12 +331,20 @@ class Stream:
             except _PartialFailure as pf:
                 spoken += resume_point(rest, pf.delivered_ms, self._ms_per_char)
                 delivered_before += pf.delivered_ms
-                await self._failover(pf.error)
-                retried = True
+                if isinstance(pf.error, UpstreamLost) and upstream_retries < UPSTREAM_RETRIES:
+                    upstream_retries += 1  # another upstream of this backend speaks the rest
+                    await self._lost_upstream(pf.error)
+                else:
+                    await self._failover(pf.error)
+                    retried = True
                 if not text[len(spoken):].strip():
                     await self._emit(SegmentDone(text, delivered_before, self.backend))
                     return
             except TTSError as e:
+                if isinstance(e, UpstreamLost) and upstream_retries < UPSTREAM_RETRIES:
+                    upstream_retries += 1
+                    await self._lost_upstream(e)
+                    continue
                 if isinstance(e, BackendTimeout) and not retried:
                     retried = True
                     log.warning("stall, retrying smaller", extra={"request_id": self.id,
@@ -301,6 +356,12 @@ class Stream:
     def _learn_pace(self, text: str, delivered_ms: float) -> None:
         if text and delivered_ms > 0:
             self._ms_per_char = 0.7 * self._ms_per_char + 0.3 * delivered_ms / len(text)
+
+    async def _lost_upstream(self, error: TTSError) -> None:
+        """Same engine, another upstream: not a failover, not degraded; a session reconnects."""
+        log.warning("continuing on another %s upstream: %s", self.backend, error,
+                    extra={"request_id": self.id, "backend": self.backend})
+        await self._close_session()
 
     async def _failover(self, error: TTSError) -> None:
         s = self.orch.settings
@@ -316,6 +377,7 @@ class Stream:
         self.orch.count_failover(self.backend, target)
         await self._emit(Degraded(self.backend, target, str(error)))
         self.orch._move(self, self.backend, target)
+        await self._close_session()
         self.backend = target
         self._adapter = fallback
         self.degraded = True
@@ -337,7 +399,7 @@ class Stream:
         stretch = None if caps.native_speed or self.spec.speed == 1.0 else TimeStretcher(PIPELINE_RATE_HZ, self.spec.speed)
         self._stitcher.boundary()
         gate = self.orch.gate(adapter)
-        agen = adapter.synth_stream(req).__aiter__()
+        agen = self._source(adapter).synth_stream(req).__aiter__()
         delivered = 0.0
         try:
             while True:
@@ -365,7 +427,12 @@ class Stream:
                 self.orch.metrics.chunk_ms.labels(adapter.name).observe(cost_ms)
                 self.rate.observe(len(text) if caps.chunk_unit == "segment" else size,
                                   cost_ms, chunk.duration_ms)
-                pcm = resampler.process(chunk.pcm)
+                if chunk.sample_rate_hz != resampler.in_rate_hz:  # voices differ in rate
+                    pcm = resampler.flush()
+                    resampler = StreamResampler(chunk.sample_rate_hz, PIPELINE_RATE_HZ)
+                    pcm += resampler.process(chunk.pcm)
+                else:
+                    pcm = resampler.process(chunk.pcm)
                 if chunk.is_final:
                     pcm += resampler.flush()
                 if stretch is not None:

@@ -240,7 +240,7 @@ class RealtimeSession:
         c = self.config
         return StreamSpec(
             backend=c.backend, voice=c.voice, speed=c.speed, low_latency=c.low_latency,
-            request_id=resp.id, transport=self.transport,
+            request_id=resp.id, transport=self.transport, incremental=True,
         )
 
     async def _run(self, resp: Response) -> None:
@@ -295,11 +295,14 @@ class RealtimeSession:
                     await self.sink.write(ev.pcm)
                 elif isinstance(ev, SegmentDone):
                     await self.send(P.segment_done(resp.id, ev.text, ev.audio_ms))
-        except TTSError as e:
+        except (TTSError, BadRequest) as e:
             if resp.status == "running":
                 await self.sink.finish()
                 resp.status = "failed"
-                await self.send(P.error(P.ENGINE_ERROR, str(e)))
+                if isinstance(e, BadRequest):  # e.g. nothing speakable in the text
+                    await self.send(P.error(P.BAD_REQUEST, str(e), field="text"))
+                else:
+                    await self.send(P.error(P.ENGINE_ERROR, str(e)))
                 await self.send(P.response_done(resp.id, "failed", stream.audio_ms))
             return
         if resp.status == "running":
