@@ -10,6 +10,7 @@ from adapters.base import (
     TTSAdapter,
     TTSInput,
     Voice,
+    WordTiming,
     iterate_in_thread,
 )
 from adapters.errors import (
@@ -39,5 +40,6 @@ __all__ = [
     "TTSError",
     "TTSInput",
     "Voice",
+    "WordTiming",
     "iterate_in_thread",
 ]

@@ -38,12 +38,27 @@ class TTSInput:
 
 
 @dataclass(frozen=True)
+class WordTiming:
+    """When a word of the segment is spoken, in ms from the segment's first sample (the
+    engine's own audio, before any resampling or time-stretch by the pipeline)."""
+
+    text: str  # the word as it stands in the segment's text
+    start_ms: float
+    end_ms: float
+
+
+@dataclass(frozen=True)
 class AudioChunk:
-    """A piece of audio: signed 16-bit little-endian mono PCM at `sample_rate_hz`."""
+    """A piece of audio: signed 16-bit little-endian mono PCM at `sample_rate_hz`.
+
+    `words` are the timings of the words that start in this chunk, for engines that know them
+    (see Capabilities.word_timings); the orchestrator estimates them for the others.
+    """
 
     pcm: bytes
     sample_rate_hz: int = PIPELINE_RATE_HZ
     is_final: bool = False
+    words: tuple[WordTiming, ...] = ()
 
     @property
     def samples(self) -> int:
@@ -76,6 +91,7 @@ class Capabilities:
     languages: tuple[str, ...] = ("en",)
     native_speed: bool = False  # applies TTSInput.speed itself; else the pipeline time-stretches
     emotion_tags: tuple[str, ...] = ()
+    word_timings: bool = False  # chunks carry exact WordTimings (else they are estimated)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from server.errors import (
 )
 from server.orchestrator import Busy, Stream, StreamSpec
 from server.requests import LegacySpeakRequest, SpeechRequest, speakable
-from server.stream import AudioOut, Degraded
+from server.stream import AudioOut, Degraded, Words
 
 log = logging.getLogger("morpheus.http")
 
@@ -130,11 +130,14 @@ async def streamed_response(request: web.Request, stream: Stream,
     sse = req.stream_format == "sse"
     events = stream.__aiter__()
     first: AudioOut | None = None
+    early: list[Words] = []  # word timings come before the audio that speaks them
     try:
         async for ev in events:
             if isinstance(ev, AudioOut):
                 first = ev
                 break
+            if isinstance(ev, Words):
+                early.append(ev)
     except MorpheusError as e:
         return from_morpheus(e)
     if first is None:
@@ -157,12 +160,23 @@ async def streamed_response(request: web.Request, stream: Stream,
         else:
             await resp.write(data)
 
+    async def send_words(ev: Words) -> None:
+        if sse:  # an extra event beside OpenAI's: when each word is heard
+            for w in ev.words:
+                msg = {"type": "speech.word", "text": w.text, "start_ms": round(w.start_ms, 1),
+                       "end_ms": round(w.end_ms, 1), "exact": w.exact}
+                await resp.write(f"data: {json.dumps(msg)}\n\n".encode())
+
     try:
+        for ev in early:
+            await send_words(ev)
         await send(enc.encode(first.pcm))
         try:
             async for ev in events:
                 if isinstance(ev, AudioOut):
                     await send(enc.encode(ev.pcm))
+                elif isinstance(ev, Words):
+                    await send_words(ev)
                 elif isinstance(ev, Degraded):
                     log.warning("degraded mid-stream", extra={"request_id": stream.id,
                                                               "backend": ev.to_backend})
@@ -193,9 +207,14 @@ async def cancel_speech(request: web.Request) -> web.Response:
     stream = request.app[ORCHESTRATOR].get(request.match_info["request_id"])
     if stream is None:
         return json_error(404, "no running stream with that id", field="request_id")
+    # HTTP cannot see playback: model it as real time since the first audio, at most what
+    # was delivered (a client that buffered more had not played it yet).
+    played = max(0.0, stream.audio_ms - max(0.0, stream.observer.buffer_ms()))
     delivered = stream.interrupt()
     return web.json_response({"status": "cancelled", "request_id": stream.id,
-                              "delivered_ms": round(delivered, 1)})
+                              "delivered_ms": round(delivered, 1),
+                              "played_ms": round(played, 1),
+                              "heard_text": stream.heard_text(played)})
 
 
 def output_path(outputs: Path, voice: str) -> Path:

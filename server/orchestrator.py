@@ -41,7 +41,16 @@ from server.metrics import Metrics
 from server.rate import RateController, RateState, profile_for
 from server.scheduler import EdfGate
 from server.settings_store import SettingsStore
-from server.stream import AudioOut, BufferObserver, Degraded, SegmentDone, StreamEvent
+from server.stream import (
+    AudioOut,
+    BufferObserver,
+    Degraded,
+    SegmentDone,
+    StreamEvent,
+    WordMark,
+    Words,
+)
+from server.timings import SegmentClock, heard_text
 
 log = logging.getLogger("morpheus.orchestrator")
 
@@ -133,6 +142,8 @@ class Stream:
         self._ms_per_char = 65.0  # speech pace, learned per stream; places mid-segment resumes
         self._session: AdapterSession | None = None  # the adapter's per-stream conversation
         self._has_speech = False
+        self._made_ms = 0.0  # audio handed to the queue (ahead of audio_ms, which is taken)
+        self.words: list[WordMark] = []  # timings of the words yielded so far
 
     # -- text input
 
@@ -177,7 +188,13 @@ class Stream:
                                                    "chunk_size": self.rate.chunk_size})
                 self.audio_ms += ms
                 self.observer.audio_sent(ms)
+            elif isinstance(item, Words):
+                self.words.extend(item.words)
             yield item
+
+    def heard_text(self, played_ms: float) -> str:
+        """The words heard in full by `played_ms` of this response's audio."""
+        return heard_text(self.words, played_ms)
 
     def interrupt(self) -> float:
         """Barge-in / cancel: stop synthesis now, drop queued audio; returns ms delivered."""
@@ -223,6 +240,7 @@ class Stream:
     async def _emit(self, item: Any) -> None:
         if isinstance(item, AudioOut):
             self._queued_ms += len(item.pcm) / BYTES_PER_MS
+            self._made_ms += len(item.pcm) / BYTES_PER_MS
         await self._queue.put(item)
 
     def ahead_ms(self) -> float:
@@ -398,6 +416,10 @@ class Stream:
         resampler = StreamResampler(caps.native_rate_hz, PIPELINE_RATE_HZ)
         stretch = None if caps.native_speed or self.spec.speed == 1.0 else TimeStretcher(PIPELINE_RATE_HZ, self.spec.speed)
         self._stitcher.boundary()
+        clock = SegmentClock(
+            text, origin_ms=self._made_ms + self._stitcher.seam_offset() / (BYTES_PER_MS / 2),
+            scale=1.0 / self.spec.speed if stretch is not None else 1.0,
+            pace_ms_per_char=self._ms_per_char)
         gate = self.orch.gate(adapter)
         agen = self._source(adapter).synth_stream(req).__aiter__()
         delivered = 0.0
@@ -437,6 +459,9 @@ class Stream:
                     pcm += resampler.flush()
                 if stretch is not None:
                     pcm = stretch.process(pcm) + (stretch.flush() if chunk.is_final else b"")
+                marks = clock.chunk(chunk)
+                if marks:
+                    await self._emit(Words(tuple(marks)))
                 out = self._stitcher.process(pcm, hold_tail=chunk.is_final)
                 if out:
                     delivered += len(out) / BYTES_PER_MS
@@ -445,6 +470,9 @@ class Stream:
                     await self._emit(AudioOut(out, self.audio_ms))
         finally:
             await agen.aclose()
+        marks = clock.finish()
+        if marks:
+            await self._emit(Words(tuple(marks)))
         if stretch is not None:
             rest = self._stitcher.process(stretch.flush())
             if rest:
