@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     outputs_max_files: int = Field(200, ge=1)
     max_input_chars: int = Field(100_000, ge=1)
 
+    # --- security
+    api_key: str | None = None  # when set, every route but /healthz and /readyz needs it
+    cors_origins: str = ""  # comma list of web origins allowed besides this server's own
+
     # --- backends
     tts_backend: BackendName = "piper"
     backends: str = "piper,espeak,synthetic,snac_llamacpp"  # comma list, enabled
@@ -105,7 +109,7 @@ class Settings(BaseSettings):
     @field_validator("fallback_backend", "default_voice", "piper_voice", "snac_model",
                      "orpheus_gguf", "chunk_lock", "synthetic_stall_after",
                      "webrtc_host_addresses", "snac_device", "piper_voices_dir",
-                     "openai_tts_api_key", mode="before")
+                     "openai_tts_api_key", "api_key", mode="before")
     @classmethod
     def _empty_is_none(cls, v: Any) -> Any:
         return None if v == "" else v
