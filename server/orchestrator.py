@@ -144,6 +144,7 @@ class Stream:
         self._has_speech = False
         self._made_ms = 0.0  # audio handed to the queue (ahead of audio_ms, which is taken)
         self.words: list[WordMark] = []  # timings of the words yielded so far
+        self._stopped = False  # interrupted or closed: the producer must not emit any more
 
     # -- text input
 
@@ -200,6 +201,7 @@ class Stream:
         """Barge-in / cancel: stop synthesis now, drop queued audio; returns ms delivered."""
         if self.status == "running":
             self.status = "cancelled"
+        self._stopped = True
         if self._task is not None:
             self._task.cancel()
         self._stitcher.reset()
@@ -209,6 +211,7 @@ class Stream:
         return self.audio_ms
 
     async def aclose(self) -> None:
+        self._stopped = True
         if self._task is not None and not self._task.done():
             if self.status == "running":
                 self.status = "cancelled"
@@ -238,6 +241,11 @@ class Stream:
         return gate.slots is not None and (gate.busy > 0 or others)
 
     async def _emit(self, item: Any) -> None:
+        if self._stopped:
+            # Before Python 3.12, asyncio.wait_for loses a cancellation that lands as the
+            # engine's chunk completes; without this the producer would go on and block on
+            # the full queue that nobody reads any more.
+            raise asyncio.CancelledError
         if isinstance(item, AudioOut):
             self._queued_ms += len(item.pcm) / BYTES_PER_MS
             self._made_ms += len(item.pcm) / BYTES_PER_MS
