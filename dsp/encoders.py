@@ -115,8 +115,9 @@ _AV_SPECS: dict[str, tuple[str, str, int | None, int | None, dict[str, str], dic
 class AvEncoder(Encoder):
     """mp3 / Ogg Opus / FLAC / ADTS AAC through PyAV's in-process FFmpeg."""
 
-    def __init__(self, fmt: str, sample_rate_hz: int) -> None:
-        container_fmt, codec, codec_rate, bit_rate, options, codec_options = _AV_SPECS[fmt]
+    def __init__(self, fmt: str, sample_rate_hz: int, *, bit_rate: int | None = None) -> None:
+        container_fmt, codec, codec_rate, default_bit_rate, options, codec_options = _AV_SPECS[fmt]
+        bit_rate = bit_rate or default_bit_rate
         self.content_type = CONTENT_TYPES[fmt]
         self._rate = sample_rate_hz
         self._sink = _Sink()
@@ -155,12 +156,44 @@ class AvEncoder(Encoder):
         return self._sink.drain()
 
 
-def make_encoder(fmt: str, sample_rate_hz: int = 24000, *, streaming: bool = True) -> Encoder:
-    """An encoder for an OpenAI response_format; streaming=False only changes WAV (true sizes)."""
+class G711Encoder(Encoder):
+    """Header-less G.711 (one byte per sample) through PyAV's pcm_mulaw / pcm_alaw codecs."""
+
+    def __init__(self, law: str, sample_rate_hz: int = 8000) -> None:
+        if law not in ("ulaw", "alaw"):
+            raise ValueError(f"unknown G.711 law {law!r}; expected ulaw or alaw")
+        self.content_type = "audio/basic" if law == "ulaw" else "audio/x-alaw-basic"
+        self._codec = av.CodecContext.create("pcm_mulaw" if law == "ulaw" else "pcm_alaw", "w")
+        self._codec.sample_rate = sample_rate_hz  # type: ignore[attr-defined]
+        self._codec.format = "s16"  # type: ignore[attr-defined]
+        self._codec.layout = "mono"  # type: ignore[attr-defined]
+        self._rate = sample_rate_hz
+        self._carry = b""
+        self._pts = 0
+
+    def encode(self, pcm: bytes) -> bytes:
+        data, self._carry = align_samples(self._carry, pcm)
+        if not data:
+            return b""
+        samples = np.frombuffer(data, dtype="<i2").reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
+        frame.sample_rate = self._rate
+        frame.pts = self._pts
+        self._pts += samples.shape[1]
+        return b"".join(bytes(p) for p in self._codec.encode(frame))  # type: ignore[attr-defined]
+
+    def flush(self) -> bytes:
+        return b""  # sample by sample: nothing is ever held back
+
+
+def make_encoder(fmt: str, sample_rate_hz: int = 24000, *, streaming: bool = True,
+                 bit_rate: int | None = None) -> Encoder:
+    """An encoder for an OpenAI response_format; streaming=False only changes WAV (true sizes).
+    `bit_rate` (bits per second) overrides the codec's default for mp3, opus and aac."""
     if fmt == "pcm":
         return PcmEncoder()
     if fmt == "wav":
         return WavStreamEncoder(sample_rate_hz) if streaming else WavFileEncoder(sample_rate_hz)
     if fmt in _AV_SPECS:
-        return AvEncoder(fmt, sample_rate_hz)
+        return AvEncoder(fmt, sample_rate_hz, bit_rate=bit_rate)
     raise ValueError(f"unknown audio format {fmt!r}; expected one of {', '.join(FORMATS)}")

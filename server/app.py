@@ -51,6 +51,7 @@ def create_app(settings: Settings, *, env_file: Path | None = None,
 
 def _add_optional_routes(app: web.Application) -> None:
     """Transports and UI, each in its own module."""
+    from server.elevenlabs_http import add_elevenlabs_routes
     from server.web_routes import add_web_routes
     from server.webrtc import webrtc_ctx, webrtc_offer
     from server.ws import speech_ws
@@ -58,4 +59,5 @@ def _add_optional_routes(app: web.Application) -> None:
     app.router.add_get("/v1/audio/speech/ws", speech_ws)
     app.router.add_post("/webrtc/offer", webrtc_offer)
     app.cleanup_ctx.append(webrtc_ctx)
+    add_elevenlabs_routes(app)
     add_web_routes(app)

@@ -304,6 +304,11 @@ async def voices(request: web.Request) -> web.Response:
 
 
 async def models(request: web.Request) -> web.Response:
+    """OpenAI's model list; ElevenLabs clients get ElevenLabs' bare array from the same path."""
+    from server.elevenlabs_catalog import is_elevenlabs_client, list_models
+
+    if is_elevenlabs_client(request):
+        return await list_models(request)
     settings = request.app[SETTINGS].current
     ids = ["tts-1", "tts-1-hd", "orpheus", *settings.enabled_backends]
     return web.json_response({"object": "list", "data": [

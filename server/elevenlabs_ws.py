@@ -1,0 +1,328 @@
+"""ElevenLabs' text-to-speech WebSockets (reference/protocols.md 1.5 and 1.5b).
+
+`GET /v1/text-to-speech/{voice_id}/stream-input`: one utterance per connection. The first
+message is `{"text": " "}` (with `voice_settings`, and the API key as `xi-api-key` or
+`xi_api_key` when the handshake did not carry it); text pieces follow, `flush: true` speaks
+what is buffered now, `{"text": ""}` ends the input. Audio comes back as base64 with per-message
+alignment; `{"isFinal": true}` follows the last audio and the server closes the socket.
+`try_trigger_generation` is accepted: Morpheus's chunker starts speaking at the first sentence
+or clause end anyway.
+
+`GET /v1/text-to-speech/{voice_id}/multi-stream-input`: contexts named by `context_id`, each
+its own Morpheus stream, interleaved on one socket; messages out name theirs in `contextId`.
+`{"text": ""}` is only a keep-alive here. `close_context` ends a context's input: after a
+`flush` (what pipecat and LiveKit send at the end of a turn) its audio is finished and then its
+final message is sent; with text still unflushed, a second time, or with `immediate: true` it
+is barge-in and the context's synthesis stops at once, the other contexts untouched.
+`close_socket` stops every context, sends their finals and closes.
+
+Both check the API key themselves (server.security.DEFERRED_AUTH): from the handshake (header
+or query) or the first message; a wrong one gets an error message and close code 1008. A bad
+query is a 422 before the upgrade; a bad message an error naming the field, then 1008. A client
+that goes away stops its streams. These faces only translate: pacing, cancellation and
+failover are the orchestrator's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
+
+from adapters.errors import BadRequest
+from server.app_keys import ORCHESTRATOR, SETTINGS
+from server.elevenlabs_api import (
+    SpeechQuery,
+    VoiceSettings,
+    error_response,
+    from_validation,
+    stream_spec,
+    ws_error,
+)
+from server.elevenlabs_context import Context
+from server.elevenlabs_formats import OutputFormat, parse_output_format
+from server.orchestrator import StreamSpec
+from server.security import key_ok, presented_key
+
+log = logging.getLogger("morpheus.elevenlabs")
+
+MAX_CONTEXTS = 8  # open contexts per multi-stream socket (ElevenLabs allows 5)
+MAX_MESSAGE_BYTES = 1024 * 1024
+DEFAULT_CONTEXT = "default"  # a multi-stream message that names no context
+# How stream-input closes after its utterance: bad text is the client's, a failure the engine's.
+END_CODES = {"bad_request": WSCloseCode.POLICY_VIOLATION, "failed": WSCloseCode.INTERNAL_ERROR}
+
+
+class WsQuery(SpeechQuery):
+    inactivity_timeout: int = Field(20, ge=1, le=180)  # seconds without a message
+
+
+class GenerationConfig(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    chunk_length_schedule: list[StrictInt] | None = Field(None, max_length=64)
+
+
+class WsMessage(BaseModel):
+    """Any client message of either socket; unknown fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    text: StrictStr | None = None
+    try_trigger_generation: StrictBool | None = None
+    flush: StrictBool | None = None
+    voice_settings: VoiceSettings | None = None
+    generation_config: GenerationConfig | None = Field(
+        None, validation_alias=AliasChoices("generation_config", "generator_config"))
+    context_id: StrictStr | None = Field(None, max_length=256)
+    close_context: StrictBool | None = None
+    close_socket: StrictBool | None = None
+    immediate: StrictBool | None = None
+    api_key: StrictStr | None = Field(
+        None, validation_alias=AliasChoices("xi-api-key", "xi_api_key", "api_key"))
+    authorization: StrictStr | None = None
+
+    def key(self) -> str | None:
+        if self.api_key:
+            return self.api_key
+        auth = self.authorization or ""
+        return auth[7:].strip() if auth[:7].lower() == "bearer " else None
+
+
+class SocketClosed(Exception):
+    """The face closed the socket (error, end of the utterance, close_socket)."""
+
+
+class ElevenLabsSocket:
+    """One connection of either kind: its settings, its contexts, one send lock."""
+
+    def __init__(self, request: web.Request, ws: web.WebSocketResponse, query: WsQuery,
+                 fmt: OutputFormat, *, multi: bool) -> None:
+        self.request = request
+        self.ws = ws
+        self.query = query
+        self.format = fmt
+        self.multi = multi
+        self.orch = request.app[ORCHESTRATOR]
+        self.settings = request.app[SETTINGS].current
+        self.contexts: dict[str | None, Context] = {}
+        self._lock = asyncio.Lock()
+        self._authorized = key_ok(self.settings, presented_key(request))
+        self._key_presented = presented_key(request) is not None
+        self._first = True
+        self._ended = asyncio.Event()  # stream-input: the utterance is over
+        self._end_code: int = WSCloseCode.OK
+
+    async def send(self, msg: dict[str, Any]) -> None:
+        if self.ws.closed:
+            return
+        async with self._lock:
+            try:
+                await self.ws.send_str(json.dumps(msg))
+            except ConnectionError:
+                pass  # the receive loop sees the close and stops the streams
+
+    async def fail(self, msg: dict[str, Any], code: int = WSCloseCode.POLICY_VIOLATION) -> None:
+        await self.send(msg)
+        raise SocketClosed(code)
+
+    def _spec(self, voice_settings: VoiceSettings | None) -> StreamSpec:
+        q = self.query
+        return stream_spec(voice_id=self.request.match_info["voice_id"], model_id=q.model_id,
+                           voice_settings=voice_settings, language=q.language_code,
+                           latency=q.optimize_streaming_latency, transport="elevenlabs_ws",
+                           incremental=True)
+
+    def _context(self, context_id: str | None, voice_settings: VoiceSettings | None) -> Context:
+        return Context(context_id, orch=self.orch, send=self.send, spec_for=self._spec,
+                       fmt=self.format, voice_settings=voice_settings,
+                       max_chars=self.settings.max_input_chars, on_end=self._context_ended)
+
+    def _context_ended(self, ctx: Context) -> None:
+        if self.contexts.get(ctx.id) is ctx:
+            del self.contexts[ctx.id]
+        if not self.multi:
+            self._end_code = END_CODES.get(ctx.outcome, WSCloseCode.OK)
+            self._ended.set()
+
+    # --- messages -----------------------------------------------------------------------
+
+    async def handle(self, raw: str) -> None:
+        try:
+            data = json.loads(raw)
+            if not isinstance(data, dict):
+                raise ValueError("a message must be a JSON object")
+            msg = WsMessage.model_validate(data)
+        except ValidationError as e:
+            first = e.errors()[0]
+            field = ".".join(str(p) for p in first.get("loc", ())) or None
+            await self.fail(ws_error("invalid_message", f"{field}: {first.get('msg')}",
+                                     field=field))
+            return
+        except ValueError as e:
+            await self.fail(ws_error("invalid_message", f"message is not a JSON object: {e}"))
+            return
+        first, self._first = self._first, False
+        if first and not self._authorized:
+            if not self._key_presented and key_ok(self.settings, msg.key()):
+                self._authorized = True
+            else:
+                await self.fail(ws_error("invalid_api_key", "a valid API key is required: the "
+                                         "xi-api-key header or the first message's xi-api-key"))
+        try:
+            await (self._multi(msg) if self.multi else self._single(msg, first))
+        except BadRequest as e:
+            await self.fail(ws_error("invalid_request", str(e), field=e.field,
+                                     context_id=msg.context_id if self.multi else None))
+
+    async def _single(self, msg: WsMessage, first: bool) -> None:
+        ctx = self.contexts.get(None)
+        if ctx is None:
+            if not first or self._ended.is_set():
+                return  # after the end of input: nothing more is taken
+            ctx = self.contexts[None] = self._context(None, msg.voice_settings)
+        text = msg.text
+        if text == "":
+            await ctx.end_input()
+            return
+        if text and not (first and text == " "):  # the first " " only opens the stream
+            ctx.push(text)
+        if msg.flush:
+            ctx.flush()
+
+    async def _multi(self, msg: WsMessage) -> None:
+        if msg.close_socket:
+            await self.close_all()
+            raise SocketClosed(WSCloseCode.OK)
+        cid = msg.context_id
+        if cid is None and not msg.text:
+            return  # a keep-alive, or a flush/close for no context
+        cid = cid or DEFAULT_CONTEXT
+        ctx = self.contexts.get(cid)
+        if msg.close_context:
+            if ctx is not None:
+                await self._close_context(ctx, immediate=bool(msg.immediate))
+            return
+        if ctx is None or ctx.input_closed:
+            if ctx is not None:
+                raise BadRequest(f"context {cid!r} is closed and still finishing; "
+                                 "use a new context_id", field="context_id")
+            if len(self.contexts) >= MAX_CONTEXTS:
+                raise BadRequest(f"at most {MAX_CONTEXTS} open contexts per connection; "
+                                 "close one first", field="context_id")
+            ctx = self.contexts[cid] = self._context(cid, msg.voice_settings)
+        if msg.text and msg.text != " ":  # " " opens a context, "" keeps it alive
+            ctx.push(msg.text)
+        if msg.flush:
+            ctx.flush()
+
+    async def _close_context(self, ctx: Context, *, immediate: bool) -> None:
+        if immediate or ctx.input_closed or ctx.unflushed:
+            await ctx.cancel()  # barge-in
+        else:
+            await ctx.end_input()  # the end of a turn: finish what was flushed
+
+    async def close_all(self) -> None:
+        """Stop every context now (they send their finals) and wait for their tasks."""
+        contexts = list(self.contexts.values())
+        for ctx in contexts:
+            await ctx.cancel()
+        await self.wait(contexts)
+
+    async def end_all(self) -> None:
+        """Inactivity: end every context's input; their audio finishes."""
+        contexts = list(self.contexts.values())
+        for ctx in contexts:
+            await ctx.end_input()
+        await self.wait(contexts)
+
+    @staticmethod
+    async def wait(contexts: list[Context]) -> None:
+        tasks = [c.task for c in contexts if c.task is not None]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # --- the connection -----------------------------------------------------------------
+
+    async def run(self) -> int:
+        """Serve until the client or the face closes; returns the close code."""
+        if self._key_presented and not self._authorized:
+            await self.send(ws_error("invalid_api_key", "the API key is not valid",
+                                     field="xi-api-key"))
+            return WSCloseCode.POLICY_VIOLATION
+        receiver = asyncio.create_task(self._receive())
+        ended = asyncio.create_task(self._ended.wait())
+        try:
+            done, _ = await asyncio.wait({receiver, ended}, return_when=asyncio.FIRST_COMPLETED)
+            if receiver in done:
+                return receiver.result()
+            return self._end_code  # stream-input: the utterance is over
+        finally:
+            for task in (receiver, ended):
+                task.cancel()
+            await asyncio.gather(receiver, ended, return_exceptions=True)
+            for ctx in list(self.contexts.values()):  # client gone or socket closing
+                await ctx.cancel()
+            await self.wait(list(self.contexts.values()))
+
+    async def _receive(self) -> int:
+        timeout = float(self.query.inactivity_timeout)
+        while True:
+            try:
+                msg = await self.ws.receive(timeout=timeout)
+            except asyncio.TimeoutError:
+                await self.end_all()
+                return WSCloseCode.OK
+            if msg.type == WSMsgType.TEXT:
+                try:
+                    await self.handle(msg.data)
+                except SocketClosed as closed:
+                    return int(closed.args[0])
+            elif msg.type == WSMsgType.BINARY:
+                await self.send(ws_error("invalid_message", "send JSON text messages"))
+                return WSCloseCode.UNSUPPORTED_DATA
+            else:  # CLOSE, CLOSING, CLOSED, ERROR: the client is gone
+                return WSCloseCode.OK
+
+
+async def _serve(request: web.Request, *, multi: bool) -> web.StreamResponse:
+    try:
+        query = WsQuery.model_validate(dict(request.query))
+        fmt = parse_output_format(query.output_format)
+    except ValidationError as e:
+        return from_validation(e, "query")
+    except BadRequest as e:
+        return error_response(e)
+    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_MESSAGE_BYTES)
+    await ws.prepare(request)
+    sock = ElevenLabsSocket(request, ws, query, fmt, multi=multi)
+    code = WSCloseCode.OK
+    try:
+        code = await sock.run()
+    finally:
+        await ws.close(code=code)
+    return ws
+
+
+async def stream_input(request: web.Request) -> web.StreamResponse:
+    return await _serve(request, multi=False)
+
+
+async def multi_stream_input(request: web.Request) -> web.StreamResponse:
+    return await _serve(request, multi=True)
+
+
+__all__ = ["multi_stream_input", "stream_input"]
