@@ -30,6 +30,8 @@ BACKENDS: dict[str, BackendEntry] = {
                      "deterministic tones with latency/RTF/stall/failure knobs"),
         BackendEntry("snac_llamacpp", "adapters.snac_llamacpp:SnacLlamaCppAdapter", "snac",
                      "Orpheus tokens from llama.cpp (HTTP or in-process GGUF), SNAC decode"),
+        BackendEntry("elevenlabs", "adapters.elevenlabs:ElevenLabsAdapter", None,
+                     "the ElevenLabs API or any server that speaks it (HTTP and WebSocket)"),
     )
 }
 

@@ -19,6 +19,7 @@ OWN_KEYS = {
     "espeak": ("espeak_",),
     "synthetic": ("synthetic_",),
     "snac_llamacpp": ("snac_", "orpheus_", "llamacpp_", "parallel_streams"),
+    "elevenlabs": ("elevenlabs_", "upstream_"),
 }
 
 

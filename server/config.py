@@ -87,6 +87,12 @@ class Settings(BaseSettings):
     openai_tts_api_key: str | None = None
     openai_tts_model: str = "tts-1"
 
+    # --- elevenlabs: the ElevenLabs API, or any server that speaks it (a second Morpheus)
+    elevenlabs_base_url: str = "https://api.elevenlabs.io"  # comma list = a pool of upstreams
+    elevenlabs_api_key: str | None = None  # sent as xi-api-key; masked in GET /config
+    elevenlabs_model_id: str = "eleven_flash_v2_5"
+    elevenlabs_voice_id: str | None = None  # default: the first voice the upstream lists
+
     # --- rate control (orchestrator)
     playback_buffer_ms: float = Field(300, ge=20, le=10_000)
     buffer_min_ms: float = Field(200, ge=0)
@@ -109,7 +115,8 @@ class Settings(BaseSettings):
     @field_validator("fallback_backend", "default_voice", "piper_voice", "snac_model",
                      "orpheus_gguf", "chunk_lock", "synthetic_stall_after",
                      "webrtc_host_addresses", "snac_device", "piper_voices_dir",
-                     "openai_tts_api_key", "api_key", mode="before")
+                     "openai_tts_api_key", "api_key", "elevenlabs_api_key",
+                     "elevenlabs_voice_id", mode="before")
     @classmethod
     def _empty_is_none(cls, v: Any) -> Any:
         return None if v == "" else v

@@ -1,0 +1,248 @@
+"""The ElevenLabs API, or any server that speaks it (a second Morpheus does), as a backend.
+
+Protocol: ElevenLabs text-to-speech v1 as the `elevenlabs` SDK 2.78 sends it
+(reference/protocols.md section 1). Whole segments go to
+`POST /v1/text-to-speech/{voice}/stream?output_format=pcm_24000` and are decoded as the bytes
+arrive; a stream whose text arrives in pieces (WebSocket, WebRTC) keeps one
+`multi-stream-input` WebSocket for its whole life (adapters/elevenlabs_session.py), which also
+brings exact word timings from the upstream's alignment. Voices come from `GET /v1/voices`.
+
+Settings: ELEVENLABS_BASE_URL (default the public API; a comma list is a pool of upstreams),
+ELEVENLABS_API_KEY (sent as `xi-api-key`, never logged), ELEVENLABS_MODEL_ID,
+ELEVENLABS_VOICE_ID (default: the first voice the upstream lists). Until a key is set or the
+URL points elsewhere, the backend is "not configured" and never touches the network.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import aiohttp
+import httpx
+
+from adapters.base import (
+    PIPELINE_RATE_HZ,
+    AdapterSession,
+    AudioChunk,
+    Capabilities,
+    Health,
+    TTSAdapter,
+    TTSInput,
+    Voice,
+)
+from adapters.errors import BackendUnavailable, MalformedAudio, TTSError
+from adapters.upstream import (
+    Timeouts,
+    Upstream,
+    UpstreamPool,
+    http_client,
+    parse_addresses,
+    status_error,
+    stream_from_pool,
+    transport_error,
+)
+
+log = logging.getLogger("morpheus.adapters.elevenlabs")
+
+PUBLIC_API = "https://api.elevenlabs.io"
+OUTPUT_FORMAT = "pcm_24000"  # s16le mono at the pipeline's rate: no decoding, no resampling
+TAIL_BYTES = PIPELINE_RATE_HZ * 2 * 50 // 1000  # 50 ms held back to mark the segment's end
+MIN_CHUNK_BYTES = PIPELINE_RATE_HZ * 2 * 20 // 1000  # network reads below 20 ms are merged
+
+
+class TailHold:
+    """Network bytes -> whole samples out at once, except the last 50 ms, which wait for the
+    next bytes or for the end: the segment's last chunk then carries `is_final` and the
+    orchestrator's crossfade has its tail."""
+
+    def __init__(self) -> None:
+        self._held = b""
+
+    def push(self, data: bytes) -> bytes:
+        self._held += data
+        cut = len(self._held) - TAIL_BYTES
+        cut -= cut % 2
+        if cut < MIN_CHUNK_BYTES:
+            return b""
+        out, self._held = self._held[:cut], self._held[cut:]
+        return out
+
+    def finish(self) -> bytes:
+        out, self._held = self._held, b""
+        return out[: len(out) - len(out) % 2]  # half a sample cannot be played
+
+
+class ElevenLabsAdapter(TTSAdapter):
+    """ElevenLabs text-to-speech over HTTP (segments) and WebSocket (incremental streams)."""
+
+    name = "elevenlabs"
+    capabilities = Capabilities(
+        native_rate_hz=PIPELINE_RATE_HZ, streams_sub_sentence=True, chunk_unit="segment",
+        languages=("en", "de", "fr", "es", "it", "pt", "pl", "nl", "ja", "zh", "ko", "hi"),
+        # ElevenLabs' own speed only spans 0.7-1.2: the pipeline stretches instead.
+        native_speed=False, word_timings=True,
+    )
+
+    def __init__(self, base_url: str = PUBLIC_API, *, api_key: str | None = None,
+                 model_id: str = "eleven_flash_v2_5", voice_id: str | None = None,
+                 timeouts: Timeouts | None = None, backoff_s: float = 5.0) -> None:
+        addresses = parse_addresses(base_url) or [PUBLIC_API]
+        self.api_key = api_key
+        self.model_id = model_id
+        self.voice_id = voice_id
+        self.timeouts = timeouts or Timeouts()
+        self.configured = bool(api_key) or addresses != [PUBLIC_API]
+        self.pool = UpstreamPool(self.name, addresses, backoff_s=backoff_s, probe=self._probe)
+        self._client: httpx.AsyncClient | None = None
+        self._ws_session: aiohttp.ClientSession | None = None
+        self._voices: list[Voice] = []
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> ElevenLabsAdapter:
+        return cls(
+            options.get("elevenlabs_base_url") or PUBLIC_API,
+            api_key=options.get("elevenlabs_api_key") or None,
+            model_id=options.get("elevenlabs_model_id") or "eleven_flash_v2_5",
+            voice_id=options.get("elevenlabs_voice_id") or None,
+            timeouts=Timeouts(float(options.get("upstream_connect_timeout_s") or 5.0),
+                              float(options.get("upstream_read_timeout_s") or 30.0)),
+            backoff_s=float(options.get("upstream_backoff_s") or 5.0),
+        )
+
+    # --- plumbing shared with the session ---------------------------------------------------
+
+    def headers(self) -> dict[str, str]:
+        return {"xi-api-key": self.api_key} if self.api_key else {}
+
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = http_client(self.timeouts, headers=self.headers())
+        return self._client
+
+    def ws_session(self) -> aiohttp.ClientSession:
+        if self._ws_session is None:
+            self._ws_session = aiohttp.ClientSession(headers=self.headers())
+        return self._ws_session
+
+    def _check_configured(self) -> None:
+        if not self.configured:
+            raise BackendUnavailable(
+                "elevenlabs is not configured: set ELEVENLABS_API_KEY for the public API, or "
+                "ELEVENLABS_BASE_URL for a server that speaks it", backend=self.name)
+
+    # --- lifecycle, voices, health ---------------------------------------------------------
+
+    async def warmup(self) -> None:
+        self._check_configured()
+        if self._voices:
+            return
+        up = self.pool.pick()
+        try:
+            self._voices = await self._list_voices(up.address)
+        except TTSError as e:
+            self.pool.failed(up, e)
+            raise
+
+    async def _list_voices(self, address: str) -> list[Voice]:
+        url = f"{address}/v1/voices"
+        try:
+            resp = await self.client().get(url)
+        except httpx.HTTPError as e:
+            raise transport_error(e, url, self.name) from e
+        if resp.status_code != 200:
+            raise status_error(resp.status_code, resp.content, url, self.name)
+        try:
+            listed = resp.json()["voices"]
+            return [_voice(v, self.name) for v in listed]
+        except (ValueError, KeyError, TypeError) as e:
+            raise MalformedAudio(f"{url} did not answer a voice list: {e!r}",
+                                 backend=self.name) from e
+
+    async def _probe(self, address: str) -> str | None:
+        try:
+            await self._list_voices(address)
+        except TTSError as e:
+            return str(e)
+        return None
+
+    async def health(self) -> Health:
+        if not self.configured:
+            return Health(False, self.name, loader="http", reason=(
+                "not configured: set ELEVENLABS_API_KEY or ELEVENLABS_BASE_URL"))
+        reason = self.pool.unavailable_reason()
+        if reason is None:
+            reason = await self._probe(self.pool.pick().address)
+        return Health(reason is None, self.name, loader="http", reason=reason)
+
+    def voices(self) -> list[Voice]:
+        return list(self._voices)
+
+    def default_voice(self) -> str | None:
+        return self.voice_id or super().default_voice()
+
+    def upstreams(self) -> list[dict[str, Any]]:
+        return self.pool.snapshot()
+
+    def open_session(self) -> AdapterSession:
+        from adapters.elevenlabs_session import ElevenLabsSession
+
+        return ElevenLabsSession(self)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+        if self._ws_session is not None:
+            await self._ws_session.close()
+        await self.pool.aclose()
+
+    # --- whole segments over HTTP ------------------------------------------------------------
+
+    def synth_stream(self, req: TTSInput) -> AsyncIterator[AudioChunk]:
+        self._check_configured()
+        return stream_from_pool(self.pool, lambda up: self._http_stream(up, req))
+
+    def body(self, req: TTSInput) -> dict[str, Any]:
+        body: dict[str, Any] = {"text": req.text, "model_id": self.model_id}
+        if req.language:
+            body["language_code"] = req.language
+        return body
+
+    async def _http_stream(self, up: Upstream, req: TTSInput) -> AsyncIterator[AudioChunk]:
+        voice = req.voice or self.default_voice() or "default"
+        url = f"{up.address}/v1/text-to-speech/{voice}/stream"
+        params = {"output_format": OUTPUT_FORMAT}
+        if req.low_latency:
+            params["optimize_streaming_latency"] = "3"
+        tail = TailHold()
+        try:
+            async with self.client().stream("POST", url, params=params,
+                                            json=self.body(req)) as resp:
+                if resp.status_code != 200:
+                    raise status_error(resp.status_code, await resp.aread(), url, self.name)
+                kind = resp.headers.get("content-type", "")
+                if kind.startswith(("text/", "application/json")):
+                    raise MalformedAudio(f"{url} answered {kind!r}, not {OUTPUT_FORMAT} audio",
+                                         backend=self.name)
+                async for data in resp.aiter_bytes():
+                    pcm = tail.push(data)
+                    if pcm:
+                        yield AudioChunk(pcm, PIPELINE_RATE_HZ)
+        except httpx.HTTPError as e:
+            raise transport_error(e, url, self.name) from e
+        last = tail.finish()
+        if not last:
+            raise MalformedAudio(f"{url} answered no audio for {len(req.text)} characters",
+                                 backend=self.name)
+        yield AudioChunk(last, PIPELINE_RATE_HZ, is_final=True)
+
+
+def _voice(v: Mapping[str, Any], backend: str) -> Voice:
+    labels = v.get("labels") or {}
+    return Voice(id=str(v["voice_id"]), name=str(v.get("name") or v["voice_id"]),
+                 language=str(labels.get("language") or "en"), gender=labels.get("gender"),
+                 description=str(v.get("description") or ""), backend=backend)
+
+
+__all__ = ["ElevenLabsAdapter", "TailHold"]
