@@ -63,7 +63,10 @@ class ElevenLabsSession(AdapterSession):
                 a.ws_session().ws_connect(url, heartbeat=20.0, max_msg_size=16 * 1024 * 1024),
                 a.timeouts.connect_s)
         except aiohttp.WSServerHandshakeError as e:
-            err = status_error(e.status, e.message, url.split("?")[0], a.name)
+            err = (status_error(e.status, e.message, url.split("?")[0], a.name)
+                   if e.status >= 400 else
+                   MalformedAudio(f"{url.split('?')[0]} does not speak the ElevenLabs "
+                                  f"WebSocket (HTTP {e.status})", backend=a.name))
         except asyncio.TimeoutError:
             err = BackendTimeout(f"connecting to {url.split('?')[0]} timed out", backend=a.name)
         except (aiohttp.ClientError, OSError) as e:

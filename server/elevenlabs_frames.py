@@ -9,7 +9,7 @@ holds audio back (mp3) yields nothing until it has bytes: the characters wait fo
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 from adapters.base import PIPELINE_RATE_HZ
@@ -33,7 +33,7 @@ class Frame:
 
 
 async def frames(stream: Stream, encoder: OutputEncoder,
-                 aligner: CharAligner) -> AsyncIterator[Frame]:
+                 aligner: CharAligner) -> AsyncGenerator[Frame, None]:
     """The frames of `stream`, the last one flagged. Raises what iterating the stream raises
     (TTSError, BadRequest); the caller closes the stream."""
     chars: list[CharTime] = []

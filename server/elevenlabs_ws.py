@@ -167,9 +167,9 @@ class ElevenLabsSocket:
                 raise ValueError("a message must be a JSON object")
             msg = WsMessage.model_validate(data)
         except ValidationError as e:
-            first = e.errors()[0]
-            field = ".".join(str(p) for p in first.get("loc", ())) or None
-            await self.fail(ws_error("invalid_message", f"{field}: {first.get('msg')}",
+            err = e.errors()[0]
+            field = ".".join(str(p) for p in err.get("loc", ())) or None
+            await self.fail(ws_error("invalid_message", f"{field}: {err.get('msg')}",
                                      field=field))
             return
         except ValueError as e:
@@ -195,7 +195,7 @@ class ElevenLabsSocket:
                 return  # after the end of input: nothing more is taken
             ctx = self.contexts[None] = self._context(None, msg.voice_settings)
         text = msg.text
-        if text == "":
+        if text == "" and not msg.flush:  # {"text": "", "flush": true} keeps the socket open
             await ctx.end_input()
             return
         if text and not (first and text == " "):  # the first " " only opens the stream
@@ -309,7 +309,7 @@ async def _serve(request: web.Request, *, multi: bool) -> web.StreamResponse:
     ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_MESSAGE_BYTES)
     await ws.prepare(request)
     sock = ElevenLabsSocket(request, ws, query, fmt, multi=multi)
-    code = WSCloseCode.OK
+    code: int = WSCloseCode.OK
     try:
         code = await sock.run()
     finally:
