@@ -1,0 +1,162 @@
+"""ElevenLabs benchmarks: the face's first audio next to /v1/audio/speech, and the adapter's
+overhead over its upstream.
+
+1. Face: one Piper server; the same sentence as `/v1/audio/speech` (pcm), as ElevenLabs'
+   `/stream` (pcm_24000), `/stream/with-timestamps`, and the `stream-input` and
+   `multi-stream-input` sockets, requests interleaved round by round. Target: each ElevenLabs
+   route's median first audio within 5 ms of /v1/audio/speech's.
+2. Adapter: a second server whose `elevenlabs` backend points at the first; first audio and
+   RTF through it against the upstream's own `/stream`, interleaved. Targets: overhead
+   <= 15 ms, RTF ratio >= 0.95.
+
+Both servers run as child processes on 127.0.0.1 (bench/speech.py's ServerProcess).
+`python -m bench elevenlabs` once the section is listed in bench/__main__.py, or
+`python -m bench.elevenlabs`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+
+from bench.speech import PARAGRAPH, SENTENCE_120, ServerProcess, pct
+
+TARGETS = {"route_delta_ms": 5.0, "adapter_overhead_ms": 15.0, "adapter_rtf_ratio": 0.95}
+Probe = Callable[[aiohttp.ClientSession, str, str], Awaitable[tuple[float, float]]]
+
+
+async def openai_speech(http: aiohttp.ClientSession, url: str, text: str) -> tuple[float, float]:
+    """(first audio ms, wall s) of /v1/audio/speech read as fast as it comes."""
+    return await _http(http, f"{url}/v1/audio/speech",
+                       {"input": text, "response_format": "pcm"}, {})
+
+
+async def el_stream(http: aiohttp.ClientSession, url: str, text: str) -> tuple[float, float]:
+    return await _http(http, f"{url}/v1/text-to-speech/default/stream", {"text": text},
+                       {"output_format": "pcm_24000"})
+
+
+async def el_stream_timestamps(http: aiohttp.ClientSession, url: str,
+                               text: str) -> tuple[float, float]:
+    return await _http(http, f"{url}/v1/text-to-speech/default/stream/with-timestamps",
+                       {"text": text}, {"output_format": "pcm_24000"})
+
+
+async def _http(http: aiohttp.ClientSession, url: str, body: dict[str, Any],
+                params: dict[str, str]) -> tuple[float, float]:
+    t0 = time.perf_counter()
+    first = None
+    async with http.post(url, json=body, params=params) as r:
+        r.raise_for_status()
+        async for chunk in r.content.iter_any():
+            if first is None and chunk:
+                first = time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    return 1000 * (first or wall), wall
+
+
+async def el_socket(http: aiohttp.ClientSession, url: str, text: str,
+                    multi: bool = False) -> tuple[float, float]:
+    """First audio message of a socket, counted from the first text sent."""
+    kind = "multi-stream-input" if multi else "stream-input"
+    ws_url = f"{url.replace('http', 'ws')}/v1/text-to-speech/default/{kind}?output_format=pcm_24000"
+    ctx = {"context_id": "c"} if multi else {}
+    async with http.ws_connect(ws_url) as ws:
+        await ws.send_json({"text": " ", **ctx})
+        t0 = time.perf_counter()
+        await ws.send_json({"text": text + " ", **ctx, "flush": True})
+        await ws.send_json({**ctx, "close_context": True} if multi else {"text": ""})
+        first = None
+        while True:
+            msg = await ws.receive(timeout=60)
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                break
+            data = json.loads(msg.data)
+            if first is None and data.get("audio"):
+                first = time.perf_counter() - t0
+            if data.get("isFinal"):
+                if multi:
+                    await ws.send_json({"close_socket": True})
+                else:
+                    break
+    wall = time.perf_counter() - t0
+    return 1000 * (first or wall), wall
+
+
+async def el_multi(http: aiohttp.ClientSession, url: str, text: str) -> tuple[float, float]:
+    return await el_socket(http, url, text, multi=True)
+
+
+ROUTES: dict[str, Probe] = {"stream": el_stream, "stream_with_timestamps": el_stream_timestamps,
+                            "stream_input": el_socket, "multi_stream_input": el_multi}
+
+
+async def bench_face(rounds: int) -> dict[str, float]:
+    res: dict[str, float] = {}
+    async with ServerProcess() as srv, aiohttp.ClientSession() as http:
+        for probe in (openai_speech, *ROUTES.values()):  # warm every path once
+            await probe(http, srv.url, SENTENCE_120)
+        times: dict[str, list[float]] = {"openai": [], **{k: [] for k in ROUTES}}
+        for i in range(rounds):
+            order = list(ROUTES.items())
+            order = order[i % len(order):] + order[:i % len(order)]  # no route always first
+            for name, probe in order:
+                times["openai"].append((await openai_speech(http, srv.url, SENTENCE_120))[0])
+                times[name].append((await probe(http, srv.url, SENTENCE_120))[0])
+        base = pct(times["openai"], 50)
+        res["openai_ttfa_p50_ms"] = base
+        for name in ROUTES:
+            res[f"{name}_ttfa_p50_ms"] = pct(times[name], 50)
+            res[f"{name}_delta_ms"] = pct(times[name], 50) - base
+    return res
+
+
+async def bench_adapter(rounds: int) -> dict[str, float]:
+    res: dict[str, float] = {}
+    async with ServerProcess() as up:
+        async with ServerProcess(TTS_BACKEND="elevenlabs", BACKENDS="elevenlabs,espeak",
+                                 ELEVENLABS_BASE_URL=up.url) as front, \
+                aiohttp.ClientSession() as http:
+            for _ in range(2):
+                await el_stream(http, up.url, SENTENCE_120)
+                await openai_speech(http, front.url, SENTENCE_120)
+            direct, through = [], []
+            for _ in range(rounds):
+                direct.append((await el_stream(http, up.url, SENTENCE_120))[0])
+                through.append((await openai_speech(http, front.url, SENTENCE_120))[0])
+            wall_direct, wall_through = [], []  # the same audio both ways: RTFs go as 1/wall
+            for _ in range(3):
+                wall_direct.append((await el_stream(http, up.url, PARAGRAPH))[1])
+                wall_through.append((await openai_speech(http, front.url, PARAGRAPH))[1])
+    res["upstream_ttfa_p50_ms"] = pct(direct, 50)
+    res["adapter_ttfa_p50_ms"] = pct(through, 50)
+    res["adapter_overhead_ms"] = res["adapter_ttfa_p50_ms"] - res["upstream_ttfa_p50_ms"]
+    res["adapter_rtf_ratio"] = statistics.median(wall_direct) / statistics.median(wall_through)
+    return res
+
+
+def run(rounds: int = 10) -> dict[str, float]:
+    """Both benchmarks; prints a table and returns the figures (bench/__main__.py keys them)."""
+    res = asyncio.run(bench_face(rounds))
+    res.update(asyncio.run(bench_adapter(rounds)))
+    rows = [("/v1/audio/speech first audio p50 (ms)", res["openai_ttfa_p50_ms"], "")]
+    rows += [(f"{name}: first audio p50 (ms), delta", res[f"{name}_ttfa_p50_ms"],
+              f"{res[f'{name}_delta_ms']:+.1f} (target <= +{TARGETS['route_delta_ms']:.0f})")
+             for name in ROUTES]
+    rows += [("upstream /stream first audio p50 (ms)", res["upstream_ttfa_p50_ms"], ""),
+             ("through the elevenlabs adapter p50 (ms)", res["adapter_ttfa_p50_ms"],
+              f"overhead {res['adapter_overhead_ms']:+.1f} (target <= 15)"),
+             ("adapter RTF / upstream RTF", res["adapter_rtf_ratio"], "target >= 0.95")]
+    for label, value, note in rows:
+        print(f"  {label:<48} {value:8.2f}  {note}")
+    return res
+
+
+if __name__ == "__main__":
+    run()
