@@ -145,8 +145,13 @@ def from_validation(e: ValidationError, where: str) -> web.Response:
 def error_response(e: MorpheusError | Busy) -> web.Response:
     """A Morpheus error as ElevenLabs would answer it (the only place with these codes)."""
     if isinstance(e, Busy):
-        return detail_error(429, "too_many_concurrent_requests", str(e),
-                            headers={"Retry-After": str(int(e.retry_after_s + 0.999))})
+        retry = {"Retry-After": str(int(e.retry_after_s + 0.999))}
+        if getattr(e, "draining", False):  # shutting down: another replica should answer
+            return detail_error(503, "service_unavailable", "the server is shutting down",
+                                headers=retry)
+        return detail_error(429, "too_many_concurrent_requests", str(e), headers=retry)
+    if isinstance(e, BadRequest) and e.status not in (400, 422):  # 413 too large, 415 type
+        return detail_error(e.status, "invalid_request", str(e), field=e.field)
     if isinstance(e, BadRequest):
         where = "query" if e.field == "output_format" else "body"
         field = "model_id" if e.field == "backend" else ("text" if e.field == "input" else e.field)

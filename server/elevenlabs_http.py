@@ -55,7 +55,7 @@ async def _open(request: web.Request) -> tuple[Stream, SpeechBody, OutputFormat]
         fmt = parse_output_format(query.output_format)
         body = await read_body(request)
     except BadRequest as e:
-        if e.field == "body":
+        if e.field == "body" and e.status == 400:
             return validation_error("body", None, str(e), "json_invalid")
         return error_response(e)
     except ValidationError as e:

@@ -47,8 +47,10 @@ from server.app_keys import ORCHESTRATOR, SETTINGS
 from server.elevenlabs_api import (
     SpeechQuery,
     VoiceSettings,
+    detail_error,
     error_response,
     from_validation,
+    key_error,
     stream_spec,
     ws_error,
 )
@@ -299,6 +301,11 @@ class ElevenLabsSocket:
 
 
 async def _serve(request: web.Request, *, multi: bool) -> web.StreamResponse:
+    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_MESSAGE_BYTES)
+    if not ws.can_prepare(request).ok:  # a plain request: no first message can carry a key
+        return key_error(request) or detail_error(
+            426, "upgrade_required", "this route is a WebSocket: connect with ws:// or wss://",
+            headers={"Upgrade": "websocket", "Connection": "Upgrade"})
     try:
         query = WsQuery.model_validate(dict(request.query))
         fmt = parse_output_format(query.output_format)
@@ -306,7 +313,6 @@ async def _serve(request: web.Request, *, multi: bool) -> web.StreamResponse:
         return from_validation(e, "query")
     except BadRequest as e:
         return error_response(e)
-    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_MESSAGE_BYTES)
     await ws.prepare(request)
     sock = ElevenLabsSocket(request, ws, query, fmt, multi=multi)
     code: int = WSCloseCode.OK

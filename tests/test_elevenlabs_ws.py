@@ -269,9 +269,24 @@ async def test_bad_query_is_422_before_the_upgrade(serve, query: dict, field: st
     with pytest.raises(aiohttp.WSServerHandshakeError) as e:
         await srv.http.ws_connect(ws_url(srv, **query))
     assert e.value.status == 422
-    async with srv.http.get(ws_url(srv, **query).replace("ws://", "http://")) as r:
+    async with srv.http.get(ws_url(srv, **query).replace("ws://", "http://"),
+                            headers=UPGRADE) as r:  # the same handshake, body readable
         assert r.status == 422
         assert (await r.json())["detail"][0]["loc"] == ["query", field]
+
+
+UPGRADE = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+           "Sec-WebSocket-Key": base64.b64encode(b"0123456789abcdef").decode()}
+
+
+@pytest.mark.parametrize("kind", ["stream-input", "multi-stream-input"])
+async def test_a_plain_request_is_told_to_upgrade_and_needs_the_key(serve, kind: str) -> None:
+    srv = await serve(tts_backend="synthetic", api_key="k1")
+    url = ws_url(srv, kind).replace("ws://", "http://")
+    async with srv.http.get(url) as r:  # no upgrade, so no first message can bring the key
+        assert r.status == 401
+    async with srv.http.get(url, headers={"xi-api-key": "k1"}) as r:
+        assert r.status == 426 and (await r.json())["detail"]["status"] == "upgrade_required"
 
 
 async def test_empty_utterance_just_ends(serve) -> None:
