@@ -50,6 +50,8 @@ PUBLIC_API = "https://api.elevenlabs.io"
 OUTPUT_FORMAT = "pcm_24000"  # s16le mono at the pipeline's rate: no decoding, no resampling
 TAIL_BYTES = PIPELINE_RATE_HZ * 2 * 50 // 1000  # 50 ms held back to mark the segment's end
 MIN_CHUNK_BYTES = PIPELINE_RATE_HZ * 2 * 20 // 1000  # network reads below 20 ms are merged
+# What raw PCM may be labelled (ElevenLabs says audio/pcm); anything else is not what we asked.
+PCM_TYPES = ("", "audio/pcm", "audio/l16", "audio/x-pcm", "audio/raw", "application/octet-stream")
 
 
 class TailHold:
@@ -221,10 +223,10 @@ class ElevenLabsAdapter(TTSAdapter):
                                             json=self.body(req)) as resp:
                 if resp.status_code != 200:
                     raise status_error(resp.status_code, await resp.aread(), url, self.name)
-                kind = resp.headers.get("content-type", "")
-                if kind.startswith(("text/", "application/json")):
-                    raise MalformedAudio(f"{url} answered {kind!r}, not {OUTPUT_FORMAT} audio",
-                                         backend=self.name)
+                kind = resp.headers.get("content-type", "").split(";")[0].strip().lower()
+                if kind not in PCM_TYPES:
+                    raise MalformedAudio(f"{url} answered {kind!r}, not the raw {OUTPUT_FORMAT} "
+                                         "audio asked for", backend=self.name)
                 async for data in resp.aiter_bytes():
                     pcm = tail.push(data)
                     if pcm:
