@@ -187,8 +187,13 @@ class ElevenLabsSocket:
         try:
             await (self._multi(msg) if self.multi else self._single(msg, first))
         except BadRequest as e:
-            await self.fail(ws_error("invalid_request", str(e), field=e.field,
-                                     context_id=msg.context_id if self.multi else None))
+            error = ws_error("invalid_request", str(e), field=e.field,
+                             context_id=(msg.context_id or DEFAULT_CONTEXT) if self.multi
+                             else None)
+            if not self.multi:
+                await self.fail(error)
+            await self.send(error)  # one context's trouble: the others go on
+
 
     async def _single(self, msg: WsMessage, first: bool) -> None:
         ctx = self.contexts.get(None)
@@ -227,7 +232,11 @@ class ElevenLabsSocket:
                                  "close one first", field="context_id")
             ctx = self.contexts[cid] = self._context(cid, msg.voice_settings)
         if msg.text and msg.text != " ":  # " " opens a context, "" keeps it alive
-            ctx.push(msg.text)
+            try:
+                ctx.push(msg.text)
+            except BadRequest:
+                await ctx.cancel()  # its text would be cut short: better not spoken at all
+                raise
         if msg.flush:
             ctx.flush()
 

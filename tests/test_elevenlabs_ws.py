@@ -296,3 +296,24 @@ async def test_empty_utterance_just_ends(serve) -> None:
         await ws.send_json({"text": ""})
         assert await messages(ws) == [{"isFinal": True}]
         assert ws.close_code == 1000
+
+
+async def test_one_contexts_trouble_leaves_the_socket_and_the_others_alone(serve) -> None:
+    srv = await serve(tts_backend="synthetic", synthetic_rtf=1.0, max_input_chars=200)
+    async with srv.http.ws_connect(ws_url(srv, "multi-stream-input")) as ws:
+        for i in range(8):  # every context open, none finished
+            await ws.send_json({"text": " ", "context_id": f"c{i}"})
+        await ws.send_json({"text": " ", "context_id": "one-too-many"})
+        err = await ws.receive_json(timeout=10)
+        assert err["error"] == "invalid_request" and err["contextId"] == "one-too-many"
+        assert err["field"] == "context_id"
+        await ws.send_json({"text": "x" * 300, "context_id": "c1"})  # over MAX_INPUT_CHARS
+        got = [await ws.receive_json(timeout=10) for _ in range(2)]
+        assert {"isFinal": True, "contextId": "c1"} in got
+        assert any(m.get("error") and m.get("field") == "text" for m in got)
+        await ws.send_json({"text": "Still speaking. ", "context_id": "c0", "flush": True})
+        audio = await ws.receive_json(timeout=10)
+        assert audio["contextId"] == "c0" and audio["audio"]
+        await ws.send_json({"close_socket": True})
+        await messages(ws)
+        assert ws.close_code == 1000
