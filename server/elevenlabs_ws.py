@@ -194,7 +194,6 @@ class ElevenLabsSocket:
                 await self.fail(error)
             await self.send(error)  # one context's trouble: the others go on
 
-
     async def _single(self, msg: WsMessage, first: bool) -> None:
         ctx = self.contexts.get(None)
         if ctx is None:
@@ -223,15 +222,20 @@ class ElevenLabsSocket:
             if ctx is not None:
                 await self._close_context(ctx, immediate=bool(msg.immediate))
             return
-        if ctx is None or ctx.input_closed:
-            if ctx is not None:
-                raise BadRequest(f"context {cid!r} is closed and still finishing; "
-                                 "use a new context_id", field="context_id")
+        speaks = bool(msg.text and msg.text != " ")  # " " opens a context, "" keeps it alive
+        if ctx is not None and ctx.input_closed:
+            if not speaks:
+                return  # a keep-alive (pipecat sends them) while the context finishes
+            raise BadRequest(f"context {cid!r} is closed and still finishing; use a new "
+                             "context_id", field="context_id")
+        if ctx is None:
+            if msg.text is None or msg.text == "":
+                return  # a flush or keep-alive for a context that is not open
             if len(self.contexts) >= MAX_CONTEXTS:
                 raise BadRequest(f"at most {MAX_CONTEXTS} open contexts per connection; "
                                  "close one first", field="context_id")
             ctx = self.contexts[cid] = self._context(cid, msg.voice_settings)
-        if msg.text and msg.text != " ":  # " " opens a context, "" keeps it alive
+        if speaks and msg.text:
             try:
                 ctx.push(msg.text)
             except BadRequest:
