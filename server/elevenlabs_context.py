@@ -60,7 +60,10 @@ class Context:
     # --- input --------------------------------------------------------------------------
 
     def push(self, text: str) -> None:
-        """Append a text piece; BadRequest when the context's text gets too long."""
+        """Append a text piece; BadRequest when the context's text gets too long or its input
+        has ended."""
+        if self.input_closed:
+            raise BadRequest("this context's input has ended", field="text")
         if self.chars + len(text) > self._max_chars:
             raise BadRequest(f"a context's text is limited to {self._max_chars} characters "
                              "(MAX_INPUT_CHARS)", field="text")

@@ -200,6 +200,8 @@ class ElevenLabsSocket:
             if not first or self._ended.is_set():
                 return  # after the end of input: nothing more is taken
             ctx = self.contexts[None] = self._context(None, msg.voice_settings)
+        if ctx.input_closed:
+            return  # after {"text": ""} the utterance only finishes
         text = msg.text
         if text == "" and not msg.flush:  # {"text": "", "flush": true} keeps the socket open
             await ctx.end_input()

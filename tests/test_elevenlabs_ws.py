@@ -319,3 +319,16 @@ async def test_one_contexts_trouble_leaves_the_socket_and_the_others_alone(serve
         await ws.send_json({"close_socket": True})
         await messages(ws)
         assert ws.close_code == 1000
+
+
+async def test_text_after_the_end_of_input_is_not_spoken(serve) -> None:
+    srv = await serve(tts_backend="synthetic")
+    async with srv.http.ws_connect(ws_url(srv)) as ws:
+        await ws.send_json({"text": " "})
+        await ws.send_json({"text": "Hello there. "})
+        await ws.send_json({"text": ""})
+        await ws.send_json({"text": "Too late to be said. "})
+        msgs = await messages(ws)
+        assert ws.close_code == 1000
+    assert "".join(c for c, _, _ in absolute_chars(msgs)) == "Hello there. "
+    assert msgs[-1] == {"isFinal": True} and not any(m.get("error") for m in msgs)
