@@ -15,6 +15,9 @@ ElevenLabs cuts messages between words.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -93,32 +96,42 @@ class ElevenLabsSession(AdapterSession):
         self._contexts += 1
         cid = f"seg{self._contexts}"
         done = False
-        produced = False
         try:
             await ws.send_str(json.dumps({"text": " ", "context_id": cid}))
             await ws.send_str(json.dumps({"text": req.text + " ", "context_id": cid,
                                           "flush": True}))
             await ws.send_str(json.dumps({"context_id": cid, "close_context": True}))
             async for chunk in self._receive(ws, cid):
-                produced = True
                 done = chunk.is_final
                 yield chunk
-        except TTSError as e:
-            await self._failed(e)
-            if self._up is not None and self.adapter.pool.has_other(self._up.address):
-                raise UpstreamLost(f"{self._up.address}: {e}", backend=a.name) from e
-            raise
-        except (aiohttp.ClientError, ConnectionError) as e:
-            err = EngineError(f"the ElevenLabs socket failed: {e!r}", backend=a.name)
+        except (TTSError, aiohttp.ClientError, ConnectionError) as e:
+            err = e if isinstance(e, TTSError) else EngineError(
+                f"the ElevenLabs socket failed: {e!r}", backend=a.name)
+            up = self._up
             await self._failed(err)
-            raise (UpstreamLost(str(err), backend=a.name) if produced else err) from e
+            if up is not None and is_upstream_fault(err) and a.pool.has_other(up.address):
+                # another upstream speaks the rest (the orchestrator opens a new session)
+                raise UpstreamLost(f"{up.address}: {err}", backend=a.name) from e
+            if err is e:
+                raise
+            raise err from e
         finally:
             if not done:
                 self._dirty = True  # cancelled or failed: never read this segment's leftovers
+                await self._abandon(cid)
+
+    async def _abandon(self, cid: str) -> None:
+        """Ask the upstream to stop a segment nobody will hear (a new one reconnects)."""
+        ws = self._ws
+        if ws is None or ws.closed:
+            return
+        with contextlib.suppress(ConnectionError, aiohttp.ClientError, RuntimeError):
+            await ws.send_str(json.dumps({"context_id": cid, "close_context": True,
+                                          "immediate": True}))
 
     async def _receive(self, ws: aiohttp.ClientWebSocketResponse,
                        cid: str) -> AsyncIterator[AudioChunk]:
-        from adapters.elevenlabs import TailHold
+        from adapters.elevenlabs import TailHold  # the adapter's module imports this one
 
         read_s = self.adapter.timeouts.read_s
         tail = TailHold()
@@ -217,9 +230,6 @@ def _json(raw: str, backend: str) -> dict[str, Any]:
 
 
 def _b64(value: Any, backend: str) -> bytes:
-    import base64
-    import binascii
-
     if not value:
         return b""
     try:
