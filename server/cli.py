@@ -7,22 +7,25 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
 from server.config import ConfigSource, build_settings
 
 
+def _flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given on the command line: a layer above .env and the environment."""
+    flags: dict[str, Any] = {}
+    for flag, key in (("backend", "tts_backend"), ("host", "host"), ("port", "port")):
+        if getattr(args, flag, None):
+            flags[key] = getattr(args, flag)
+    return flags
+
+
 def _settings(args: argparse.Namespace):  # noqa: ANN202
-    overrides = {}
-    if getattr(args, "backend", None):
-        overrides["tts_backend"] = args.backend
-    if getattr(args, "host", None):
-        overrides["host"] = args.host
-    if getattr(args, "port", None):
-        overrides["port"] = args.port
     env_file = Path(args.env_file) if args.env_file else None
-    return build_settings(ConfigSource(env_file=env_file, overrides=overrides)), env_file
+    return build_settings(ConfigSource(env_file=env_file, flags=_flags(args))), env_file
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -31,7 +34,7 @@ def serve(args: argparse.Namespace) -> int:
 
     settings, env_file = _settings(args)
     setup_logging(settings.log_level)
-    app = create_app(settings, env_file=env_file)
+    app = create_app(settings, env_file=env_file, flags=_flags(args))
     print(f"Morpheus on http://{settings.host}:{settings.port}/ (backend: {settings.tts_backend})",
           file=sys.stderr, flush=True)
     web.run_app(app, host=settings.host, port=settings.port, print=None,

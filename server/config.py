@@ -163,11 +163,13 @@ class ConfigSource(BaseModel):
     """Where settings came from, so a reload can re-apply the layers in order."""
 
     env_file: Path | None = Path(".env")
-    overrides: dict[str, Any] = {}
+    flags: dict[str, Any] = {}  # command-line flags (`morpheus serve --backend ...`)
+    overrides: dict[str, Any] = {}  # POST /config
 
 
 def build_settings(source: ConfigSource, environ: dict[str, str] | None = None) -> Settings:
-    """defaults < .env < environment < runtime overrides; unknown .env keys are warned about."""
+    """defaults < .env < environment < command-line flags < POST /config; unknown .env keys
+    are warned about."""
     environ = dict(os.environ if environ is None else environ)
     names = field_names()
     values: dict[str, Any] = {}
@@ -179,6 +181,7 @@ def build_settings(source: ConfigSource, environ: dict[str, str] | None = None) 
     for key, value in environ.items():
         if key.lower() in names:
             values[key.lower()] = value
+    values.update(source.flags)
     values.update(source.overrides)
     return Settings.model_validate(values)
 

@@ -28,6 +28,7 @@ from server.errors import (
 )
 from server.orchestrator import Busy, Stream, StreamSpec
 from server.requests import LegacySpeakRequest, SpeechRequest, speakable
+from server.security import header_value
 from server.stream import AudioOut, Degraded, Words
 
 log = logging.getLogger("morpheus.http")
@@ -48,11 +49,11 @@ def stream_headers(stream: Stream, requested_voice: str | None, fmt: str) -> dic
         "X-Backend": stream.backend,
         "X-Sample-Rate": str(48000 if fmt == "opus" else PIPELINE_RATE_HZ),
         "X-Degraded": "true" if stream.degraded else "false",
-        "X-Voice": stream.voice,
+        "X-Voice": header_value(stream.voice),
         "Cache-Control": "no-store",
     }
     if requested_voice and requested_voice != stream.voice:
-        headers["X-Voice-Fallback"] = f"{requested_voice} -> {stream.voice}"
+        headers["X-Voice-Fallback"] = header_value(f"{requested_voice} -> {stream.voice}")
     return headers
 
 

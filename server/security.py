@@ -41,4 +41,11 @@ def presented_key(request: web.Request) -> str | None:
             or request.query.get("xi_api_key"))
 
 
-__all__ = ["DEFERRED_AUTH", "OPEN_PATHS", "key_ok", "presented_key"]
+def header_value(text: str, limit: int = 200) -> str:
+    """A response header built from request input: printable ASCII only (a newline would
+    split the header, and aiohttp refuses to send it), at most `limit` characters."""
+    safe = "".join(ch if " " <= ch <= "~" else "?" for ch in text[:limit])
+    return safe + ("..." if len(text) > limit else "")
+
+
+__all__ = ["DEFERRED_AUTH", "OPEN_PATHS", "header_value", "key_ok", "presented_key"]

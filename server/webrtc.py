@@ -26,7 +26,7 @@ from aiortc import sdp as sdp_parser
 from aiortc.mediastreams import MediaStreamTrack
 
 from server.app_keys import SETTINGS
-from server.errors import json_error
+from server.errors import MalformedBody, from_morpheus, json_error, read_json_object
 from server.realtime import RealtimeSession
 from signaling import protocol as P
 from signaling.mic import MicListener
@@ -308,11 +308,9 @@ async def webrtc_ctx(app: web.Application) -> AsyncIterator[None]:
 async def webrtc_offer(request: web.Request) -> web.Response:
     """POST /webrtc/offer {sdp, type: "offer"} -> {sdp, type: "answer", pc_id}."""
     try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError):
-        return json_error(400, "request body is not valid JSON")
-    if not isinstance(body, dict):
-        return json_error(400, "request body must be a JSON object")
+        body = await read_json_object(request)
+    except MalformedBody as e:
+        return from_morpheus(e)
     sdp, kind = body.get("sdp"), body.get("type", "offer")
     if not isinstance(sdp, str) or not sdp.strip():
         return json_error(400, "`sdp` must be a non-empty string", field="sdp")
