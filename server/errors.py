@@ -74,6 +74,16 @@ def from_validation(e: ValidationError) -> web.Response:
                       field=field, code=first.get("type"))
 
 
+def busy_response(e: Any) -> web.Response:
+    """The answer to orchestrator.Busy: 429 when every slot is taken, 503 while draining."""
+    retry = {"Retry-After": str(int(e.retry_after_s + 0.999))}
+    if getattr(e, "draining", False):
+        return json_error(503, "the server is shutting down; retry on another replica",
+                          type_="unavailable", headers=retry)
+    return json_error(429, "too many concurrent streams; retry later", type_="rate_limit",
+                      headers=retry)
+
+
 def from_morpheus(e: MorpheusError) -> web.Response:
     if isinstance(e, BadRequest):
         return json_error(e.status, str(e), field=e.field)

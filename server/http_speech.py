@@ -21,6 +21,7 @@ from dsp.wav import wav_file
 from server.app_keys import BACKENDS, ORCHESTRATOR, SETTINGS
 from server.errors import (
     MalformedBody,
+    busy_response,
     from_morpheus,
     from_validation,
     json_error,
@@ -62,8 +63,7 @@ async def open_stream(request: web.Request, spec: StreamSpec, text: str) -> Stre
     try:
         stream = await orch.open(spec)
     except Busy as e:
-        return json_error(429, "too many concurrent streams; retry later", type_="rate_limit",
-                          headers={"Retry-After": str(int(e.retry_after_s + 0.999))})
+        return busy_response(e)
     except MorpheusError as e:
         return from_morpheus(e)
     stream.push_text(text)

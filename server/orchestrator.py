@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,11 +61,14 @@ _END = object()
 
 
 class Busy(Exception):
-    """Every stream slot and queue place is taken; the transport answers 429."""
+    """Every stream slot and queue place is taken (the transport answers 429), or the server
+    is draining for shutdown (503)."""
 
-    def __init__(self, retry_after_s: float) -> None:
-        super().__init__("too many concurrent streams")
+    def __init__(self, retry_after_s: float, *, draining: bool = False) -> None:
+        super().__init__("the server is shutting down" if draining
+                         else "too many concurrent streams")
         self.retry_after_s = retry_after_s
+        self.draining = draining
 
 
 @dataclass(frozen=True)
@@ -546,8 +550,9 @@ class Orchestrator:
         self.streams: dict[str, Stream] = {}
         self.totals = {"underflows": 0, "failovers": 0, "barge_ins": 0, "requests": 0}
         self._gates: dict[int, EdfGate] = {}
-        self._waiting = 0
-        self._slot_free = asyncio.Condition()
+        self._waiters: deque[asyncio.Future[None]] = deque()  # admission, first come first
+        self._granted = 0  # slots handed to waiters that have not registered their stream yet
+        self.draining = False  # shutting down: no new streams
 
     @property
     def settings(self) -> Any:
@@ -560,25 +565,43 @@ class Orchestrator:
         return g
 
     async def _admit(self) -> None:
+        """Wait for a stream slot, first come first served; Busy when the queue is full or
+        the wait exceeds QUEUE_TIMEOUT_S. A newcomer never passes someone already waiting."""
         s = self.settings
-        if len(self.streams) < s.parallel_streams:
+        if self.draining:
+            raise Busy(retry_after_s=5.0, draining=True)
+        if not self._waiters and len(self.streams) + self._granted < s.parallel_streams:
             return
-        if self._waiting >= s.queue_max:
+        if len(self._waiters) >= s.queue_max:
             self.metrics.rejected.inc()
             raise Busy(retry_after_s=max(1.0, s.queue_timeout_s / 2))
-        self._waiting += 1
-        self.metrics.queued.set(self._waiting)
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(turn)
+        self.metrics.queued.set(len(self._waiters))
         try:
-            async with self._slot_free:
-                await asyncio.wait_for(
-                    self._slot_free.wait_for(lambda: len(self.streams) < self.settings.parallel_streams),
-                    s.queue_timeout_s)
-        except asyncio.TimeoutError:
+            await asyncio.wait_for(asyncio.shield(turn), s.queue_timeout_s)
+        except (asyncio.TimeoutError, asyncio.CancelledError) as e:
+            if turn.done() and not turn.cancelled():
+                self._granted -= 1  # granted as we gave up: pass the slot on
+                self._grant()
+            else:
+                turn.cancel()
+                self._waiters.remove(turn)
+            self.metrics.queued.set(len(self._waiters))
+            if isinstance(e, asyncio.CancelledError):
+                raise
             self.metrics.rejected.inc()
             raise Busy(retry_after_s=max(1.0, s.queue_timeout_s / 2)) from None
-        finally:
-            self._waiting -= 1
-            self.metrics.queued.set(self._waiting)
+        self._granted -= 1  # the caller registers its stream before its next await
+
+    def _grant(self) -> None:
+        """Hand free slots to the longest waiters."""
+        limit = self.settings.parallel_streams
+        while self._waiters and len(self.streams) + self._granted < limit:
+            turn = self._waiters.popleft()
+            self._granted += 1
+            turn.set_result(None)
+        self.metrics.queued.set(len(self._waiters))
 
     async def open(self, spec: StreamSpec, observer: BufferObserver | None = None) -> Stream:
         """Admit and start a stream; raises BadRequest, Busy or BackendUnavailable."""
@@ -639,12 +662,7 @@ class Orchestrator:
         log.info("stream end", extra={"request_id": stream.id, "backend": stream.backend,
                                       "status": stream.status, "audio_ms": round(stream.audio_ms),
                                       "underflows": stream.underflows})
-
-        async def notify() -> None:
-            async with self._slot_free:
-                self._slot_free.notify_all()
-
-        asyncio.ensure_future(notify())
+        self._grant()
 
     def get(self, stream_id: str) -> Stream | None:
         return self.streams.get(stream_id)
@@ -655,7 +673,7 @@ class Orchestrator:
 
     def snapshot(self) -> dict[str, Any]:
         return {
-            "active_streams": len(self.streams), "queued": self._waiting,
+            "active_streams": len(self.streams), "queued": len(self._waiters),
             "streams": [s.snapshot() for s in self.streams.values()],
             "totals": dict(self.totals), "backend": self.settings.tts_backend,
         }

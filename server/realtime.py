@@ -247,8 +247,7 @@ class RealtimeSession:
         try:
             stream = await self.orch.open(self._spec(resp), observer=self.sink)
         except Busy as e:
-            await self._fail(resp, P.BUSY, "too many concurrent streams; retry later",
-                             retry_after_s=e.retry_after_s)
+            await self._fail(resp, P.BUSY, f"{e}; retry later", retry_after_s=e.retry_after_s)
             return
         except BadRequest as e:
             await self._fail(resp, P.BAD_REQUEST, str(e), field=_session_field(e.field))
