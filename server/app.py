@@ -31,6 +31,8 @@ def create_app(settings: Settings, *, env_file: Path | None = None, warm: bool =
     pool = BackendPool(settings)
     store.on_change(pool.update_settings)
     metrics = Metrics()
+    metrics.init_backends(settings.enabled_backends, settings.fallback_backend)
+    store.on_change(lambda s: metrics.init_backends(s.enabled_backends, s.fallback_backend))
     app[SETTINGS] = store
     app[BACKENDS] = pool
     app[METRICS] = metrics

@@ -321,11 +321,8 @@ class Stream:
     def _publish_state(self, buffer_ms: float) -> None:
         m = self.orch.metrics
         state = self.rate.state.value
-        m.buffer_ms.labels(self.backend, self.id).set(buffer_ms)
-        m.chunk_size.labels(self.backend, self.id).set(self.rate.chunk_size)
-        for name in self._state_names - {state}:
-            m.state.labels(self.backend, self.id, name).set(0)
-        m.state.labels(self.backend, self.id, state).set(1)
+        m.buffer_ms.labels(self.backend, self.spec.transport).observe(max(0.0, buffer_ms))
+        m.chunk_size.labels(self.backend).observe(self.rate.chunk_size)
         if state not in self._state_names:
             self._state_names.add(state)
             log.info("state", extra={"request_id": self.id, "backend": self.backend,
@@ -550,6 +547,8 @@ class Orchestrator:
         self.streams: dict[str, Stream] = {}
         self.totals = {"underflows": 0, "failovers": 0, "barge_ins": 0, "requests": 0}
         self._gates: dict[int, EdfGate] = {}
+        metrics.track_states(lambda: [(s.backend, s.rate.state.value)
+                                      for s in self.streams.values()])
         self._waiters: deque[asyncio.Future[None]] = deque()  # admission, first come first
         self._granted = 0  # slots handed to waiters that have not registered their stream yet
         self.draining = False  # shutting down: no new streams
@@ -658,7 +657,6 @@ class Orchestrator:
         rtf = stream.rtf()
         if rtf is not None and stream.status == "completed":
             m.stream_rtf.labels(stream.backend).observe(rtf)
-        m.forget_stream(stream.backend, stream.id, list(stream._state_names))
         log.info("stream end", extra={"request_id": stream.id, "backend": stream.backend,
                                       "status": stream.status, "audio_ms": round(stream.audio_ms),
                                       "underflows": stream.underflows})
