@@ -14,6 +14,7 @@ from server.backends import BackendPool
 from server.config import Settings
 from server.guard import add_cors_headers, guard
 from server.http_speech import add_speech_routes
+from server.legacy import add_legacy_routes
 from server.metrics import Metrics
 from server.orchestrator import Orchestrator
 from server.settings_store import SettingsStore
@@ -52,6 +53,7 @@ def create_app(settings: Settings, *, env_file: Path | None = None, warm: bool =
     if env_file is not None:
         app.cleanup_ctx.append(lambda _app: store.watch())
     add_speech_routes(app)
+    add_legacy_routes(app)
     add_admin_routes(app)
     _add_optional_routes(app)
     return app
@@ -61,8 +63,10 @@ def _add_optional_routes(app: web.Application) -> None:
     """Transports and UI, each in its own module."""
     from server.web_routes import add_web_routes
     from server.webrtc import webrtc_ctx, webrtc_offer
-    from server.ws import speech_ws
+    from server.ws import WS_SOCKETS, close_speech_sockets, speech_ws
 
+    app[WS_SOCKETS] = set()
+    app.on_shutdown.append(close_speech_sockets)
     app.router.add_get("/v1/audio/speech/ws", speech_ws)
     app.router.add_post("/webrtc/offer", webrtc_offer)
     app.cleanup_ctx.append(webrtc_ctx)

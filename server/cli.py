@@ -30,15 +30,16 @@ def _settings(args: argparse.Namespace):  # noqa: ANN202
 
 def serve(args: argparse.Namespace) -> int:
     from server.app import create_app
+    from server.lifecycle import serve_until_signalled, warn_if_exposed
     from server.logs import setup_logging
 
     settings, env_file = _settings(args)
     setup_logging(settings.log_level)
     app = create_app(settings, env_file=env_file, flags=_flags(args))
+    warn_if_exposed(settings.host, settings.api_key)
     print(f"Morpheus on http://{settings.host}:{settings.port}/ (backend: {settings.tts_backend})",
           file=sys.stderr, flush=True)
-    web.run_app(app, host=settings.host, port=settings.port, print=None,
-                handler_cancellation=True, access_log=None)
+    asyncio.run(serve_until_signalled(app, settings.host, settings.port))
     return 0
 
 

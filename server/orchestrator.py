@@ -316,7 +316,20 @@ class Stream:
                                      "after control characters are removed)", field="input")
                 return None
             self._text_ready.clear()
-            await self._text_ready.wait()
+            await self._wait_for_text()
+
+    async def _wait_for_text(self) -> None:
+        """Input is open and everything is spoken: wait for text, but not forever. A client
+        that never finishes its input would hold a stream slot; after STREAM_INPUT_TIMEOUT_S
+        without new text the input is ended, so what was said completes and the slot frees."""
+        timeout_s = self.orch.settings.stream_input_timeout_s
+        try:
+            await asyncio.wait_for(self._text_ready.wait(), timeout_s)
+        except asyncio.TimeoutError:
+            log.info("no new text for %.0f s: ending the input", timeout_s,
+                     extra={"request_id": self.id, "backend": self.backend})
+            self.orch.metrics.timeouts.labels("input_idle").inc()
+            self.end_input()
 
     def _publish_state(self, buffer_ms: float) -> None:
         m = self.orch.metrics
@@ -552,6 +565,8 @@ class Orchestrator:
         self._waiters: deque[asyncio.Future[None]] = deque()  # admission, first come first
         self._granted = 0  # slots handed to waiters that have not registered their stream yet
         self.draining = False  # shutting down: no new streams
+        self._no_streams = asyncio.Event()
+        self._no_streams.set()
 
     @property
     def settings(self) -> Any:
@@ -636,6 +651,7 @@ class Orchestrator:
         voice, _ = self.resolve_voice(adapter, spec.voice)
         stream = Stream(self, spec, adapter, observer or WallClockObserver(), voice)
         self.streams[stream.id] = stream
+        self._no_streams.clear()
         self.totals["requests"] += 1
         self.metrics.active.labels(stream.backend).inc()
         return stream
@@ -660,7 +676,13 @@ class Orchestrator:
         log.info("stream end", extra={"request_id": stream.id, "backend": stream.backend,
                                       "status": stream.status, "audio_ms": round(stream.audio_ms),
                                       "underflows": stream.underflows})
+        if not self.streams:
+            self._no_streams.set()
         self._grant()
+
+    async def idle(self) -> None:
+        """Return once no stream is running."""
+        await self._no_streams.wait()
 
     def get(self, stream_id: str) -> Stream | None:
         return self.streams.get(stream_id)

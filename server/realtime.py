@@ -307,6 +307,11 @@ class RealtimeSession:
                     await self.send(P.error(P.ENGINE_ERROR, str(e)))
                 await self.send(P.response_done(resp.id, "failed", stream.audio_ms))
             return
+        if stream.status == "cancelled" and resp.status == "running":
+            # Ended from outside (HTTP DELETE with the response id): a cancel, not a completion.
+            for ev in self.stop_current():
+                await self.send(ev)
+            return
         if resp.status == "running":
             await self.sink.finish()
             resp.status = "completed"
