@@ -25,7 +25,7 @@ from server.security import DEFERRED_AUTH, OPEN_PATHS, key_ok, presented_key
 log = logging.getLogger("morpheus.guard")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-CORS_ORIGIN = "morpheus.cors_origin"  # request key: the listed origin this request came from
+CORS_ORIGIN = web.RequestKey("cors_origin", str)  # the listed origin a request came from
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CORS_ALLOW_HEADERS = "Authorization, Content-Type, xi-api-key"
 CORS_EXPOSE_HEADERS = ("X-Request-ID, X-Backend, X-Sample-Rate, X-Degraded, X-Voice, "
