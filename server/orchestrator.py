@@ -8,7 +8,6 @@ detection, retry, failover, barge-in and all measurements live here, not in adap
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections import deque
@@ -57,6 +56,7 @@ log = logging.getLogger("morpheus.orchestrator")
 
 BYTES_PER_MS = PIPELINE_RATE_HZ * 2 / 1000
 UPSTREAM_RETRIES = 3  # same-backend continuations per segment after UpstreamLost
+CLOSE_RETRY_S = 0.2  # aclose() cancels the producer again this often until it ends
 _END = object()
 
 
@@ -146,6 +146,7 @@ class Stream:
         self._ms_per_char = 65.0  # speech pace, learned per stream; places mid-segment resumes
         self._session: AdapterSession | None = None  # the adapter's per-stream conversation
         self._has_speech = False
+        self._closed = False  # aclose() was called: produce nothing more
         self._made_ms = 0.0  # audio handed to the queue (ahead of audio_ms, which is taken)
         self.words: list[WordMark] = []  # timings of the words yielded so far
 
@@ -204,6 +205,7 @@ class Stream:
         """Barge-in / cancel: stop synthesis now, drop queued audio; returns ms delivered."""
         if self.status == "running":
             self.status = "cancelled"
+        self._closed = True  # the producer stops at its next chunk even if the cancel is lost
         if self._task is not None:
             self._task.cancel()
         self._stitcher.reset()
@@ -213,13 +215,25 @@ class Stream:
         return self.audio_ms
 
     async def aclose(self) -> None:
-        if self._task is not None and not self._task.done():
-            if self.status == "running":
-                self.status = "cancelled"
-            self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
-        self.orch._finished(self)
+        """Stop production and free the stream's slot; safe to call more than once.
+
+        A cancellation can be lost (Python 3.11's wait_for drops one that lands as the awaited
+        chunk completes), so the producer is also told by `_closed` and woken from a full
+        queue, and cancelled again until it ends. The slot is freed whatever happens here.
+        """
+        task = self._task
+        try:
+            if task is not None and not task.done():
+                if self.status == "running":
+                    self.status = "cancelled"
+                self._closed = True
+                while not task.done():
+                    while not self._queue.empty():  # wake a producer blocked on a full queue
+                        self._queue.get_nowait()
+                    task.cancel()
+                    await asyncio.wait({task}, timeout=CLOSE_RETRY_S)
+        finally:
+            self.orch._finished(self)
 
     # -- production
 
@@ -242,6 +256,8 @@ class Stream:
         return gate.slots is not None and (gate.busy > 0 or others)
 
     async def _emit(self, item: Any) -> None:
+        if self._closed:
+            raise asyncio.CancelledError  # aclose() ran; its cancel may have been lost
         if isinstance(item, AudioOut):
             self._queued_ms += len(item.pcm) / BYTES_PER_MS
             self._made_ms += len(item.pcm) / BYTES_PER_MS
