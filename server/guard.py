@@ -4,8 +4,9 @@
   DELETE) or a WebSocket upgrade from an origin other than this server's own or one listed in
   CORS_ORIGINS is refused (403): a page the user visits cannot drive or reconfigure Morpheus.
   Requests without `Origin` (curl, SDKs, servers) are not browsers' and pass.
-- With API_KEY set, every route but GET /healthz and /readyz needs the key (401 otherwise);
-  the ElevenLabs WebSocket routes check it themselves (their first message may carry it).
+- With API_KEY set, every route but GET /healthz, /readyz and the UI's static pages needs the
+  key (401 otherwise); the ElevenLabs WebSocket routes check it themselves (their first
+  message may carry it).
 - CORS is off unless CORS_ORIGINS lists origins: those get CORS headers and preflights.
 - aiohttp's own errors (404, 405, 413 ...) are answered as JSON in the API's error shape.
 """
@@ -20,7 +21,7 @@ from aiohttp import hdrs, web
 
 from server.app_keys import SETTINGS
 from server.errors import json_error
-from server.security import DEFERRED_AUTH, OPEN_PATHS, key_ok, presented_key
+from server.security import DEFERRED_AUTH, key_ok, presented_key, public_path
 
 log = logging.getLogger("morpheus.guard")
 
@@ -100,9 +101,7 @@ async def add_cors_headers(request: web.Request, response: web.StreamResponse) -
 
 
 def _exempt(request: web.Request) -> bool:
-    if request.method in ("GET", "HEAD") and request.path in OPEN_PATHS:
-        return True
-    return bool(DEFERRED_AUTH.match(request.path))
+    return public_path(request.method, request.path) or bool(DEFERRED_AUTH.match(request.path))
 
 
 def _preflight(origin: str) -> web.Response:

@@ -2,6 +2,7 @@
 // played by an <audio> element (so echo cancellation works) and metered through Web Audio;
 // the `events` data channel carries text in, events out, and our playout reports back.
 
+import { apiFetch } from "./api.js";
 import { makeLevelReader, meterValue } from "./audio-level.js";
 import { makeEventLog } from "./event-log.js";
 
@@ -124,7 +125,7 @@ async function connect() {
     };
     await pc.setLocalDescription(await pc.createOffer());
     await waitIceGathering(pc);
-    const response = await fetch("/webrtc/offer", {
+    const response = await apiFetch("/webrtc/offer", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ sdp: pc.localDescription.sdp, type: pc.localDescription.type }),
