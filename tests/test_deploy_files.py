@@ -137,6 +137,9 @@ def test_dockerfile_matches_the_server(name: str) -> None:
     assert packages | {"web", "pyproject.toml", "README.md"} <= copied, copied
     for src in copied:
         assert (REPO / src).exists(), src
+    ignored = set((REPO / ".dockerignore").read_text().split())
+    assert {".venv", "models", ".git"} <= ignored  # gigabytes that must not reach the builder
+    assert not copied & ignored
     assert "pip install" in run
 
 
