@@ -4,6 +4,7 @@ Docker engine or cluster on the test machine); deploy/README.md says what was ru
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import re
 import shlex
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import jsonschema
+import kubernetes_validate
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
@@ -187,6 +190,14 @@ def compose_env(service: dict[str, Any]) -> dict[str, str]:
     return {k: str(v) for k, v in env.items()}
 
 
+@pytest.mark.parametrize("name", ["docker-compose.yml", "docker-compose.gpu.yml"])
+def test_compose_files_follow_the_compose_specification(name: str) -> None:
+    """The Compose Specification's own JSON schema (vendored by check-jsonschema)."""
+    vendor = importlib.resources.files("check_jsonschema.builtin_schemas.vendor")
+    schema = json.loads((vendor / "compose-spec.json").read_text())
+    jsonschema.validators.validator_for(schema)(schema).validate(load_yaml(DEPLOY / name))
+
+
 def test_compose_wires_morpheus_to_llama_server() -> None:
     compose = load_yaml(DEPLOY / "docker-compose.yml")
     services = compose["services"]
@@ -303,6 +314,13 @@ def test_kustomization_lists_every_manifest() -> None:
     assert listed == present
     assert set(k8s_docs()) == {"ConfigMap", "Deployment", "Service", "PodDisruptionBudget",
                                "HorizontalPodAutoscaler"}
+
+
+@pytest.mark.parametrize("version", ["1.29.0", "1.37.0"])
+def test_manifests_follow_the_kubernetes_schemas(version: str) -> None:
+    """Strict: an unknown or misplaced field fails, as `kubectl apply` would refuse it."""
+    for doc in k8s_docs().values():
+        kubernetes_validate.validate(doc, version, strict=True)
 
 
 def container() -> dict[str, Any]:
