@@ -2,6 +2,7 @@
 
 from adapters.base import (
     PIPELINE_RATE_HZ,
+    AdapterSession,
     AudioChunk,
     Capabilities,
     Health,
@@ -9,6 +10,7 @@ from adapters.base import (
     TTSAdapter,
     TTSInput,
     Voice,
+    WordTiming,
     iterate_in_thread,
 )
 from adapters.errors import (
@@ -23,6 +25,7 @@ from adapters.errors import (
 
 __all__ = [
     "PIPELINE_RATE_HZ",
+    "AdapterSession",
     "AudioChunk",
     "BackendTimeout",
     "BackendUnavailable",
@@ -37,5 +40,6 @@ __all__ = [
     "TTSError",
     "TTSInput",
     "Voice",
+    "WordTiming",
     "iterate_in_thread",
 ]

@@ -38,12 +38,27 @@ class TTSInput:
 
 
 @dataclass(frozen=True)
+class WordTiming:
+    """When a word of the segment is spoken, in ms from the segment's first sample (the
+    engine's own audio, before any resampling or time-stretch by the pipeline)."""
+
+    text: str  # the word as it stands in the segment's text
+    start_ms: float
+    end_ms: float
+
+
+@dataclass(frozen=True)
 class AudioChunk:
-    """A piece of audio: signed 16-bit little-endian mono PCM at `sample_rate_hz`."""
+    """A piece of audio: signed 16-bit little-endian mono PCM at `sample_rate_hz`.
+
+    `words` are the timings of the words that start in this chunk, for engines that know them
+    (see Capabilities.word_timings); the orchestrator estimates them for the others.
+    """
 
     pcm: bytes
     sample_rate_hz: int = PIPELINE_RATE_HZ
     is_final: bool = False
+    words: tuple[WordTiming, ...] = ()
 
     @property
     def samples(self) -> int:
@@ -76,6 +91,7 @@ class Capabilities:
     languages: tuple[str, ...] = ("en",)
     native_speed: bool = False  # applies TTSInput.speed itself; else the pipeline time-stretches
     emotion_tags: tuple[str, ...] = ()
+    word_timings: bool = False  # chunks carry exact WordTimings (else they are estimated)
 
 
 @dataclass(frozen=True)
@@ -116,7 +132,7 @@ class TTSAdapter(ABC):
     # streams earliest-deadline-first within this many slots. None = no limit (remote APIs).
     concurrency: int | None = None
 
-    async def warmup(self) -> None:
+    async def warmup(self) -> None:  # noqa: B027 (optional hook)
         """Load models / open connections so the first request is fast. Idempotent."""
 
     async def health(self) -> Health:
@@ -129,6 +145,12 @@ class TTSAdapter(ABC):
         voices = self.voices()
         return voices[0].id if voices else None
 
+    def open_session(self) -> AdapterSession | None:
+        """A conversation for one whole Morpheus stream, for engines that do better with one
+        upstream connection per stream and text arriving in pieces (the orchestrator asks for
+        it on incremental streams: WebSocket and WebRTC sessions). None: segment by segment."""
+        return None
+
     def upstreams(self) -> list[dict[str, Any]]:
         """Each upstream's state for `/adapters` (network adapters); empty for in-process ones."""
         return []
@@ -137,8 +159,26 @@ class TTSAdapter(ABC):
     def synth_stream(self, req: TTSInput) -> AsyncIterator[AudioChunk]:
         """Speak `req.text`; see the class docstring for the streaming contract."""
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 (optional hook)
         """Release models and connections. Streams still running may fail afterwards."""
+
+
+class AdapterSession(ABC):
+    """One upstream conversation spanning a stream's segments (see `open_session`).
+
+    `synth_stream(req)` speaks one segment over the shared connection, with the same contract
+    as `TTSAdapter.synth_stream`; the orchestrator calls it for one segment at a time, in order.
+    `aclose()` ends the conversation and its connection; it is called once, when the stream
+    ends, fails over or is cancelled.
+    """
+
+    @abstractmethod
+    def synth_stream(self, req: TTSInput) -> AsyncIterator[AudioChunk]:
+        """Speak one segment over the session's connection."""
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """End the conversation; a segment still streaming stops."""
 
 
 T = TypeVar("T")

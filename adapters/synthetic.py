@@ -5,13 +5,22 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
+import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from adapters.base import AudioChunk, Capabilities, Health, TTSAdapter, TTSInput, Voice
+from adapters.base import (
+    AudioChunk,
+    Capabilities,
+    Health,
+    TTSAdapter,
+    TTSInput,
+    Voice,
+    WordTiming,
+)
 from adapters.errors import EngineError
 
 
@@ -34,13 +43,14 @@ class SyntheticAdapter(TTSAdapter):
     """Tones whose pitch is a hash of the text: different text, audibly different audio.
 
     Audio length is proportional to the text (ms_per_char / speed). With `rtf > 0` each
-    chunk costs `chunk_ms / rtf` of loop time, so a 1.5x backend is just `rtf=1.5`.
+    chunk costs `chunk_ms / rtf` of loop time, so a 1.5x backend is just `rtf=1.5`. Every
+    character takes the same time, so the engine knows exactly when each word is spoken.
     """
 
     name = "synthetic"
     capabilities = Capabilities(
         native_rate_hz=24_000, streams_sub_sentence=True, chunk_unit="segment",
-        languages=("en",), native_speed=True,
+        languages=("en",), native_speed=True, word_timings=True,
     )
 
     def __init__(self, knobs: SyntheticKnobs | None = None) -> None:
@@ -48,6 +58,8 @@ class SyntheticAdapter(TTSAdapter):
         self.concurrency = self.knobs.concurrency
         if not self.knobs.native_speed:
             self.capabilities = replace(self.capabilities, native_speed=False)
+        if self.knobs.rate_hz != self.capabilities.native_rate_hz:
+            self.capabilities = replace(self.capabilities, native_rate_hz=self.knobs.rate_hz)
         self.chunks_made = 0
         self.segments_started = 0
         self.texts: list[str] = []  # every segment it was asked to speak, in order
@@ -85,6 +97,7 @@ class SyntheticAdapter(TTSAdapter):
         freq = 120.0 + int(hashlib.sha1(req.text.encode()).hexdigest()[:4], 16) % 400
         if k.ttfb_ms:
             await asyncio.sleep(k.ttfb_ms / 1000)
+        words = word_timings(req.text, total_ms)
         done_ms = 0.0
         while done_ms < total_ms:
             if k.stall_after is not None and self.chunks_made >= k.stall_after:
@@ -93,9 +106,17 @@ class SyntheticAdapter(TTSAdapter):
             if k.rtf > 0:
                 await asyncio.sleep(ms / k.rtf / 1000)
             pcm = tone(freq, done_ms, ms, k.rate_hz, harmonic=req.voice == "buzz")
+            here = tuple(w for w in words if done_ms <= w.start_ms < done_ms + ms)
             done_ms += ms
             self.chunks_made += 1
-            yield AudioChunk(pcm, k.rate_hz, is_final=done_ms >= total_ms)
+            yield AudioChunk(pcm, k.rate_hz, is_final=done_ms >= total_ms, words=here)
+
+
+def word_timings(text: str, total_ms: float) -> list[WordTiming]:
+    """Each character takes total_ms / len(text): a word spans its own characters."""
+    per_char = total_ms / max(1, len(text))
+    return [WordTiming(m.group(), m.start() * per_char, m.end() * per_char)
+            for m in re.finditer(r"\S+", text)]
 
 
 def tone(freq_hz: float, start_ms: float, dur_ms: float, rate_hz: int, harmonic: bool) -> bytes:

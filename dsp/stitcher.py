@@ -111,6 +111,12 @@ class Stitcher:
             self._head = np.zeros(0, dtype=np.int16)
         self._at_seam = self._n > 0
 
+    def seam_offset(self) -> int:
+        """Right after boundary(): how many samples past what process() has returned so far
+        the next segment's first sample will land (the held tail, less the crossfade)."""
+        tail = len(self._tail)
+        return tail - self._n if self._at_seam and tail >= self._n else tail
+
     def flush(self) -> bytes:
         # a pending head here is shorter than the crossfade (process joins longer ones)
         out = np.concatenate((self._tail, self._head)).astype("<i2").tobytes()

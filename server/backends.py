@@ -86,6 +86,15 @@ class BackendPool:
         self._errors.pop(name, None)
         return adapter
 
+    def warmed(self, name: str) -> bool:
+        """Whether `name`'s current adapter finished its warmup without error (no I/O)."""
+        cached = self._instances.get(name)
+        if cached is None:
+            return False
+        task = self._warm.get(id(cached[1]))
+        return task is not None and task.done() and not task.cancelled() \
+            and task.exception() is None
+
     async def health(self, name: str) -> Health:
         try:
             adapter = self.instance(name)

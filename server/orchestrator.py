@@ -11,35 +11,64 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapters.base import PIPELINE_RATE_HZ, AudioChunk, Sampling, TTSAdapter, TTSInput
-from adapters.errors import BackendTimeout, BackendUnavailable, BadRequest, NoAudioError, TTSError
+from adapters.base import (
+    PIPELINE_RATE_HZ,
+    AdapterSession,
+    AudioChunk,
+    Sampling,
+    TTSAdapter,
+    TTSInput,
+)
+from adapters.errors import (
+    BackendTimeout,
+    BackendUnavailable,
+    BadRequest,
+    NoAudioError,
+    TTSError,
+    UpstreamLost,
+)
 from dsp.chunker import Chunker
 from dsp.resample import StreamResampler
 from dsp.stitcher import Stitcher
 from dsp.tempo import TimeStretcher
+from dsp.text import clean_text, has_speech
 from server.backends import BackendPool
 from server.metrics import Metrics
 from server.rate import RateController, RateState, profile_for
 from server.scheduler import EdfGate
 from server.settings_store import SettingsStore
-from server.stream import AudioOut, BufferObserver, Degraded, SegmentDone, StreamEvent
+from server.stream import (
+    AudioOut,
+    BufferObserver,
+    Degraded,
+    SegmentDone,
+    StreamEvent,
+    WordMark,
+    Words,
+)
+from server.timings import SegmentClock, heard_text
 
 log = logging.getLogger("morpheus.orchestrator")
 
 BYTES_PER_MS = PIPELINE_RATE_HZ * 2 / 1000
+UPSTREAM_RETRIES = 3  # same-backend continuations per segment after UpstreamLost
 _END = object()
 
 
 class Busy(Exception):
-    """Every stream slot and queue place is taken; the transport answers 429."""
+    """Every stream slot and queue place is taken (the transport answers 429), or the server
+    is draining for shutdown (503)."""
 
-    def __init__(self, retry_after_s: float) -> None:
-        super().__init__("too many concurrent streams")
+    def __init__(self, retry_after_s: float, *, draining: bool = False) -> None:
+        super().__init__("the server is shutting down" if draining
+                         else "too many concurrent streams")
         self.retry_after_s = retry_after_s
+        self.draining = draining
 
 
 @dataclass(frozen=True)
@@ -52,6 +81,7 @@ class StreamSpec:
     sampling: Sampling = field(default_factory=Sampling)
     request_id: str | None = None
     transport: str = "http"
+    incremental: bool = False  # text arrives in pieces (WS, WebRTC): adapters may keep a session
 
 
 class WallClockObserver:
@@ -114,10 +144,17 @@ class Stream:
         self._chunk_audio_ms = 0.0  # EWMA of the audio per engine chunk
         self._queued_ms = 0.0
         self._ms_per_char = 65.0  # speech pace, learned per stream; places mid-segment resumes
+        self._session: AdapterSession | None = None  # the adapter's per-stream conversation
+        self._has_speech = False
+        self._made_ms = 0.0  # audio handed to the queue (ahead of audio_ms, which is taken)
+        self.words: list[WordMark] = []  # timings of the words yielded so far
 
     # -- text input
 
     def push_text(self, text: str) -> None:
+        """Append text; control characters and invalid code points never reach an engine."""
+        text = clean_text(text)
+        self._has_speech = self._has_speech or has_speech(text)
         self._chunker.push_text(text)
         self._text_ready.set()
 
@@ -155,7 +192,13 @@ class Stream:
                                                    "chunk_size": self.rate.chunk_size})
                 self.audio_ms += ms
                 self.observer.audio_sent(ms)
+            elif isinstance(item, Words):
+                self.words.extend(item.words)
             yield item
+
+    def heard_text(self, played_ms: float) -> str:
+        """The words heard in full by `played_ms` of this response's audio."""
+        return heard_text(self.words, played_ms)
 
     def interrupt(self) -> float:
         """Barge-in / cancel: stop synthesis now, drop queued audio; returns ms delivered."""
@@ -201,6 +244,7 @@ class Stream:
     async def _emit(self, item: Any) -> None:
         if isinstance(item, AudioOut):
             self._queued_ms += len(item.pcm) / BYTES_PER_MS
+            self._made_ms += len(item.pcm) / BYTES_PER_MS
         await self._queue.put(item)
 
     def ahead_ms(self) -> float:
@@ -224,6 +268,9 @@ class Stream:
             await self._emit(_END)
         except asyncio.CancelledError:
             raise
+        except BadRequest as e:
+            self.status = "failed"
+            await self._emit(e)
         except TTSError as e:
             self.status = "failed"
             log.warning("stream failed: %s", e, extra={"request_id": self.id, "backend": self.backend})
@@ -232,6 +279,22 @@ class Stream:
             self.status = "failed"
             log.exception("stream crashed", extra={"request_id": self.id})
             await self._emit(TTSError(f"internal error: {e}", backend=self.backend))
+        finally:
+            await self._close_session()
+
+    async def _close_session(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            try:
+                await session.aclose()
+            except Exception:  # closing a broken upstream must not mask the stream's outcome
+                log.warning("closing the %s session failed", self.backend, exc_info=True)
+
+    def _source(self, adapter: TTSAdapter) -> TTSAdapter | AdapterSession:
+        """Where segments go: the stream's session with the adapter when it keeps one."""
+        if self.spec.incremental and self._session is None:
+            self._session = adapter.open_session()
+        return self._session or adapter
 
     async def _next_segment(self) -> str | None:
         unit = self._adapter.capabilities.chunk_unit
@@ -243,21 +306,36 @@ class Stream:
             if unit != "segment" and self._t_first is None:
                 max_chars = self.orch.settings.first_segment_chars * 2  # token engines stream anyway
             seg = self._chunker.pop(max_chars)
+            if seg is not None and not has_speech(seg):
+                continue  # "..." between sentences: nothing for an engine to say
             if seg is not None:
                 return seg
             if self._chunker.done:
+                if not self._has_speech:
+                    raise BadRequest("nothing speakable in the input (no letters or digits "
+                                     "after control characters are removed)", field="input")
                 return None
             self._text_ready.clear()
-            await self._text_ready.wait()
+            await self._wait_for_text()
+
+    async def _wait_for_text(self) -> None:
+        """Input is open and everything is spoken: wait for text, but not forever. A client
+        that never finishes its input would hold a stream slot; after STREAM_INPUT_TIMEOUT_S
+        without new text the input is ended, so what was said completes and the slot frees."""
+        timeout_s = self.orch.settings.stream_input_timeout_s
+        try:
+            await asyncio.wait_for(self._text_ready.wait(), timeout_s)
+        except asyncio.TimeoutError:
+            log.info("no new text for %.0f s: ending the input", timeout_s,
+                     extra={"request_id": self.id, "backend": self.backend})
+            self.orch.metrics.timeouts.labels("input_idle").inc()
+            self.end_input()
 
     def _publish_state(self, buffer_ms: float) -> None:
         m = self.orch.metrics
         state = self.rate.state.value
-        m.buffer_ms.labels(self.backend, self.id).set(buffer_ms)
-        m.chunk_size.labels(self.backend, self.id).set(self.rate.chunk_size)
-        for name in self._state_names - {state}:
-            m.state.labels(self.backend, self.id, name).set(0)
-        m.state.labels(self.backend, self.id, state).set(1)
+        m.buffer_ms.labels(self.backend, self.spec.transport).observe(max(0.0, buffer_ms))
+        m.chunk_size.labels(self.backend).observe(self.rate.chunk_size)
         if state not in self._state_names:
             self._state_names.add(state)
             log.info("state", extra={"request_id": self.id, "backend": self.backend,
@@ -274,6 +352,7 @@ class Stream:
         retried = False
         spoken = ""  # the part of `text` already delivered before a mid-segment failure
         delivered_before = 0.0
+        upstream_retries = 0
         while True:
             rest = text[len(spoken):].strip()
             try:
@@ -284,12 +363,20 @@ class Stream:
             except _PartialFailure as pf:
                 spoken += resume_point(rest, pf.delivered_ms, self._ms_per_char)
                 delivered_before += pf.delivered_ms
-                await self._failover(pf.error)
-                retried = True
+                if isinstance(pf.error, UpstreamLost) and upstream_retries < UPSTREAM_RETRIES:
+                    upstream_retries += 1  # another upstream of this backend speaks the rest
+                    await self._lost_upstream(pf.error)
+                else:
+                    await self._failover(pf.error)
+                    retried = True
                 if not text[len(spoken):].strip():
                     await self._emit(SegmentDone(text, delivered_before, self.backend))
                     return
             except TTSError as e:
+                if isinstance(e, UpstreamLost) and upstream_retries < UPSTREAM_RETRIES:
+                    upstream_retries += 1
+                    await self._lost_upstream(e)
+                    continue
                 if isinstance(e, BackendTimeout) and not retried:
                     retried = True
                     log.warning("stall, retrying smaller", extra={"request_id": self.id,
@@ -301,6 +388,12 @@ class Stream:
     def _learn_pace(self, text: str, delivered_ms: float) -> None:
         if text and delivered_ms > 0:
             self._ms_per_char = 0.7 * self._ms_per_char + 0.3 * delivered_ms / len(text)
+
+    async def _lost_upstream(self, error: TTSError) -> None:
+        """Same engine, another upstream: not a failover, not degraded; a session reconnects."""
+        log.warning("continuing on another %s upstream: %s", self.backend, error,
+                    extra={"request_id": self.id, "backend": self.backend})
+        await self._close_session()
 
     async def _failover(self, error: TTSError) -> None:
         s = self.orch.settings
@@ -316,6 +409,7 @@ class Stream:
         self.orch.count_failover(self.backend, target)
         await self._emit(Degraded(self.backend, target, str(error)))
         self.orch._move(self, self.backend, target)
+        await self._close_session()
         self.backend = target
         self._adapter = fallback
         self.degraded = True
@@ -336,8 +430,12 @@ class Stream:
         resampler = StreamResampler(caps.native_rate_hz, PIPELINE_RATE_HZ)
         stretch = None if caps.native_speed or self.spec.speed == 1.0 else TimeStretcher(PIPELINE_RATE_HZ, self.spec.speed)
         self._stitcher.boundary()
+        clock = SegmentClock(
+            text, origin_ms=self._made_ms + self._stitcher.seam_offset() / (BYTES_PER_MS / 2),
+            scale=1.0 / self.spec.speed if stretch is not None else 1.0,
+            pace_ms_per_char=self._ms_per_char)
         gate = self.orch.gate(adapter)
-        agen = adapter.synth_stream(req).__aiter__()
+        agen = self._source(adapter).synth_stream(req).__aiter__()
         delivered = 0.0
         try:
             while True:
@@ -365,11 +463,19 @@ class Stream:
                 self.orch.metrics.chunk_ms.labels(adapter.name).observe(cost_ms)
                 self.rate.observe(len(text) if caps.chunk_unit == "segment" else size,
                                   cost_ms, chunk.duration_ms)
-                pcm = resampler.process(chunk.pcm)
+                if chunk.sample_rate_hz != resampler.in_rate_hz:  # voices differ in rate
+                    pcm = resampler.flush()
+                    resampler = StreamResampler(chunk.sample_rate_hz, PIPELINE_RATE_HZ)
+                    pcm += resampler.process(chunk.pcm)
+                else:
+                    pcm = resampler.process(chunk.pcm)
                 if chunk.is_final:
                     pcm += resampler.flush()
                 if stretch is not None:
                     pcm = stretch.process(pcm) + (stretch.flush() if chunk.is_final else b"")
+                marks = clock.chunk(chunk)
+                if marks:
+                    await self._emit(Words(tuple(marks)))
                 out = self._stitcher.process(pcm, hold_tail=chunk.is_final)
                 if out:
                     delivered += len(out) / BYTES_PER_MS
@@ -378,6 +484,9 @@ class Stream:
                     await self._emit(AudioOut(out, self.audio_ms))
         finally:
             await agen.aclose()
+        marks = clock.finish()
+        if marks:
+            await self._emit(Words(tuple(marks)))
         if stretch is not None:
             rest = self._stitcher.process(stretch.flush())
             if rest:
@@ -451,8 +560,13 @@ class Orchestrator:
         self.streams: dict[str, Stream] = {}
         self.totals = {"underflows": 0, "failovers": 0, "barge_ins": 0, "requests": 0}
         self._gates: dict[int, EdfGate] = {}
-        self._waiting = 0
-        self._slot_free = asyncio.Condition()
+        metrics.track_states(lambda: [(s.backend, s.rate.state.value)
+                                      for s in self.streams.values()])
+        self._waiters: deque[asyncio.Future[None]] = deque()  # admission, first come first
+        self._granted = 0  # slots handed to waiters that have not registered their stream yet
+        self.draining = False  # shutting down: no new streams
+        self._no_streams = asyncio.Event()
+        self._no_streams.set()
 
     @property
     def settings(self) -> Any:
@@ -465,25 +579,43 @@ class Orchestrator:
         return g
 
     async def _admit(self) -> None:
+        """Wait for a stream slot, first come first served; Busy when the queue is full or
+        the wait exceeds QUEUE_TIMEOUT_S. A newcomer never passes someone already waiting."""
         s = self.settings
-        if len(self.streams) < s.parallel_streams:
+        if self.draining:
+            raise Busy(retry_after_s=5.0, draining=True)
+        if not self._waiters and len(self.streams) + self._granted < s.parallel_streams:
             return
-        if self._waiting >= s.queue_max:
+        if len(self._waiters) >= s.queue_max:
             self.metrics.rejected.inc()
             raise Busy(retry_after_s=max(1.0, s.queue_timeout_s / 2))
-        self._waiting += 1
-        self.metrics.queued.set(self._waiting)
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(turn)
+        self.metrics.queued.set(len(self._waiters))
         try:
-            async with self._slot_free:
-                await asyncio.wait_for(
-                    self._slot_free.wait_for(lambda: len(self.streams) < self.settings.parallel_streams),
-                    s.queue_timeout_s)
-        except asyncio.TimeoutError:
+            await asyncio.wait_for(asyncio.shield(turn), s.queue_timeout_s)
+        except (asyncio.TimeoutError, asyncio.CancelledError) as e:
+            if turn.done() and not turn.cancelled():
+                self._granted -= 1  # granted as we gave up: pass the slot on
+                self._grant()
+            else:
+                turn.cancel()
+                self._waiters.remove(turn)
+            self.metrics.queued.set(len(self._waiters))
+            if isinstance(e, asyncio.CancelledError):
+                raise
             self.metrics.rejected.inc()
             raise Busy(retry_after_s=max(1.0, s.queue_timeout_s / 2)) from None
-        finally:
-            self._waiting -= 1
-            self.metrics.queued.set(self._waiting)
+        self._granted -= 1  # the caller registers its stream before its next await
+
+    def _grant(self) -> None:
+        """Hand free slots to the longest waiters."""
+        limit = self.settings.parallel_streams
+        while self._waiters and len(self.streams) + self._granted < limit:
+            turn = self._waiters.popleft()
+            self._granted += 1
+            turn.set_result(None)
+        self.metrics.queued.set(len(self._waiters))
 
     async def open(self, spec: StreamSpec, observer: BufferObserver | None = None) -> Stream:
         """Admit and start a stream; raises BadRequest, Busy or BackendUnavailable."""
@@ -519,6 +651,7 @@ class Orchestrator:
         voice, _ = self.resolve_voice(adapter, spec.voice)
         stream = Stream(self, spec, adapter, observer or WallClockObserver(), voice)
         self.streams[stream.id] = stream
+        self._no_streams.clear()
         self.totals["requests"] += 1
         self.metrics.active.labels(stream.backend).inc()
         return stream
@@ -540,16 +673,16 @@ class Orchestrator:
         rtf = stream.rtf()
         if rtf is not None and stream.status == "completed":
             m.stream_rtf.labels(stream.backend).observe(rtf)
-        m.forget_stream(stream.backend, stream.id, list(stream._state_names))
         log.info("stream end", extra={"request_id": stream.id, "backend": stream.backend,
                                       "status": stream.status, "audio_ms": round(stream.audio_ms),
                                       "underflows": stream.underflows})
+        if not self.streams:
+            self._no_streams.set()
+        self._grant()
 
-        async def notify() -> None:
-            async with self._slot_free:
-                self._slot_free.notify_all()
-
-        asyncio.ensure_future(notify())
+    async def idle(self) -> None:
+        """Return once no stream is running."""
+        await self._no_streams.wait()
 
     def get(self, stream_id: str) -> Stream | None:
         return self.streams.get(stream_id)
@@ -560,7 +693,7 @@ class Orchestrator:
 
     def snapshot(self) -> dict[str, Any]:
         return {
-            "active_streams": len(self.streams), "queued": self._waiting,
+            "active_streams": len(self.streams), "queued": len(self._waiters),
             "streams": [s.snapshot() for s in self.streams.values()],
             "totals": dict(self.totals), "backend": self.settings.tts_backend,
         }

@@ -29,7 +29,7 @@ from aiohttp import web
 from adapters.errors import BackendUnavailable, BadRequest, MorpheusError, TTSError
 from server.app_keys import BACKENDS, ORCHESTRATOR, SETTINGS
 from server.orchestrator import Busy, Orchestrator, Stream, StreamSpec
-from server.stream import AudioOut, SegmentDone
+from server.stream import AudioOut, SegmentDone, Words
 from signaling import protocol as P
 
 log = logging.getLogger("morpheus.realtime")
@@ -240,15 +240,14 @@ class RealtimeSession:
         c = self.config
         return StreamSpec(
             backend=c.backend, voice=c.voice, speed=c.speed, low_latency=c.low_latency,
-            request_id=resp.id, transport=self.transport,
+            request_id=resp.id, transport=self.transport, incremental=True,
         )
 
     async def _run(self, resp: Response) -> None:
         try:
             stream = await self.orch.open(self._spec(resp), observer=self.sink)
         except Busy as e:
-            await self._fail(resp, P.BUSY, "too many concurrent streams; retry later",
-                             retry_after_s=e.retry_after_s)
+            await self._fail(resp, P.BUSY, f"{e}; retry later", retry_after_s=e.retry_after_s)
             return
         except BadRequest as e:
             await self._fail(resp, P.BAD_REQUEST, str(e), field=_session_field(e.field))
@@ -293,14 +292,25 @@ class RealtimeSession:
                         resp.audio_started = True
                         await self.send(P.response_audio_started(resp.id, _round(stream.ttft_ms)))
                     await self.sink.write(ev.pcm)
+                elif isinstance(ev, Words):
+                    for w in ev.words:
+                        await self.send(P.word(resp.id, w.text, w.start_ms, w.end_ms, w.exact))
                 elif isinstance(ev, SegmentDone):
                     await self.send(P.segment_done(resp.id, ev.text, ev.audio_ms))
-        except TTSError as e:
+        except (TTSError, BadRequest) as e:
             if resp.status == "running":
                 await self.sink.finish()
                 resp.status = "failed"
-                await self.send(P.error(P.ENGINE_ERROR, str(e)))
+                if isinstance(e, BadRequest):  # e.g. nothing speakable in the text
+                    await self.send(P.error(P.BAD_REQUEST, str(e), field="text"))
+                else:
+                    await self.send(P.error(P.ENGINE_ERROR, str(e)))
                 await self.send(P.response_done(resp.id, "failed", stream.audio_ms))
+            return
+        if stream.status == "cancelled" and resp.status == "running":
+            # Ended from outside (HTTP DELETE with the response id): a cancel, not a completion.
+            for ev in self.stop_current():
+                await self.send(ev)
             return
         if resp.status == "running":
             await self.sink.finish()
@@ -342,8 +352,10 @@ class RealtimeSession:
         self._next_ops, self._next_chars = [], 0
         resp = self.current
         if resp is None or resp.status != "running":
-            if self.last is not None and self.sink.unplayed_ms() > 0:
-                return [P.output_audio_buffer_cleared(self.last.id, self.sink.clear())]
+            last = self.last
+            if last is not None and self.sink.unplayed_ms() > 0:
+                played = self.sink.clear()
+                return [P.output_audio_buffer_cleared(last.id, played, _heard(last, played))]
             return []
         resp.status = "cancelled"
         played = self.sink.clear()
@@ -354,9 +366,10 @@ class RealtimeSession:
         self.current = None
         if resp.task is not None:
             self._watch_cancel(resp.task)
+        heard = _heard(resp, played)
         return [
-            P.output_audio_buffer_cleared(resp.id, played),
-            P.response_done(resp.id, "cancelled", played),
+            P.output_audio_buffer_cleared(resp.id, played, heard),
+            P.response_done(resp.id, "cancelled", played, heard_text=heard),
         ]
 
     async def cancel(self) -> None:
@@ -389,6 +402,11 @@ class RealtimeSession:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _heard(resp: Response, played_ms: float) -> str:
+    """What the listener heard of `resp` when its audio stopped at `played_ms`."""
+    return resp.stream.heard_text(played_ms) if resp.stream is not None else ""
 
 
 def _session_field(name: str | None) -> str | None:

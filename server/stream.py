@@ -15,6 +15,23 @@ class AudioOut:
 
 
 @dataclass(frozen=True)
+class WordMark:
+    """A word and when the listener hears it, in ms of the response's audio (stream time)."""
+
+    text: str
+    start_ms: float
+    end_ms: float
+    exact: bool  # from the engine; False = estimated from the segment's length
+
+
+@dataclass(frozen=True)
+class Words:
+    """Timings of words, yielded before the audio that speaks them."""
+
+    words: tuple[WordMark, ...]
+
+
+@dataclass(frozen=True)
 class SegmentDone:
     """All audio of one text segment has been yielded."""
 
@@ -32,7 +49,7 @@ class Degraded:
     reason: str
 
 
-StreamEvent = AudioOut | SegmentDone | Degraded
+StreamEvent = AudioOut | Words | SegmentDone | Degraded
 
 
 class BufferObserver(Protocol):

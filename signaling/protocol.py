@@ -269,6 +269,20 @@ def segment_done(response_id: str, text: str, audio_ms: float) -> dict[str, Any]
     }
 
 
+def word(response_id: str, text: str, start_ms: float, end_ms: float,
+         exact: bool) -> dict[str, Any]:
+    """When a word of the response is heard, in ms of the response's audio; sent before it
+    plays. `exact`: from the engine; else estimated from the segment's length."""
+    return {
+        "type": "response.word",
+        "response_id": response_id,
+        "text": text,
+        "start_ms": round(start_ms, 1),
+        "end_ms": round(end_ms, 1),
+        "exact": exact,
+    }
+
+
 def response_done(response_id: str, status: str, audio_ms: float, **extra: Any) -> dict[str, Any]:
     ev = {
         "type": "response.done",
@@ -280,12 +294,17 @@ def response_done(response_id: str, status: str, audio_ms: float, **extra: Any) 
     return ev
 
 
-def output_audio_buffer_cleared(response_id: str, played_ms: float) -> dict[str, Any]:
-    return {
+def output_audio_buffer_cleared(response_id: str, played_ms: float,
+                                heard_text: str | None = None) -> dict[str, Any]:
+    """The listener's audio was cut at `played_ms`; `heard_text` is what they heard of it."""
+    ev: dict[str, Any] = {
         "type": "output_audio_buffer.cleared",
         "response_id": response_id,
         "played_ms": round(played_ms, 1),
     }
+    if heard_text is not None:
+        ev["heard_text"] = heard_text
+    return ev
 
 
 def speech_started(audio_start_ms: float) -> dict[str, Any]:
@@ -318,4 +337,5 @@ __all__ = [
     "session_created",
     "session_updated",
     "speech_started",
+    "word",
 ]

@@ -77,9 +77,23 @@ async def test_sse_stream_format(serve):
         events = [json.loads(line[6:]) for line in (await r.text()).splitlines()
                   if line.startswith("data: ")]
     types = [e["type"] for e in events]
-    assert types[-1] == "speech.audio.done" and set(types[:-1]) == {"speech.audio.delta"}
-    pcm = b"".join(base64.b64decode(e["audio"]) for e in events[:-1])
+    assert types[-1] == "speech.audio.done"
+    assert set(types[:-1]) == {"speech.audio.delta", "speech.word"}
+    pcm = b"".join(base64.b64decode(e["audio"]) for e in events if "audio" in e)
     assert abs(pcm_stats(pcm).duration_s - len("Server sent events, please.") * 0.06) < 0.1
+    # Word timings: every word once, in order, exact (the synthetic engine knows them), each
+    # sent before the audio that speaks it.
+    words = [e for e in events if e["type"] == "speech.word"]
+    assert " ".join(w["text"] for w in words) == "Server sent events, please."
+    assert all(w["exact"] for w in words)
+    sent_ms = 0.0
+    for e in events:
+        if e["type"] == "speech.audio.delta":
+            sent_ms += len(base64.b64decode(e["audio"])) / 48
+        elif e["type"] == "speech.word":
+            assert sent_ms <= e["start_ms"] + 0.5, (e, sent_ms)
+    starts = [w["start_ms"] for w in words]
+    assert starts == sorted(starts) and words[-1]["end_ms"] <= 1000 * pcm_stats(pcm).duration_s + 1
 
 
 async def test_speed_is_applied(serve):

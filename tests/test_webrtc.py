@@ -439,7 +439,7 @@ async def test_shutdown_closes_every_peer(tmp_path):
 
 
 @pytest.mark.parametrize("body,field", [
-    ("not json", None),
+    ("not json", "body"),
     ({"type": "offer"}, "sdp"),
     ({"sdp": "", "type": "offer"}, "sdp"),
     ({"sdp": "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n", "type": "answer"}, "type"),
@@ -447,11 +447,23 @@ async def test_shutdown_closes_every_peer(tmp_path):
 ])
 async def test_bad_offers_are_400_with_the_field(serve, body, field):
     srv = await serve(tts_backend="synthetic")
-    kwargs = {"data": body} if isinstance(body, str) else {"json": body}
+    kwargs = ({"data": body, "headers": {"Content-Type": "application/json"}}
+              if isinstance(body, str) else {"json": body})
     async with srv.http.post(srv.url + "/webrtc/offer", **kwargs) as r:
         assert r.status == 400
         payload = await r.json()
     assert payload["field"] == field
+    assert not srv.app[PEERS].peers
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/json; charset=bogus",
+                                          "application/x-www-form-urlencoded"])
+async def test_offers_must_be_utf8_json(serve, content_type):
+    srv = await serve(tts_backend="synthetic")
+    async with srv.http.post(srv.url + "/webrtc/offer", data=b'{"sdp": "v=0", "type": "offer"}',
+                             headers={"Content-Type": content_type}) as r:
+        assert r.status == 415
+        assert (await r.json())["field"] == "Content-Type"
     assert not srv.app[PEERS].peers
 
 
