@@ -8,7 +8,7 @@ PORT   ?= 5005
 KEY    := $(shell sha1sum pyproject.toml | cut -c1-12)
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_SERVE := espeak-ng
-APT_TEST  := espeak-ng ffmpeg sox chromium curl
+APT_TEST  := espeak-ng ffmpeg sox chromium curl haproxy
 
 .PHONY: serve test bench install install-test apt-serve apt-test e2e unit clean
 
@@ -39,7 +39,7 @@ apt-serve:
 	@command -v espeak-ng >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(APT_SERVE); }
 
 apt-test:
-	@missing=""; for p in espeak-ng ffmpeg sox chromium curl; do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	@missing=""; for p in espeak-ng ffmpeg sox chromium curl haproxy; do command -v $$p >/dev/null || [ -x /usr/sbin/$$p ] || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_TEST); fi
 
 clean:
