@@ -34,6 +34,7 @@ def create_app(settings: Settings, *, env_file: Path | None = None, warm: bool =
     metrics = Metrics()
     metrics.init_backends(settings.enabled_backends, settings.fallback_backend)
     store.on_change(lambda s: metrics.init_backends(s.enabled_backends, s.fallback_backend))
+    metrics.track_upstreams(pool.upstream_snapshots)
     app[SETTINGS] = store
     app[BACKENDS] = pool
     app[METRICS] = metrics

@@ -86,6 +86,18 @@ class BackendPool:
         self._errors.pop(name, None)
         return adapter
 
+    def upstream_snapshots(self) -> list[tuple[str, dict[str, Any]]]:
+        """(backend, upstream state) for every enabled backend that has upstreams."""
+        out = []
+        for name in self._settings.enabled_backends:
+            if not self.known(name):
+                continue
+            try:
+                out += [(name, up) for up in self.instance(name).upstreams()]
+            except MorpheusError:
+                continue  # not importable: /adapters says why
+        return out
+
     def warmed(self, name: str) -> bool:
         """Whether `name`'s current adapter finished its warmup without error (no I/O)."""
         cached = self._instances.get(name)

@@ -9,6 +9,7 @@ has its samples from the start (0 for each enabled backend), so a dashboard or a
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -56,11 +57,19 @@ class Metrics:
                                 "idle or write timeout", ["kind"], registry=r)
         self.refused = Counter("tts_refused_total", "Connections refused by a cap or while "
                                "draining", ["reason"], registry=r)
+        # Upstream pools of network backends: labels are the configured addresses (bounded).
+        self.upstream_up = Gauge("tts_upstream_up", "1 while an upstream takes streams, 0 while "
+                                 "it rests after a failure", ["backend", "upstream"], registry=r)
+        self.upstream_streams = Gauge("tts_upstream_streams", "Streams in flight per upstream",
+                                      ["backend", "upstream"], registry=r)
+        self.upstream_failures = Gauge("tts_upstream_failures", "Consecutive failures per "
+                                       "upstream", ["backend", "upstream"], registry=r)
         for kind in TIMEOUT_KINDS:
             self.timeouts.labels(kind)
         for reason in REFUSAL_REASONS:
             self.refused.labels(reason)
         self._states: Callable[[], Iterable[tuple[str, str]]] = lambda: ()
+        self._upstreams: Callable[[], Iterable[tuple[str, dict[str, Any]]]] = lambda: ()
         self._backends: list[str] = []
 
     def init_backends(self, backends: Iterable[str], fallback: str | None) -> None:
@@ -83,6 +92,20 @@ class Metrics:
         """Where to read (backend, state) of every running stream at scrape time."""
         self._states = states
 
+    def track_upstreams(self, upstreams: Callable[[], Iterable[tuple[str, dict[str, Any]]]],
+                        ) -> None:
+        """Where to read (backend, upstream snapshot) of every enabled backend at scrape time."""
+        self._upstreams = upstreams
+
+    def _refresh_upstreams(self) -> None:
+        for fam in (self.upstream_up, self.upstream_streams, self.upstream_failures):
+            fam.clear()  # an upstream removed from the settings leaves no stale series
+        for backend, up in self._upstreams():
+            address = _without_userinfo(str(up.get("address", "")))
+            self.upstream_up.labels(backend, address).set(1 if up.get("state") == "up" else 0)
+            self.upstream_streams.labels(backend, address).set(up.get("outstanding", 0))
+            self.upstream_failures.labels(backend, address).set(up.get("failures", 0))
+
     def _refresh_states(self) -> None:
         counts = {(b, s): 0 for b in self._backends for s in STATES}
         for key in self._states():
@@ -93,4 +116,14 @@ class Metrics:
 
     def render(self) -> bytes:
         self._refresh_states()
+        self._refresh_upstreams()
         return generate_latest(self.registry)
+
+
+def _without_userinfo(address: str) -> str:
+    """An upstream URL as a label: credentials in it (user:pass@) never reach /metrics."""
+    scheme, sep, rest = address.partition("://")
+    if not sep:
+        return address.rpartition("@")[2]
+    host, slash, path = rest.partition("/")
+    return f"{scheme}://{host.rpartition('@')[2]}{slash}{path}"

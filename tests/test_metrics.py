@@ -73,3 +73,22 @@ async def test_states_follow_running_streams_and_leave_nothing_stale(serve) -> N
         await r.read()
     fams = await scrape(srv)
     assert sum(s.value for s in fams["tts_streams_by_state"]) == 0
+
+
+def test_upstream_gauges_follow_the_pools_and_hide_credentials() -> None:
+    from server.metrics import Metrics
+
+    m = Metrics()
+    pools = [("openai_tts", {"address": "http://user:pw@a:8880/v1", "state": "up",
+                             "outstanding": 2, "failures": 0}),
+             ("openai_tts", {"address": "http://b:8880/v1", "state": "down",
+                             "outstanding": 0, "failures": 3})]
+    m.track_upstreams(lambda: list(pools))
+    text = m.render().decode()
+    assert 'tts_upstream_up{backend="openai_tts",upstream="http://a:8880/v1"} 1.0' in text
+    assert 'tts_upstream_up{backend="openai_tts",upstream="http://b:8880/v1"} 0.0' in text
+    assert 'tts_upstream_streams{backend="openai_tts",upstream="http://a:8880/v1"} 2.0' in text
+    assert 'tts_upstream_failures{backend="openai_tts",upstream="http://b:8880/v1"} 3.0' in text
+    assert "pw" not in text
+    pools.pop()  # removed from the settings: its series goes too
+    assert "http://b:8880" not in m.render().decode()
