@@ -117,6 +117,11 @@ class PiperAdapter(TTSAdapter):
             for text in ("Hi.", WARMUP_TEXT):
                 await asyncio.to_thread(self._run_sentence, loaded, session, text, 1.0, None)
 
+    async def aclose(self) -> None:
+        """Drop the loaded voices (their onnxruntime sessions); a later run loads them again."""
+        with self._load_lock:
+            self._loaded.clear()
+
     async def health(self) -> Health:
         if not self._paths:
             return Health(False, self.name, "onnxruntime",

@@ -146,7 +146,9 @@ async def readyz(request: web.Request) -> web.Response:
     if orch.draining:
         return web.json_response({"status": "draining", "active_streams": len(orch.streams)},
                                  status=503)
-    ready = [b for b in settings.enabled_backends if pool.enabled(b) and pool.warmed(b)]
+    # A backend unloaded for idleness (IDLE_UNLOAD_S) is ready: it loads on the next request.
+    ready = [b for b in settings.enabled_backends
+             if pool.enabled(b) and (pool.warmed(b) or b in pool.unloaded)]
     if not ready:
         if pool.known(settings.tts_backend):  # warm it now, so a later probe finds it ready
             asyncio.ensure_future(_try_warm(pool, settings.tts_backend))

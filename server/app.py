@@ -51,6 +51,9 @@ def create_app(settings: Settings, *, env_file: Path | None = None, warm: bool =
         await pool.aclose()
 
     app.cleanup_ctx.append(lifecycle)
+    orch = app[ORCHESTRATOR]
+    app.cleanup_ctx.append(lambda _app: pool.watch_idle(
+        lambda: {s.backend for s in orch.streams.values()}))
     if env_file is not None:
         app.cleanup_ctx.append(lambda _app: store.watch())
     add_speech_routes(app)

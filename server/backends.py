@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from adapters import registry
@@ -37,6 +39,8 @@ class BackendPool:
         self._retired: list[TTSAdapter] = []
         self._warm: dict[int, asyncio.Task[None]] = {}
         self._errors: dict[str, str] = {}
+        self._last_used: dict[str, float] = {}
+        self.unloaded: set[str] = set()  # unloaded for idleness: loads again on demand
 
     def update_settings(self, settings: Settings) -> None:
         self._settings = settings
@@ -70,6 +74,8 @@ class BackendPool:
 
     async def ready(self, name: str) -> TTSAdapter:
         """The adapter, warmed up; BackendUnavailable when it cannot be used."""
+        self._last_used[name] = time.monotonic()
+        self.unloaded.discard(name)
         adapter = self.instance(name)
         task = self._warm.get(id(adapter))
         if task is None or (task.done() and task.exception() is not None):
@@ -119,6 +125,37 @@ class BackendPool:
         if h.ready and name in self._errors:
             return Health(False, name, h.loader, h.vram_mb, self._errors[name])
         return h
+
+    async def unload_idle(self, idle_s: float, busy: set[str]) -> list[str]:
+        """Close the adapters of backends unused for `idle_s` (none of `busy`'s streams use
+        them): their models leave memory, and the next request loads them again."""
+        now = time.monotonic()
+        gone = [name for name, (_, adapter) in self._instances.items()
+                if name not in busy and now - self._last_used.get(name, now) >= idle_s
+                and self.warmed(name)]
+        for name in gone:
+            _, adapter = self._instances.pop(name)
+            self._warm.pop(id(adapter), None)
+            self.unloaded.add(name)
+            log.info("unloading %s after %.0f s unused (IDLE_UNLOAD_S)", name, idle_s)
+            try:
+                await adapter.aclose()
+            except Exception:
+                log.exception("closing %s", name)
+        return gone
+
+    async def watch_idle(self, busy: Callable[[], set[str]]) -> AsyncIterator[None]:
+        """cleanup_ctx body: unload idle backends while the app runs (IDLE_UNLOAD_S)."""
+        async def loop() -> None:
+            while True:
+                idle_s = self._settings.idle_unload_s
+                await asyncio.sleep(min(5.0, idle_s / 4) if idle_s else 5.0)
+                if idle_s:
+                    await self.unload_idle(idle_s, busy())
+
+        task = asyncio.create_task(loop(), name="idle-unload")
+        yield
+        task.cancel()
 
     async def aclose(self) -> None:
         adapters = [a for _, a in self._instances.values()] + self._retired

@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     ws_max_connections: int = Field(64, ge=1)
     webrtc_max_peers: int = Field(16, ge=1)
     shutdown_grace_s: float = Field(30.0, ge=0)  # SIGTERM: running streams get this long
+    idle_unload_s: float | None = Field(None, gt=0)  # unload a backend's models when unused
 
     # --- backends
     tts_backend: BackendName = "piper"
@@ -130,7 +131,8 @@ class Settings(BaseSettings):
     @field_validator("fallback_backend", "default_voice", "piper_voice", "snac_model",
                      "orpheus_gguf", "chunk_lock", "synthetic_stall_after",
                      "webrtc_host_addresses", "snac_device", "piper_voices_dir",
-                     "openai_tts_api_key", "api_key", "models_dir", mode="before")
+                     "openai_tts_api_key", "api_key", "models_dir", "idle_unload_s",
+                     mode="before")
     @classmethod
     def _empty_is_none(cls, v: Any) -> Any:
         return None if v == "" else v
