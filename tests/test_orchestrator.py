@@ -86,7 +86,12 @@ async def test_stall_retries_then_fails_over_with_nothing_lost_or_repeated():
     assert len(run.degraded) == 1 and run.degraded[0].to_backend == "backup"
     spoken = [s.text for s in run.segments]
     assert " ".join(spoken) == normalize_whitespace(text)  # in order, none skipped
-    assert len(spoken) == len(set(spoken)) or spoken == [s.text for s in run.segments]
+    # nothing repeated at the audio level either: the stalled attempt delivered nothing, so the
+    # stream is exactly one take per segment (a segment is at least chunk_ms / 2 of audio, less
+    # a 50 ms seam)
+    one_take_ms = [max(30_000, len(t) * 60) - 50 for t in spoken]
+    assert [s.audio_ms for s in run.segments] == pytest.approx(one_take_ms, abs=1)
+    assert run.audio_ms == pytest.approx(sum(one_take_ms), abs=60)
     # the primary was asked for the stalled segment twice (once retried smaller), the backup
     # took over from exactly that segment
     assert primary.texts[3] == primary.texts[4] == backup.texts[0] == spoken[3]
