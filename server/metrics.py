@@ -34,8 +34,10 @@ class Metrics:
                                   ["backend"], buckets=MS_BUCKETS, registry=r)
         self.stream_rtf = Histogram("tts_stream_rtf", "Audio seconds per wall second, per stream",
                                     ["backend"], buckets=RTF_BUCKETS, registry=r)
-        self.underflow = Counter("tts_underflow_count", "Times a listener ran out of audio",
-                                 ["backend"], registry=r)
+        # A gauge that only grows, not a Counter: a Counter is exported as ..._total, and the
+        # contract (and checks like `tts_underflow_count == 0`) use this exact name.
+        self.underflow = Gauge("tts_underflow_count", "Times a listener ran out of audio "
+                               "(only grows)", ["backend"], registry=r)
         self.failover = Counter("tts_backend_failover_total", "Streams moved to another backend",
                                 ["from_backend", "to_backend"], registry=r)
         self.active = Gauge("tts_active_streams", "Streams running", ["backend"], registry=r)

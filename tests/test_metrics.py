@@ -26,7 +26,7 @@ async def test_a_fresh_server_exports_zero_for_every_enabled_backend(serve) -> N
                       fallback_backend="espeak")
     fams = await scrape(srv)
     for backend in ("synthetic", "espeak"):
-        assert value(fams["tts_underflow_count"], "tts_underflow_count_total",
+        assert value(fams["tts_underflow_count"], "tts_underflow_count",
                      backend=backend) == 0
         assert value(fams["tts_active_streams"], "tts_active_streams", backend=backend) == 0
         assert value(fams["tts_requests"], "tts_requests_total", backend=backend,
