@@ -72,7 +72,7 @@ def test_speech_plays_within_a_second_of_speak_and_stop_silences_it(open_tab):
     tab.page.click("#stop")
     silent_after_ms = tab.ms_to_silence()
     print(f"playground: silent {silent_after_ms:.0f} ms after clicking Stop")
-    assert silent_after_ms < 200
+    assert silent_after_ms < 250  # measured 37-50 ms; 5x margin for a busy CI box
     time.sleep(1.5)  # nothing stale plays afterwards
     assert tab.loudest_since_silence() < SILENT_DBFS
     assert tab.js("() => window.__morpheus.phase()") == "idle"
