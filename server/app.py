@@ -54,8 +54,10 @@ def _add_optional_routes(app: web.Application) -> None:
     from server.web_routes import add_web_routes
     from server.webrtc import webrtc_ctx, webrtc_offer
     from server.ws import speech_ws
+    from server.wyoming_face import add_wyoming
 
     app.router.add_get("/v1/audio/speech/ws", speech_ws)
     app.router.add_post("/webrtc/offer", webrtc_offer)
     app.cleanup_ctx.append(webrtc_ctx)
     add_web_routes(app)
+    add_wyoming(app)  # the Wyoming server (Home Assistant) when WYOMING_URI is set
