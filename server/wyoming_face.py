@@ -61,6 +61,7 @@ class WyomingFace:
         uri = self.settings.wyoming_uri
         if uri:
             await self.start(uri)
+        self.app[SETTINGS].on_change(self._settings_changed)
         try:
             yield
         finally:
@@ -71,6 +72,11 @@ class WyomingFace:
         await server.start(self._connect)
         self._server, self.uri = server, uri
         log.info("Wyoming server on %s", uri)
+
+    def _settings_changed(self, settings: Any) -> None:
+        if (settings.wyoming_uri or None) != self.uri:
+            log.warning("WYOMING_URI is now %r; it takes effect at the next start (serving: %s)",
+                        settings.wyoming_uri, self.uri or "off")
 
     def _connect(self, reader: asyncio.StreamReader,
                  writer: asyncio.StreamWriter) -> AsyncEventHandler:

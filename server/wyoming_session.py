@@ -136,6 +136,8 @@ class WyomingConnection(AsyncEventHandler):
             await async_write_event(event, self.writer)
 
     async def _error(self, code: str, text: str) -> None:
+        # Home Assistant does not show error events: the log is where its users look.
+        log.info("error event to a Wyoming client: %s: %s", code, text)
         await self.write_event(Error(text=text, code=code).event())
 
     # --- the event loop -------------------------------------------------------------------
@@ -283,9 +285,10 @@ class WyomingConnection(AsyncEventHandler):
         except MorpheusError as e:
             reply.fail(RequestError(ENGINE_ERROR, str(e)))
             return
-        reply.attach(stream)
         try:
-            await self._pump(reply, stream)
+            reply.attach(stream)
+            if reply.error is None:  # it may have failed while the stream was being admitted
+                await self._pump(reply, stream)
         except BadRequest as e:  # e.g. no letters or digits in the whole streamed text
             reply.fail(RequestError(NOTHING_SPEAKABLE, str(e)))
         except TTSError as e:
