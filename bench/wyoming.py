@@ -20,9 +20,11 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from wyoming.audio import AudioChunk, AudioStop
 from wyoming.client import AsyncTcpClient
 from wyoming.error import Error
@@ -36,7 +38,7 @@ from wyoming.tts import (
     SynthesizeStopped,
 )
 
-from bench.speech import ServerProcess, free_port
+from bench.speech import ServerProcess, free_port, speak
 
 # A voice assistant's answer: its first sentence is the part a listener waits for.
 REPLY = ("All right, the living room lights are off and the thermostat is set to twenty one "
@@ -142,24 +144,35 @@ async def bench(trials: int) -> dict[str, Any]:
                            "piece_gap_ms": 1000 * PIECE_GAP_S}
     morpheus_port = free_port()
     env = {"WYOMING_URI": f"tcp://127.0.0.1:{morpheus_port}", "TTS_BACKEND": "piper"}
-    async with ServerProcess(**env), WyomingPiper() as piper:
-        servers = {"morpheus": morpheus_port, "wyoming_piper": piper.port}
-        for port in servers.values():  # load the voice, pay first-run allocations
+    async with ServerProcess(**env) as morpheus, WyomingPiper() as piper, \
+            aiohttp.ClientSession() as http:
+
+        async def over_http(text: str, streaming: bool) -> float:
+            return (await speak(http, morpheus.url, text))["ttfa_ms"]
+
+        def over_wyoming(port: int) -> Callable[[str, bool], Awaitable[float]]:
+            async def first_ms(text: str, streaming: bool) -> float:
+                return (await ask(port, text, streaming=streaming))["first_ms"]
+            return first_ms
+
+        ways = {"morpheus": over_wyoming(morpheus_port),
+                "wyoming_piper": over_wyoming(piper.port),
+                "morpheus_http": over_http}  # the face's own cost: the same text over HTTP
+        for way in ways.values():  # load the voice, pay first-run allocations
             for streaming in (False, True, False):
-                await ask(port, REPLY, streaming=streaming)
+                await way(REPLY, streaming)
+        for name, port in (("morpheus", morpheus_port), ("wyoming_piper", piper.port)):
+            res[f"reply_{name}_audio_s"] = (await ask(port, REPLY, streaming=False))["audio_s"]
         for label, text in (("reply", REPLY), ("short", SHORT)):
             for mode in ("plain", "streaming"):
-                runs: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
-                for i in range(trials):
-                    order = list(servers) if i % 2 == 0 else list(servers)[::-1]
-                    for name in order:
-                        runs[name].append(await ask(servers[name], text,
-                                                    streaming=mode == "streaming"))
+                names = list(ways) if mode == "plain" else ["morpheus", "wyoming_piper"]
+                runs: dict[str, list[float]] = {name: [] for name in names}
+                for i in range(trials):  # take turns, each first as often as the others
+                    for name in names[i % len(names):] + names[:i % len(names)]:
+                        runs[name].append(await ways[name](text, mode == "streaming"))
                 key = f"{label}_{mode}"
-                for name, rs in runs.items():
-                    res[f"{key}_{name}_first_ms"] = statistics.median(r["first_ms"] for r in rs)
-                    res[f"{key}_{name}_total_ms"] = statistics.median(r["total_ms"] for r in rs)
-                    res[f"{key}_{name}_audio_s"] = statistics.median(r["audio_s"] for r in rs)
+                for name, firsts in runs.items():
+                    res[f"{key}_{name}_first_ms"] = statistics.median(firsts)
                 res[f"{key}_ratio"] = (res[f"{key}_morpheus_first_ms"]
                                        / res[f"{key}_wyoming_piper_first_ms"])
     return res
@@ -175,8 +188,11 @@ def report(res: dict[str, Any]) -> None:
             print(f"  {key:<18} {res[f'{key}_morpheus_first_ms']:>9.1f} "
                   f"{res[f'{key}_wyoming_piper_first_ms']:>14.1f} {res[f'{key}_ratio']:>6.2f}"
                   f"   <= {TARGET_RATIO}")
-    print(f"  audio of the reply (s): Morpheus {res['reply_plain_morpheus_audio_s']:.2f}, "
-          f"wyoming-piper {res['reply_plain_wyoming_piper_audio_s']:.2f}")
+    print(f"  Morpheus over HTTP, plain, same trials (ms): reply "
+          f"{res['reply_plain_morpheus_http_first_ms']:.1f}, short "
+          f"{res['short_plain_morpheus_http_first_ms']:.1f}")
+    print(f"  audio of the reply (s): Morpheus {res['reply_morpheus_audio_s']:.2f}, "
+          f"wyoming-piper {res['reply_wyoming_piper_audio_s']:.2f}")
 
 
 def run(trials: int | None = None) -> dict[str, Any]:
