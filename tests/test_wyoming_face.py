@@ -4,7 +4,12 @@ exactly as Home Assistant sends it, voices, errors as events, concurrency and di
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -379,3 +384,21 @@ async def test_off_by_default_and_uri_validated(serve) -> None:
         with pytest.raises(ValidationError):
             Settings(wyoming_uri=bad)
     assert Settings(wyoming_uri=" tcp://0.0.0.0:10200 ").wyoming_uri == "tcp://0.0.0.0:10200"
+
+
+def test_say_does_not_serve_wyoming(tmp_path) -> None:
+    """`morpheus say` with WYOMING_URI in .env, while a server holds that port, still speaks."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        env_file = tmp_path / ".env"
+        env_file.write_text(f"WYOMING_URI=tcp://127.0.0.1:{busy.getsockname()[1]}\n"
+                            "TTS_BACKEND=synthetic\n")
+        out = tmp_path / "hello.wav"
+        root = Path(__file__).resolve().parent.parent
+        proc = subprocess.run(
+            [sys.executable, "-m", "server.cli", "--env-file", str(env_file),
+             "say", "Hello there.", "-o", str(out)],
+            env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode()[-500:]
+    assert out.stat().st_size > 44 + 4800
