@@ -2,7 +2,8 @@
 
 Sections: speech (Piper over HTTP vs the raw engine), orchestrator (synthetic engine), snac
 (SNAC decode and the llama.cpp streaming path), realtime (WebRTC/WebSocket), loose_bounds (the
-real figures behind the wall-clock bounds tests keep loose). Pick some with
+real figures behind the wall-clock bounds tests keep loose), wyoming (first audio of the
+Wyoming face vs wyoming-piper). Pick some with
 `python -m bench speech orchestrator`; the default runs them all. Results are also written as
 JSON to bench-results.json.
 """
@@ -16,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-SECTIONS = ("speech", "orchestrator", "snac", "realtime", "loose_bounds")
+SECTIONS = ("speech", "orchestrator", "snac", "realtime", "loose_bounds", "wyoming")
 
 
 def main(argv: list[str]) -> int:

@@ -68,6 +68,7 @@ def _add_optional_routes(app: web.Application) -> None:
     from server.web_routes import add_web_routes
     from server.webrtc import webrtc_ctx, webrtc_offer
     from server.ws import WS_SOCKETS, close_speech_sockets, speech_ws
+    from server.wyoming_face import add_wyoming
 
     app[WS_SOCKETS] = set()
     app.on_shutdown.append(close_speech_sockets)
@@ -75,3 +76,4 @@ def _add_optional_routes(app: web.Application) -> None:
     app.router.add_post("/webrtc/offer", webrtc_offer)
     app.cleanup_ctx.append(webrtc_ctx)
     add_web_routes(app)
+    add_wyoming(app)  # the Wyoming server (Home Assistant) when WYOMING_URI is set

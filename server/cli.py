@@ -53,6 +53,7 @@ async def _say(args: argparse.Namespace) -> int:
     from server.stream import AudioOut
 
     settings, _ = _settings(args)
+    settings = settings.model_copy(update={"wyoming_uri": ""})  # `say` serves nothing
     app = create_app(settings, warm=False)
     runner = web.AppRunner(app)
     await runner.setup()  # runs the lifecycle; no socket is opened

@@ -128,6 +128,11 @@ class Settings(BaseSettings):
     vad_onset_ms: int = Field(60, ge=20, le=1000)
     ws_max_lead_ms: float = Field(500, ge=40)
 
+    # --- wyoming server (Home Assistant); read at startup
+    wyoming_uri: str = ""  # tcp://127.0.0.1:10200 or unix:///path/to.sock; empty = off
+    wyoming_max_connections: int = Field(32, ge=1, le=4096)
+    wyoming_idle_timeout_s: float = Field(60.0, gt=0)  # a client that sends nothing is closed
+
     @field_validator("fallback_backend", "default_voice", "piper_voice", "snac_model",
                      "orpheus_gguf", "chunk_lock", "synthetic_stall_after",
                      "webrtc_host_addresses", "snac_device", "piper_voices_dir",
@@ -136,6 +141,26 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_none(cls, v: Any) -> Any:
         return None if v == "" else v
+
+    @field_validator("wyoming_uri")
+    @classmethod
+    def _wyoming_uri(cls, v: str) -> str:
+        v = v.strip()
+        if not v:
+            return v
+        from urllib.parse import urlparse
+
+        uri = urlparse(v)
+        if uri.scheme == "tcp":
+            try:
+                port = uri.port
+            except ValueError:
+                port = None
+            if not uri.hostname or port is None:
+                raise ValueError("need tcp://HOST:PORT, e.g. tcp://127.0.0.1:10200")
+        elif uri.scheme != "unix" or not uri.path:
+            raise ValueError("need tcp://HOST:PORT or unix:///path/to.sock (empty: off)")
+        return v
 
     @field_validator("orpheus_extra_body")
     @classmethod

@@ -314,9 +314,11 @@ class Stream:
 
     async def _next_segment(self) -> str | None:
         unit = self._adapter.capabilities.chunk_unit
+        size: int | None = None
         while True:
             buffer_ms = self.ahead_ms()
-            size = self.rate.next_size(buffer_ms, started=self._t_first is not None)
+            if size is None:  # one ramp step per segment, not one per text delta waited for
+                size = self.rate.next_size(buffer_ms, started=self._t_first is not None)
             self._publish_state(buffer_ms)
             max_chars = size if unit == "segment" else self.orch.settings.max_segment_chars
             if unit != "segment" and self._t_first is None:
