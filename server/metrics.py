@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 MS_BUCKETS = (5, 10, 20, 40, 60, 80, 100, 120, 150, 200, 300, 500, 800, 1200, 2000, 5000)
 RTF_BUCKETS = (0.5, 0.8, 1.0, 1.2, 1.5, 2, 3, 5, 10, 20, 50, 100)
 SIZE_BUCKETS = (8, 16, 28, 48, 64, 100, 150, 200, 300, 400, 600)
-TRANSPORTS = ("http", "ws", "webrtc", "cli")
+TRANSPORTS = ("http", "ws", "webrtc", "wyoming", "cli")
 STATUSES = ("completed", "failed", "cancelled")
 STATES = ("INIT", "WARMUP", "FILL", "STEADY", "UNDERFLOW", "RECOVER")
 TIMEOUT_KINDS = ("input_idle", "write", "webrtc_idle")

@@ -36,9 +36,11 @@ from wyoming.tts import (
 
 from adapters.base import PIPELINE_RATE_HZ, SAMPLE_WIDTH_BYTES
 from adapters.errors import BackendUnavailable, BadRequest, MorpheusError, TTSError
+from server.app_keys import METRICS
 from server.orchestrator import BYTES_PER_MS, Busy, Stream, StreamSpec
 from server.requests import speakable
 from server.stream import AudioOut
+from server.writes import send_within
 from server.wyoming_events import (
     MalformedEvent,
     RequestError,
@@ -132,8 +134,10 @@ class WyomingConnection(AsyncEventHandler):
         return self.face.settings
 
     async def write_event(self, event: Event) -> None:
-        async with self._write_lock:
-            await async_write_event(event, self.writer)
+        async with self._write_lock:  # a client that takes nothing is closed (WRITE_TIMEOUT_S)
+            await send_within(async_write_event(event, self.writer),
+                              self.settings.write_timeout_s, self.face.app[METRICS],
+                              self.writer.close)
 
     async def _error(self, code: str, text: str) -> None:
         # Home Assistant does not show error events: the log is where its users look.

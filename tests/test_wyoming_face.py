@@ -4,6 +4,7 @@ exactly as Home Assistant sends it, voices, errors as events, concurrency and di
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -402,3 +403,27 @@ def test_say_does_not_serve_wyoming(tmp_path) -> None:
             env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True, timeout=120)
     assert proc.returncode == 0, proc.stderr.decode()[-500:]
     assert out.stat().st_size > 44 + 4800
+
+
+async def test_a_client_that_stops_reading_is_closed_after_the_write_timeout(serve) -> None:
+    from server.app_keys import METRICS, ORCHESTRATOR
+    from tests.wyoming_client import serve_wyoming
+
+    srv, port = await serve_wyoming(serve, tts_backend="synthetic", write_timeout_s=1.0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    header = json.dumps({"type": "synthesize",
+                         "data": {"text": "Words nobody will read. " * 400}}) + "\n"
+    writer.write(header.encode())
+    await writer.drain()
+    registry = srv.app[METRICS].registry
+    for _ in range(400):  # never read: the socket buffers fill and the write times out
+        if registry.get_sample_value("tts_timeouts_total", {"kind": "write"}):
+            break
+        await asyncio.sleep(0.05)
+    assert registry.get_sample_value("tts_timeouts_total", {"kind": "write"}) == 1
+    for _ in range(100):
+        if not srv.app[ORCHESTRATOR].streams:
+            break
+        await asyncio.sleep(0.05)
+    assert not srv.app[ORCHESTRATOR].streams
+    writer.close()
