@@ -8,12 +8,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
+from server.config import field_names
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,15 +44,20 @@ class LiveServer:
 
 
 @contextmanager
-def live_server(tmp_path: Path, **settings: str) -> Iterator[LiveServer]:
+def live_server(tmp_path: Path, *, env_file: Path | None = None, args: Sequence[str] = (),
+                **settings: object) -> Iterator[LiveServer]:
+    """`morpheus serve` with `settings` as environment variables (nothing of the caller's
+    Morpheus settings leaks in), `env_file` as its .env and `args` as extra flags."""
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "WEBRTC_HOST_ADDRESSES": "127.0.0.1",
-           "OUTPUTS_DIR": str(tmp_path / "outputs"), "LOG_LEVEL": "ERROR",
-           **{k.upper(): str(v) for k, v in settings.items()}}
+    names = field_names()
+    env = {k: v for k, v in os.environ.items() if k.lower() not in names}
+    env.update({"PYTHONPATH": str(ROOT), "WEBRTC_HOST_ADDRESSES": "127.0.0.1",
+                "OUTPUTS_DIR": str(tmp_path / "outputs"), "LOG_LEVEL": "ERROR",
+                **{k.upper(): str(v) for k, v in settings.items()}})
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "--env-file", "", "serve", "--host", "127.0.0.1",
-         "--port", str(port)], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
+        [sys.executable, "-m", "server.cli", "--env-file", str(env_file or ""), "serve",
+         "--host", "127.0.0.1", "--port", str(port), *args], cwd=tmp_path, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

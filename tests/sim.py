@@ -135,6 +135,21 @@ async def narrate(orch: Orchestrator, text: str, spec: StreamSpec | None = None,
     return run
 
 
+async def spoken(orch: Orchestrator, text: str,
+                 spec: StreamSpec | None = None) -> tuple[Any, list[Any]]:
+    """(stream, every event) for `text` spoken through `orch`, the stream closed after."""
+    stream = await orch.open(spec or StreamSpec())
+    stream.push_text(text)
+    stream.end_input()
+    events = []
+    try:
+        async for ev in stream:
+            events.append(ev)
+    finally:
+        await stream.aclose()
+    return stream, events
+
+
 def narration(minutes: float, ms_per_char: float = 60.0) -> str:
     """Prose-like text long enough for `minutes` of synthetic audio."""
     sentences = [

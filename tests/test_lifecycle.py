@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import aiohttp
 
 from server.app_keys import ORCHESTRATOR
 from server.lifecycle import drain, is_loopback
-from tests.conftest import free_port
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.live_server import live_server
 
 
 async def test_readyz_is_ready_once_a_backend_is_warm_and_503_while_draining(serve) -> None:
@@ -57,27 +52,12 @@ def test_is_loopback() -> None:
 
 
 async def test_sigterm_while_a_websocket_response_speaks(tmp_path: Path) -> None:
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "WEBRTC_HOST_ADDRESSES": "127.0.0.1",
-           "TTS_BACKEND": "synthetic", "SYNTHETIC_RTF": "1.5", "SHUTDOWN_GRACE_S": "30",
-           "OUTPUTS_DIR": str(tmp_path / "out"), "LOG_LEVEL": "WARNING"}
-    proc = subprocess.Popen(  # noqa: ASYNC220 (returns at once)
-        [sys.executable, "-m", "server.cli", "--env-file", "", "serve", "--host", "127.0.0.1",
-         "--port", str(port)], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
+    with live_server(tmp_path, tts_backend="synthetic", synthetic_rtf=1.5,
+                     shutdown_grace_s=30) as srv:
+        url, proc = srv.url, srv.proc
         async with aiohttp.ClientSession() as http:
-            for _ in range(300):
-                try:
-                    async with http.get(url + "/readyz") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
             text = "This response is still speaking when the server is told to stop. " * 2
-            async with http.ws_connect(url.replace("http", "ws") + "/v1/audio/speech/ws") as ws:
+            async with http.ws_connect(srv.ws_url + "/v1/audio/speech/ws") as ws:
                 await ws.receive_json()
                 await ws.send_json({"type": "input_text.append", "text": text})
                 await ws.send_json({"type": "input_text.done"})
@@ -105,9 +85,4 @@ async def test_sigterm_while_a_websocket_response_speaks(tmp_path: Path) -> None
                         raise AssertionError(f"socket ended before the response: {msg}")
             assert done["status"] == "completed"
             assert audio_ms > 0.9 * len(text) * 60  # all of it was heard, not cut
-        rc = await asyncio.to_thread(proc.wait, 30)
-        assert rc == 0, proc.stderr.read().decode() if proc.stderr else ""
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        assert await asyncio.to_thread(proc.wait, 30) == 0

@@ -44,7 +44,7 @@ def active(srv) -> float:  # noqa: ANN001
 
 async def settle(cond, timeout_s: float = 15.0) -> None:  # noqa: ANN001
     deadline = time.monotonic() + timeout_s
-    while not cond() and time.monotonic() < deadline:
+    while not cond() and time.monotonic() < deadline:  # noqa: ASYNC110 (polling a predicate)
         await asyncio.sleep(0.05)
     assert cond()
 
