@@ -19,6 +19,8 @@ OWN_KEYS = {
     "espeak": ("espeak_",),
     "synthetic": ("synthetic_",),
     "snac_llamacpp": ("snac_", "orpheus_", "llamacpp_", "parallel_streams"),
+    "wyoming": ("wyoming_tts_", "upstream_"),
+    "command": ("command_tts",),
 }
 
 
