@@ -20,7 +20,7 @@ OWN_KEYS = {
     "synthetic": ("synthetic_",),
     "snac_llamacpp": ("snac_", "orpheus_", "llamacpp_", "parallel_streams"),
     "wyoming": ("wyoming_tts_", "upstream_"),
-    "command": ("command_tts",),
+    "command": ("command_tts", "upstream_read_timeout_s"),
 }
 
 
