@@ -153,7 +153,9 @@ class PiperAdapter(TTSAdapter):
 
     # -- synthesis
 
-    def _load(self, entry: PiperVoiceEntry) -> _LoadedVoice:
+    def _load(self, voice: PiperVoiceEntry | str) -> _LoadedVoice:
+        """The voice's model, loaded once per file (a voice id is looked up first)."""
+        entry = voice if isinstance(voice, PiperVoiceEntry) else self._entry(voice)
         with self._load_lock:
             cached = self._loaded.get(entry.path)
             if cached is not None and cached.version == entry.version:

@@ -82,8 +82,8 @@ async def test_each_voice_speaks_at_its_own_rate_and_language(voices_dir: Path) 
     # the same noiseless model: the same samples, labelled with each config's own rate
     assert pcm["en_US-still16k-medium"] == pcm["en_US-still-medium"]
     # each voice phonemizes with its own espeak voice: German "zwei" is not English "zwei"
-    de = adapter._load(adapter._entry("de_DE-joe-medium")).voice
-    en = adapter._load(adapter._entry("en_US-joe-medium")).voice
+    de = adapter._load("de_DE-joe-medium").voice
+    en = adapter._load("en_US-joe-medium").voice
     assert de.phonemize("zwei") != en.phonemize("zwei")
 
 
