@@ -1,6 +1,6 @@
 """Any Wyoming TTS server (Home Assistant's protocol, `wyoming` 1.10.x; checked against
-wyoming-piper 2.5.2). WYOMING_TTS_URI is `tcp://host:port` or `unix:///path`; a comma list is
-a pool of upstreams (least outstanding first, backoff and probes: adapters/upstream.py).
+wyoming-piper 2.5.2). WYOMING_TTS_URI is `tcp://host:port`; a comma list is a pool of
+upstreams (least outstanding first, backoff and probes: adapters/upstream.py).
 
 - Voices come from `describe` -> `info`: the installed voices of the first installed TTS
   program, one voice per speaker (`<voice>:<speaker>`) for a multi-speaker voice.

@@ -33,16 +33,15 @@ MIN_RATE_HZ, MAX_RATE_HZ = 1_000, 384_000
 
 
 def check_uri(uri: str) -> str:
-    """`tcp://host:port` or `unix:///path`; ValueError names what is wrong."""
+    """`tcp://host:port`; ValueError names what is wrong. (No unix:// sockets: the setting can
+    be changed over the network, and must not point the server at local files.)"""
     parts = urlparse(uri)
-    if parts.scheme == "tcp":
-        if not parts.hostname or parts.port is None:
-            raise ValueError(f"{uri!r}: a tcp:// URI needs a host and a port")
-    elif parts.scheme == "unix":
-        if not parts.path:
-            raise ValueError(f"{uri!r}: a unix:// URI needs a socket path")
-    else:
-        raise ValueError(f"{uri!r}: only tcp://host:port and unix:///path are supported")
+    try:
+        port = parts.port
+    except ValueError as e:
+        raise ValueError(f"{uri!r}: a Wyoming server is tcp://host:port ({e})") from None
+    if parts.scheme != "tcp" or not parts.hostname or port is None:
+        raise ValueError(f"{uri!r}: a Wyoming server is tcp://host:port")
     return uri
 
 
@@ -66,7 +65,7 @@ class _Reader:
 
 
 class Connection:
-    """Events in and out over one TCP or Unix-socket connection; `abort()` closes it at once."""
+    """Events in and out over one TCP connection; `abort()` closes it at once."""
 
     def __init__(self, address: str, reader: asyncio.StreamReader,
                  writer: asyncio.StreamWriter, timeouts: Timeouts, backend: str) -> None:
@@ -81,11 +80,8 @@ class Connection:
     async def open(cls, address: str, timeouts: Timeouts, backend: str) -> Connection:
         parts = urlparse(address)
         try:
-            if parts.scheme == "unix":
-                connect = asyncio.open_unix_connection(parts.path)
-            else:
-                connect = asyncio.open_connection(parts.hostname, parts.port)
-            reader, writer = await asyncio.wait_for(connect, timeouts.connect_s)
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(parts.hostname, parts.port), timeouts.connect_s)
         except asyncio.TimeoutError:
             raise BackendTimeout(f"connecting to {address} timed out after "
                                  f"{timeouts.connect_s:g} s", backend=backend) from None

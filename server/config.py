@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     upstream_backoff_s: float = Field(5.0, gt=0)  # a failed upstream rests this long (doubling)
 
     # --- wyoming: any Wyoming TTS server (wyoming-piper, ...)
-    wyoming_tts_uri: str = ""  # tcp://host:port or unix:///path; a comma list is a pool
+    wyoming_tts_uri: str = ""  # tcp://host:port; a comma list is a pool
     wyoming_tts_voice: str | None = None  # voice (or voice:speaker); default: the server's
 
     # --- command: any local engine with a command line (text on stdin, audio on stdout)

@@ -3,14 +3,13 @@ WAV and raw modes, a streaming writer, failures, and cancel killing the process 
 
 from __future__ import annotations
 
-import os
 import shlex
 import sys
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from adapters.base import AudioChunk, TTSInput
 from adapters.command import CommandAdapter
@@ -18,7 +17,9 @@ from adapters.errors import BackendTimeout, BackendUnavailable, EngineError, Mal
 from adapters.espeak import EspeakAdapter
 from adapters.piper import PiperAdapter
 from adapters.piper_voices import bundled_voice_path
+from server.config import Settings
 from tests.audio_check import decode, pcm_stats
+from tests.procs import live_children, live_in_group
 
 TEXT = "The kettle whistled in the kitchen. Outside, the rain kept falling on the roof."
 PY = shlex.quote(sys.executable)
@@ -51,38 +52,6 @@ def speech(chunks: list[AudioChunk], rate: int) -> bytes:
     assert sum(c.is_final for c in chunks) == 1 and chunks[-1].is_final
     assert {c.sample_rate_hz for c in chunks} == {rate}
     return b"".join(c.pcm for c in chunks)
-
-
-def group_alive(pgid: int) -> list[int]:
-    """Live (not zombie) processes in process group `pgid`."""
-    alive = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            alive.append(int(entry.name))
-    return alive
-
-
-def children_named(marker: str) -> list[int]:
-    """Our child processes whose command line contains `marker`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except (OSError, ValueError):
-            continue
-        if ppid == os.getpid() and marker in cmdline:
-            found.append(int(entry.name))
-    return found
 
 
 async def test_espeak_wav_on_stdout_with_the_voice_filled_in() -> None:
@@ -134,12 +103,12 @@ async def test_cancel_kills_the_whole_process_group_at_once() -> None:
     agen = adapter.synth_stream(TTSInput("ignored"))
     first = await agen.__anext__()
     assert first.pcm
-    (leader,) = children_named(marker)
-    assert len(group_alive(leader)) == 3  # sh, python, cat
+    (leader,) = live_children(marker=marker)
+    assert len(live_in_group(leader.pid)) == 3  # sh, python, cat
     t0 = time.monotonic()
     await agen.aclose()
     assert time.monotonic() - t0 < 5.0
-    assert group_alive(leader) == [] and children_named(marker) == []
+    assert live_in_group(leader.pid) == [] and live_children(marker=marker) == []
 
 
 async def test_failures_are_typed_with_the_engines_own_words() -> None:
@@ -175,5 +144,11 @@ async def test_http_through_the_command_backend(serve) -> None:
     assert decoded.rms_dbfs > -35
     async with srv.http.get(srv.url + "/v1/audio/voices") as r:
         assert (await r.json())["voices"] == ["en-us", "en-gb"]
-    async with srv.http.post(srv.url + "/config", json={"COMMAND_TTS": "'unclosed"}) as r:
-        assert r.status == 400 and "command_tts" in (await r.text()).lower()
+
+
+def test_settings_refuse_what_cannot_run() -> None:
+    with pytest.raises(ValidationError, match="command_tts"):
+        Settings(command_tts="espeak-ng 'unclosed")
+    with pytest.raises(ValidationError, match="command_tts_rate"):
+        Settings(command_tts_rate=12)
+    assert Settings(command_tts_rate="").command_tts_rate is None

@@ -109,7 +109,9 @@ async def test_a_voice_dropped_in_is_listed_without_a_restart(voices_dir: Path) 
 
 
 async def test_voices_over_http_and_post_config_switches_the_folder(serve, voices_dir, tmp_path):
-    srv = await serve(tts_backend="piper", piper_voices_dir=str(voices_dir))
+    # MODELS_DIR: where POST /config may point path settings (ignored before the hardening)
+    srv = await serve(tts_backend="piper", piper_voices_dir=str(voices_dir),
+                      models_dir=str(tmp_path))
 
     async def voices() -> dict[str, str]:
         async with srv.http.get(srv.url + "/v1/audio/voices") as r:

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from pydantic import ValidationError
 
 from adapters.base import AudioChunk, TTSInput
 from adapters.errors import (
@@ -21,6 +22,7 @@ from adapters.piper import PiperAdapter
 from adapters.upstream import Timeouts
 from adapters.wyoming import WyomingAdapter
 from server.app_keys import BACKENDS, ORCHESTRATOR
+from server.config import Settings
 from tests.audio_check import pcm_stats
 from tests.test_ws import connect, deltas
 from tests.wyoming_servers import (
@@ -287,3 +289,15 @@ async def test_websocket_stream_uses_one_streaming_connection(serve, wyoming_pip
     assert len({p for p in peers if p}) == 1  # every segment on the same connection
     await c.ws.close()
     await until_closed(wyoming_piper)
+
+
+@pytest.mark.parametrize("uri", ["127.0.0.1:10200", "tcp://127.0.0.1", "unix:///run/x.sock",
+                                 "tcp://127.0.0.1:10200,http://127.0.0.1:80", "tcp://h:port"])
+def test_settings_refuse_what_is_not_a_wyoming_server(uri: str) -> None:
+    with pytest.raises(ValidationError, match="tcp://host:port"):
+        Settings(wyoming_tts_uri=uri)
+
+
+def test_settings_take_a_pool() -> None:
+    adapter = WyomingAdapter(Settings(wyoming_tts_uri="tcp://a:1, tcp://b:2,,").wyoming_tts_uri)
+    assert [u["address"] for u in adapter.upstreams()] == ["tcp://a:1", "tcp://b:2"]

@@ -4,30 +4,12 @@ processes counted from /proc; a command that does not exist (refused), one that 
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 from adapters.command import CommandAdapter
-
-
-def live_children(name: str) -> int:
-    """Our child processes called `name` that are still running (not zombies)."""
-    count = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
-        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
-        if comm == name and int(ppid) == os.getpid() and state != "Z":
-            count += 1
-    return count
+from tests.procs import live_children
 
 
 @dataclass
@@ -46,7 +28,7 @@ class CommandCase:
     async def serve(self) -> AsyncIterator[Served]:
         adapter = CommandAdapter("espeak-ng --stdout -v {voice}", voices=["en-us"])
         await adapter.warmup()
-        yield Served(adapter, lambda: live_children("espeak-ng"))
+        yield Served(adapter, lambda: len(live_children(name="espeak-ng")))
 
     @asynccontextmanager
     async def refused(self) -> AsyncIterator[CommandAdapter]:
