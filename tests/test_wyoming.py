@@ -81,6 +81,13 @@ async def test_describe_lists_voices_speakers_and_streaming(wyoming_piper):
     await until_closed(wyoming_piper)  # describe and warm-up leave no connection behind
 
 
+async def test_a_server_without_streaming_synthesis_gets_no_session():
+    async with WyomingPiper("--no-streaming") as server:
+        adapter = WyomingAdapter(server.uri)
+        await adapter.describe(server.uri)
+        assert adapter.voices() and adapter.open_session() is None
+
+
 async def test_plain_synthesis_streams_the_servers_piper_speech(wyoming_piper):
     adapter = WyomingAdapter(wyoming_piper.uri)
     await adapter.warmup()
