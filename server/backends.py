@@ -21,6 +21,8 @@ OWN_KEYS = {
     "espeak": ("espeak_",),
     "synthetic": ("synthetic_",),
     "snac_llamacpp": ("snac_", "orpheus_", "llamacpp_", "parallel_streams"),
+    "wyoming": ("wyoming_tts_", "upstream_"),
+    "command": ("command_tts", "upstream_read_timeout_s"),
 }
 
 

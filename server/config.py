@@ -104,6 +104,16 @@ class Settings(BaseSettings):
     upstream_read_timeout_s: float = Field(30.0, gt=0)
     upstream_backoff_s: float = Field(5.0, gt=0)  # a failed upstream rests this long (doubling)
 
+    # --- wyoming: any Wyoming TTS server (wyoming-piper, ...)
+    wyoming_tts_uri: str = ""  # tcp://host:port; a comma list is a pool
+    wyoming_tts_voice: str | None = None  # voice (or voice:speaker); default: the server's
+
+    # --- command: any local engine with a command line (text on stdin, audio on stdout)
+    # A command line runs on this machine: never settable over the network (.env/env only).
+    command_tts: str = local_setting("")  # split like a shell, never run by one; {voice} filled
+    command_tts_rate: int | None = Field(None, ge=1000, le=384_000)  # raw s16le; unset: WAV
+    command_tts_voices: str = local_setting("")  # comma list for {voice}; empty: one "default"
+
     # --- openai-style upstream
     openai_tts_url: str = "https://api.openai.com/v1/audio/speech"
     openai_tts_api_key: str | None = None
@@ -137,6 +147,7 @@ class Settings(BaseSettings):
                      "orpheus_gguf", "chunk_lock", "synthetic_stall_after",
                      "webrtc_host_addresses", "snac_device", "piper_voices_dir",
                      "openai_tts_api_key", "api_key", "models_dir", "idle_unload_s",
+                     "wyoming_tts_voice", "command_tts_rate",
                      mode="before")
     @classmethod
     def _empty_is_none(cls, v: Any) -> Any:
@@ -170,6 +181,24 @@ class Settings(BaseSettings):
 
             if not isinstance(json.loads(v), dict):
                 raise ValueError("must be a JSON object")
+        return v
+
+    @field_validator("wyoming_tts_uri")
+    @classmethod
+    def _wyoming_uris(cls, v: str) -> str:
+        from adapters.upstream import parse_addresses
+        from adapters.wyoming_client import check_uri
+
+        for uri in parse_addresses(v):
+            check_uri(uri)
+        return v
+
+    @field_validator("command_tts")
+    @classmethod
+    def _command_line(cls, v: str) -> str:
+        import shlex
+
+        shlex.split(v)  # ValueError (an unclosed quote) names the problem
         return v
 
     @field_validator("snac_kept_slice")
