@@ -160,7 +160,8 @@ async def test_paths_over_the_network_must_stay_under_models_dir(serve, tmp_path
     async with srv.http.post(srv.url + "/config", json={"piper_voices_dir": "voices"}) as r:
         assert r.status == 200
         assert (await r.json())["config"]["piper_voices_dir"] == str((models / "voices").resolve())
-    for key, value in (("models_dir", "/"), ("api_key", "x"), ("port", 1), ("host", "0.0.0.0")):
+    for key, value in (("models_dir", "/"), ("api_key", "x"), ("port", 1), ("host", "0.0.0.0"),
+                       ("command_tts", "sh -c 'rm -rf ~'"), ("command_tts_voices", "a")):
         async with srv.http.post(srv.url + "/config", json={key: value}) as r:
             assert r.status == 403 and (await r.json())["field"] == key
 
@@ -212,3 +213,17 @@ async def test_outputs_traversal_with_raw_paths(serve, raw_path: str) -> None:
     status = int(response.split(b" ", 2)[1])
     assert status in (400, 404), response[:200]
     assert b"build-system" not in response
+
+
+def test_every_path_or_command_setting_is_guarded() -> None:
+    """A new setting that names a file, a folder or a command must be marked, or POST /config
+    could point the server at anything: this catches one added without the marker."""
+    from server.config import FILESYSTEM, LOCAL_ONLY, field_names, marked
+
+    guarded = marked(FILESYSTEM) | marked(LOCAL_ONLY)
+    suspicious = {n for n in field_names()
+                  if n.endswith(("_dir", "_path", "_file", "_gguf", "_onnx"))
+                  or n.endswith("_model") and not n.endswith("tts_model")  # a name, not a path
+                  or n.startswith("command_tts") and n != "command_tts_rate"
+                  or n == "piper_voice"}
+    assert suspicious <= guarded, suspicious - guarded
