@@ -7,7 +7,7 @@ import asyncio
 import json
 import threading
 from collections.abc import AsyncIterator, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,17 @@ from adapters.base import (
     TTSAdapter,
     TTSInput,
     Voice,
+    WordTiming,
     iterate_in_thread,
 )
 from adapters.errors import BackendUnavailable, BadRequest, EngineError
+from adapters.piper_timing import (
+    WordPlan,
+    plan_words,
+    sentence_timings,
+    spoken_count,
+    with_durations_output,
+)
 from adapters.piper_voices import PiperVoiceEntry, VoiceCatalog
 from adapters.piper_voices import bundled_voice_path as bundled_voice_path  # re-exported
 
@@ -44,6 +52,16 @@ class _LoadedVoice:
     lean: Any
     sample_rate_hz: int
     version: int = 0  # the model file's mtime when loaded
+    timed: bool = False  # the sessions also output each phoneme id's frames (word timings)
+    spoken_counts: dict[str, int] = field(default_factory=dict)  # text word -> spoken words
+
+    def spoken_count(self, word: str) -> int:
+        count = self.spoken_counts.get(word)
+        if count is None:
+            if len(self.spoken_counts) > 20_000:
+                self.spoken_counts.clear()
+            count = self.spoken_counts[word] = spoken_count(word, self.voice.phonemize)
+        return count
 
 
 class PiperAdapter(TTSAdapter):
@@ -51,12 +69,14 @@ class PiperAdapter(TTSAdapter):
 
     Cancellation between sentences is structural (iterate_in_thread); a cancelled stream also
     sets onnxruntime's terminate flag, which aborts a running `session.run` within ~2 ms.
+    Word timings are exact: each model is loaded with its duration tensor as an extra output
+    (adapters/piper_timing.py); a voice whose graph differs is left to the estimate.
     """
 
     name = "piper"
     capabilities = Capabilities(
         native_rate_hz=22_050, streams_sub_sentence=False, chunk_unit="segment",
-        languages=("en",), native_speed=True,
+        languages=("en",), native_speed=True, word_timings=True,
     )
 
     def __init__(
@@ -176,25 +196,29 @@ class PiperAdapter(TTSAdapter):
                 raise BackendUnavailable(f"piper-tts not installed: {e}", backend=self.name) from e
             config = PiperConfig.from_dict(json.loads(Path(f"{path}.json").read_text()))
 
+            timed_model = with_durations_output(path)
+
             def session(threads: int) -> Any:
                 so = ort.SessionOptions()
                 so.intra_op_num_threads = threads
                 so.inter_op_num_threads = 1
                 so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-                return ort.InferenceSession(str(path), sess_options=so,
+                return ort.InferenceSession(timed_model or str(path), sess_options=so,
                                             providers=["CPUExecutionProvider"])
 
             lean = session(self._intra)
             fast = session(max(2, self._intra)) if self._intra < 2 else lean
             loaded = _LoadedVoice(PiperVoice(session=lean, config=config), fast, lean,
-                                  config.sample_rate, entry.version)
+                                  config.sample_rate, entry.version,
+                                  timed=timed_model is not None)
             self._loaded[path] = loaded  # a replaced file's old model goes with its streams
             return loaded
 
     def _run_sentence(
         self, loaded: _LoadedVoice, session: Any, text_or_phonemes: Any, speed: float,
         run_options: Any, speaker_id: int | None = None,
-    ) -> np.ndarray:
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """(audio, samples per phoneme id or None when the model does not say)."""
         voice = loaded.voice
         phonemes = text_or_phonemes
         if isinstance(text_or_phonemes, str):
@@ -209,20 +233,25 @@ class PiperAdapter(TTSAdapter):
         }
         if cfg.num_speakers > 1:
             args["sid"] = np.array([speaker_id or 0], dtype=np.int64)
-        return session.run(None, args, run_options)[0].squeeze()
+        out = session.run(None, args, run_options)
+        samples = (np.asarray(out[1]).reshape(-1) * cfg.hop_length).astype(np.int64) \
+            if len(out) > 1 else None
+        return out[0].squeeze(), samples
 
     def _sentences(self, req: TTSInput, stop: Any) -> Iterator[AudioChunk]:
         entry = self._entry(req.voice)
         loaded = self._load(entry)
         sentences = [s for s in loaded.voice.phonemize(req.text) if s]
+        plan = plan_words(req.text, sentences, loaded.spoken_count) if loaded.timed else None
+        offset = 0  # samples of this segment before the sentence
         for i, phonemes in enumerate(sentences):
             with self._workers:
                 with self._active_lock:
                     session = loaded.fast if self._active == 0 else loaded.lean
                     self._active += 1
                 try:
-                    audio = self._run_sentence(loaded, session, phonemes, req.speed, stop,
-                                               entry.speaker_id)
+                    audio, id_samples = self._run_sentence(loaded, session, phonemes,
+                                                           req.speed, stop, entry.speaker_id)
                 except Exception as e:  # onnxruntime raises its own Fail types
                     if stop.terminate:
                         return
@@ -232,7 +261,34 @@ class PiperAdapter(TTSAdapter):
                         self._active -= 1
             # Fixed gain, not per-sentence peak normalisation: segments keep one loudness.
             pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2").tobytes()
-            yield AudioChunk(pcm, loaded.sample_rate_hz, is_final=i == len(sentences) - 1)
+            words = self._words(plan, i, phonemes, id_samples, loaded, offset, len(audio))
+            offset += len(audio)
+            yield AudioChunk(pcm, loaded.sample_rate_hz, is_final=i == len(sentences) - 1,
+                             words=words)
+
+    @staticmethod
+    def _words(plan: WordPlan | None, i: int, phonemes: list[str],
+               id_samples: np.ndarray | None, loaded: _LoadedVoice, offset: int,
+               length: int) -> tuple[WordTiming, ...]:
+        """Sentence i's word timings; () leaves the whole segment to the estimate."""
+        if plan is None or id_samples is None:
+            return ()
+        planned = plan.sentences[i]
+        rate = loaded.sample_rate_hz
+        cfg = loaded.voice.config
+        words = sentence_timings(planned, phonemes, id_samples, cfg.phoneme_id_map,
+                                 offset_samples=offset, rate_hz=rate)
+        if words is not None:
+            return words
+        # Ids not laid out as expected in this one sentence (the segment's other sentences
+        # are exact): its words share the sentence by how many spoken words each makes.
+        total = sum(max(n, 0) for _, n in planned) or 1
+        out, at = [], offset
+        for word, n in planned:
+            end = at + length * n // total
+            out.append(WordTiming(word, 1000 * at / rate, 1000 * end / rate))
+            at = end
+        return tuple(out)
 
     async def synth_stream(self, req: TTSInput) -> AsyncIterator[AudioChunk]:
         import onnxruntime as ort

@@ -119,7 +119,7 @@ class RawPiper:
         audio = 0
         for phonemes in self.loaded.voice.phonemize(text):
             if phonemes:
-                audio += len(self.adapter._run_sentence(self.loaded, sess, phonemes, 1.0, None))
+                audio += len(self.adapter._run_sentence(self.loaded, sess, phonemes, 1.0, None)[0])
         return 1000 * (time.perf_counter() - t0), audio / self.loaded.sample_rate_hz
 
     def first_chunk_ms(self, text: str) -> float:

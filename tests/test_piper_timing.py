@@ -113,3 +113,26 @@ def test_counts_that_disagree_leave_the_segment_to_the_estimate() -> None:
     assert plan is not None and [w for w, _ in plan.sentences[0]] == ["one", "two", "three"]
     silent = plan_words("one & two three", sentences, lambda w: 0 if w == "&" else 1)
     assert silent is not None and ("&", 0) in silent.sentences[0]
+
+
+async def test_piper_timings_through_the_server_are_exact_and_cover_the_audio(serve) -> None:
+    import base64
+
+    srv = await serve(tts_backend="piper")
+    text = ("Piper knows when each word is spoken. It costs nothing extra, and the numbers "
+            "add up: 3 words, then 12 more, exactly.")
+    async with srv.http.post(srv.url + "/v1/audio/speech", json={
+            "input": text, "stream_format": "sse", "response_format": "pcm"}) as r:
+        assert r.status == 200
+        events = [json.loads(line[6:]) for line in (await r.text()).splitlines()
+                  if line.startswith("data: ")]
+    words = [e for e in events if e["type"] == "speech.word"]
+    audio_ms = sum(len(base64.b64decode(e["audio"])) for e in events if "audio" in e) / 48
+    assert [w["text"] for w in words] == text.split()
+    assert all(w["exact"] for w in words)
+    for a, b in zip(words, words[1:], strict=False):
+        assert a["start_ms"] <= a["end_ms"] <= b["start_ms"] + 0.1, (a, b)
+    # The last word ends where its speech ends: within the trailing pause, and within 1% of
+    # the audio once that pause (Piper's final silence) is counted.
+    assert words[-1]["end_ms"] <= audio_ms + 1
+    assert audio_ms - words[-1]["end_ms"] < max(0.01 * audio_ms, 400)
