@@ -30,6 +30,10 @@ BACKENDS: dict[str, BackendEntry] = {
                      "deterministic tones with latency/RTF/stall/failure knobs"),
         BackendEntry("snac_llamacpp", "adapters.snac_llamacpp:SnacLlamaCppAdapter", "snac",
                      "Orpheus tokens from llama.cpp (HTTP or in-process GGUF), SNAC decode"),
+        BackendEntry("wyoming", "adapters.wyoming:WyomingAdapter", None,
+                     "any Wyoming TTS server (wyoming-piper, Home Assistant add-ons)"),
+        BackendEntry("command", "adapters.command:CommandAdapter", None,
+                     "any local command-line engine: text on stdin, WAV or raw PCM on stdout"),
         BackendEntry("elevenlabs", "adapters.elevenlabs:ElevenLabsAdapter", None,
                      "the ElevenLabs API or any server that speaks it (HTTP and WebSocket)"),
     )

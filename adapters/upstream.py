@@ -197,12 +197,16 @@ class UpstreamPool:
         backoff = min(self.max_backoff_s, self.backoff_s * 2 ** (up.failures - 1))
         up.down_until = self._clock() + backoff
 
-    def pick(self, exclude: Sequence[str] = ()) -> Upstream:
-        """The up upstream with the fewest streams in flight; BackendUnavailable if none."""
+    def pick(self, exclude: Sequence[str] = (), prefer: str | None = None) -> Upstream:
+        """The up upstream with the fewest streams in flight; BackendUnavailable if none.
+        `prefer` wins while it is up (a session keeps its upstream and its connection)."""
         self._refresh()
         ready = [u for u in self.upstreams if u.state == "up" and u.address not in exclude]
         if not ready:
             raise BackendUnavailable(self._none_reason(exclude), backend=self.backend)
+        for u in ready:
+            if u.address == prefer:
+                return u
         n = len(self.upstreams)
         self._turn += 1
         return min(ready, key=lambda u: (u.outstanding,
@@ -246,7 +250,8 @@ class UpstreamPool:
 
 
 async def stream_from_pool(
-    pool: UpstreamPool, open_stream: Callable[[Upstream], AsyncIterator[T]]
+    pool: UpstreamPool, open_stream: Callable[[Upstream], AsyncIterator[T]],
+    *, prefer: str | None = None,
 ) -> AsyncIterator[T]:
     """Items of `open_stream(upstream)` from the best upstream, moving on before the first item.
 
@@ -254,11 +259,11 @@ async def stream_from_pool(
     that upstream down and the next one is tried. After items went out, the fault is raised as
     `UpstreamLost` when another upstream is up (the orchestrator resumes there from the first
     unheard word), else as itself. 4xx answers (our request is wrong) are raised at once.
-    Closing this iterator closes the upstream request.
+    Closing this iterator closes the upstream request. `prefer` is tried first while it is up.
     """
     tried: list[str] = []
     while True:
-        up = pool.pick(exclude=tried)
+        up = pool.pick(exclude=tried, prefer=prefer)
         tried.append(up.address)
         up.outstanding += 1
         up.streams += 1

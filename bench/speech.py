@@ -119,7 +119,7 @@ class RawPiper:
         audio = 0
         for phonemes in self.loaded.voice.phonemize(text):
             if phonemes:
-                audio += len(self.adapter._run_sentence(self.loaded, sess, phonemes, 1.0, None))
+                audio += len(self.adapter._run_sentence(self.loaded, sess, phonemes, 1.0, None)[0])
         return 1000 * (time.perf_counter() - t0), audio / self.loaded.sample_rate_hz
 
     def first_chunk_ms(self, text: str) -> float:
@@ -170,7 +170,7 @@ async def bench_piper(trials: int = 20) -> dict[str, float]:
             "overhead_ms": pct(ttfa, 50) - pct(raw_first, 50),
             "low_latency_ttfa_p50_ms": pct(low, 50), "low_latency_ttfa_p95_ms": pct(low, 95),
             "server_rtf": statistics.median(server_rtf), "raw_rtf": statistics.median(raw_rtf),
-            "underflows_total": _metric_sum(metrics, "tts_underflow_count_total"),
+            "underflows_total": _metric_sum(metrics, "tts_underflow_count"),
         })
         res["rtf_ratio"] = res["server_rtf"] / res["raw_rtf"]
         for n in (4, 8):
@@ -179,7 +179,7 @@ async def bench_piper(trials: int = 20) -> dict[str, float]:
             res[f"c{n}_rtf_min"] = min(r["rtf"] for r in runs)
         async with http.get(srv.url + "/metrics") as r:
             res["underflows_after_concurrency"] = _metric_sum(await r.text(),
-                                                              "tts_underflow_count_total")
+                                                              "tts_underflow_count")
     return res
 
 

@@ -1,4 +1,5 @@
-"""The voice-agent page in a real Chromium over WebRTC on loopback: speech out, barge-in from the mic."""
+"""The voice-agent page in a real Chromium over WebRTC on loopback: speech out, barge-in from the
+mic, and what the caller had heard of the reply when they cut it off."""
 
 from __future__ import annotations
 
@@ -77,6 +78,13 @@ def event_types(tab: Tab) -> list[str]:
     return tab.js("() => window.__morpheus.events.map((e) => e.type)")
 
 
+TURNS = """() => [...document.querySelectorAll('#transcript li')].map((li) => ({
+  cls: li.className, outcome: li.dataset.outcome || null,
+  heard: [...li.querySelectorAll('.w.heard')].map((w) => w.textContent),
+  unheard: [...li.querySelectorAll('.w.unheard')].map((w) => w.textContent),
+  text: li.innerText}))"""
+
+
 def test_caller_speaking_over_morpheus_silences_it_and_the_page_shows_the_barge_in(open_tab):
     tab = open_tab("/agent", init_script=FAKE_MIC)
     connect(tab)
@@ -121,6 +129,26 @@ def test_caller_speaking_over_morpheus_silences_it_and_the_page_shows_the_barge_
     done = tab.js("() => window.__morpheus.events.filter((e) => e.type === 'response.done')")
     assert done[-1]["status"] == "cancelled"
     assert "error" not in types, tab.js("() => window.__morpheus.events")
+
+    # What the caller had heard of the reply: the server's heard_text, a prefix of what was
+    # said, shown in the barge-in box, the transcript (the rest struck out) and the event log.
+    said = tab.page.input_value("#say").split()
+    cleared = next(e for e in tab.js("() => window.__morpheus.events")
+                   if e["type"] == "output_audio_buffer.cleared")
+    heard = cleared["heard_text"].split()
+    assert heard and heard == said[: len(heard)] and len(heard) < len(said), cleared
+    assert done[-1]["heard_text"] == cleared["heard_text"]
+    assert tab.js("() => window.__morpheus.bargeIns.at(-1).heard_text") == cleared["heard_text"]
+    assert f"“{cleared['heard_text']}”" in tab.page.inner_text("#bargein-heard")
+    assert tab.page.inner_text("#bi-words") == f"{len(heard)} of {len(said)}"
+    turns = tab.js(TURNS)
+    reply = turns[-2]
+    assert reply["outcome"] == "barge-in" and reply["heard"] == heard
+    assert reply["unheard"] == said[len(heard):]
+    assert "Interrupted by you" in reply["text"]
+    assert "caller" in turns[-1]["cls"]  # the caller's turn follows the reply they cut off
+    log = tab.js("() => [...document.querySelectorAll('#event-log li.note')].map((li) => li.textContent)")
+    assert any(cleared["heard_text"] in line and line.startswith("barge-in") for line in log), log
     tab.screenshot("agent")
 
     tab.page.click("#hangup")
@@ -147,6 +175,10 @@ def test_agent_speaks_typed_text_and_stop_cancels_it(open_tab):
     done = tab.js("() => window.__morpheus.events.filter((e) => e.type === 'response.done')")
     assert done[-1]["status"] == "cancelled"
     assert tab.page.inner_text("#bi-count") == "0"  # a Stop is not a barge-in
+    assert tab.page.is_hidden("#bargein-heard")
+    reply = tab.js(TURNS)[-1]
+    assert reply["outcome"] == "stop" and "Stopped" in reply["text"]
+    assert reply["heard"] == done[-1]["heard_text"].split() and reply["unheard"]
     assert "error" not in event_types(tab)
     tab.assert_clean()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -11,9 +12,9 @@ from pydantic import ValidationError
 
 from adapters import registry
 from adapters.base import Health
-from adapters.errors import MorpheusError
+from adapters.errors import BadRequest, MorpheusError
 from server.app_keys import BACKENDS, METRICS, ORCHESTRATOR, SETTINGS
-from server.config import field_names
+from server.config import FILESYSTEM, LOCAL_ONLY, field_names, marked
 from server.errors import (
     MalformedBody,
     from_morpheus,
@@ -21,9 +22,12 @@ from server.errors import (
     json_error,
     read_json_object,
 )
+from server.lifecycle import is_loopback
 
 # Every setting that holds a credential is masked in GET /config (and never logged).
 SECRET_KEYS = {k for k in field_names() if k == "api_key" or k.endswith("_api_key")}
+PATH_KEYS = marked(FILESYSTEM)
+LOCAL_ONLY_KEYS = marked(LOCAL_ONLY)
 
 
 async def adapters(request: web.Request) -> web.Response:
@@ -75,9 +79,14 @@ async def get_config(request: web.Request) -> web.Response:
 
 async def post_config(request: web.Request) -> web.Response:
     store = request.app[SETTINGS]
+    settings = store.current
+    if not settings.api_key and not is_loopback(request.remote or ""):
+        return json_error(403, "POST /config from another machine needs API_KEY to be set",
+                          type_="forbidden")
     try:
-        body = await read_json_object(request)
-    except MalformedBody as e:
+        body = {key: network_setting(settings, key.lower(), value)
+                for key, value in (await read_json_object(request)).items()}
+    except (MalformedBody, BadRequest) as e:
         return from_morpheus(e)
     pool = request.app[BACKENDS]
     try:
@@ -95,6 +104,27 @@ async def post_config(request: web.Request) -> web.Response:
                               "config": public_config(store.current)})
 
 
+def network_setting(settings: Any, key: str, value: Any) -> Any:
+    """`value` as it may be set over the network, which may not point the server at arbitrary
+    files or commands: LOCAL_ONLY settings are refused; FILESYSTEM ones must resolve to a place
+    under MODELS_DIR (a relative path is taken from there) and are stored resolved."""
+    if key in LOCAL_ONLY_KEYS:
+        raise BadRequest(f"{key} cannot be changed over the network; set it in .env or the "
+                         "environment", field=key, status=403)
+    if key not in PATH_KEYS or value is None or value == "":
+        return value
+    if not settings.models_dir:
+        raise BadRequest(f"{key} is a path: set MODELS_DIR to allow paths under it to be set "
+                         "over the network", field=key, status=403)
+    if not isinstance(value, str):
+        raise BadRequest(f"{key} must be a string path", field=key)
+    root = Path(settings.models_dir).resolve()
+    target = (root / value).resolve()  # a relative path is taken from MODELS_DIR
+    if not target.is_relative_to(root):
+        raise BadRequest(f"{key} must be under MODELS_DIR ({root})", field=key, status=403)
+    return str(target)
+
+
 async def metrics(request: web.Request) -> web.Response:
     body = request.app[METRICS].render()
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
@@ -107,9 +137,37 @@ async def healthz(request: web.Request) -> web.Response:
                               "active_streams": len(orch.streams)})
 
 
+async def readyz(request: web.Request) -> web.Response:
+    """Ready for traffic: not draining, and at least one enabled backend warmed up. Cheap (no
+    upstream probes): a balancer or Kubernetes asks every few seconds."""
+    orch = request.app[ORCHESTRATOR]
+    pool = request.app[BACKENDS]
+    settings = request.app[SETTINGS].current
+    if orch.draining:
+        return web.json_response({"status": "draining", "active_streams": len(orch.streams)},
+                                 status=503)
+    # A backend unloaded for idleness (IDLE_UNLOAD_S) is ready: it loads on the next request.
+    ready = [b for b in settings.enabled_backends
+             if pool.enabled(b) and (pool.warmed(b) or b in pool.unloaded)]
+    if not ready:
+        if pool.known(settings.tts_backend):  # warm it now, so a later probe finds it ready
+            asyncio.ensure_future(_try_warm(pool, settings.tts_backend))
+        return web.json_response({"status": "warming", "ready_backends": []}, status=503)
+    return web.json_response({"status": "ready", "ready_backends": ready,
+                              "active_streams": len(orch.streams)})
+
+
+async def _try_warm(pool: Any, name: str) -> None:
+    try:
+        await pool.ready(name)
+    except MorpheusError:
+        pass  # /adapters tells why
+
+
 def add_admin_routes(app: web.Application) -> None:
     app.router.add_get("/adapters", adapters)
     app.router.add_get("/config", get_config)
     app.router.add_post("/config", post_config)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)

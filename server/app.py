@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -11,20 +12,29 @@ from server.admin import add_admin_routes
 from server.app_keys import BACKENDS, METRICS, ORCHESTRATOR, SETTINGS
 from server.backends import BackendPool
 from server.config import Settings
+from server.guard import add_cors_headers, guard
 from server.http_speech import add_speech_routes
+from server.legacy import add_legacy_routes
 from server.metrics import Metrics
 from server.orchestrator import Orchestrator
 from server.settings_store import SettingsStore
 
+MAX_BODY_BYTES = 8 * 1024 * 1024  # MAX_INPUT_CHARS of text, JSON-escaped, fits with room
 
-def create_app(settings: Settings, *, env_file: Path | None = None,
-               warm: bool = True) -> web.Application:
-    """Build a Morpheus app. `env_file` is watched for hot reload when given."""
-    app = web.Application(client_max_size=8 * 1024 * 1024)
-    store = SettingsStore(settings, env_file=env_file)
+
+def create_app(settings: Settings, *, env_file: Path | None = None, warm: bool = True,
+               flags: dict[str, Any] | None = None) -> web.Application:
+    """Build a Morpheus app. `env_file` is watched for hot reload when given; `flags` are the
+    command-line settings, a layer every reload keeps."""
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[guard])
+    app.on_response_prepare.append(add_cors_headers)
+    store = SettingsStore(settings, env_file=env_file, flags=flags)
     pool = BackendPool(settings)
     store.on_change(pool.update_settings)
     metrics = Metrics()
+    metrics.init_backends(settings.enabled_backends, settings.fallback_backend)
+    store.on_change(lambda s: metrics.init_backends(s.enabled_backends, s.fallback_backend))
+    metrics.track_upstreams(pool.upstream_snapshots)
     app[SETTINGS] = store
     app[BACKENDS] = pool
     app[METRICS] = metrics
@@ -41,9 +51,13 @@ def create_app(settings: Settings, *, env_file: Path | None = None,
         await pool.aclose()
 
     app.cleanup_ctx.append(lifecycle)
+    orch = app[ORCHESTRATOR]
+    app.cleanup_ctx.append(lambda _app: pool.watch_idle(
+        lambda: {s.backend for s in orch.streams.values()}))
     if env_file is not None:
         app.cleanup_ctx.append(lambda _app: store.watch())
     add_speech_routes(app)
+    add_legacy_routes(app)
     add_admin_routes(app)
     _add_optional_routes(app)
     return app
@@ -54,10 +68,14 @@ def _add_optional_routes(app: web.Application) -> None:
     from server.elevenlabs_http import add_elevenlabs_routes
     from server.web_routes import add_web_routes
     from server.webrtc import webrtc_ctx, webrtc_offer
-    from server.ws import speech_ws
+    from server.ws import WS_SOCKETS, close_speech_sockets, speech_ws
+    from server.wyoming_face import add_wyoming
 
+    app[WS_SOCKETS] = set()
+    app.on_shutdown.append(close_speech_sockets)
     app.router.add_get("/v1/audio/speech/ws", speech_ws)
     app.router.add_post("/webrtc/offer", webrtc_offer)
     app.cleanup_ctx.append(webrtc_ctx)
     add_elevenlabs_routes(app)
     add_web_routes(app)
+    add_wyoming(app)  # the Wyoming server (Home Assistant) when WYOMING_URI is set

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from adapters import registry
@@ -19,6 +21,8 @@ OWN_KEYS = {
     "espeak": ("espeak_",),
     "synthetic": ("synthetic_",),
     "snac_llamacpp": ("snac_", "orpheus_", "llamacpp_", "parallel_streams"),
+    "wyoming": ("wyoming_tts_", "upstream_"),
+    "command": ("command_tts", "upstream_read_timeout_s"),
     "elevenlabs": ("elevenlabs_", "upstream_"),
 }
 
@@ -38,6 +42,8 @@ class BackendPool:
         self._retired: list[TTSAdapter] = []
         self._warm: dict[int, asyncio.Task[None]] = {}
         self._errors: dict[str, str] = {}
+        self._last_used: dict[str, float] = {}
+        self.unloaded: set[str] = set()  # unloaded for idleness: loads again on demand
 
     def update_settings(self, settings: Settings) -> None:
         self._settings = settings
@@ -71,6 +77,8 @@ class BackendPool:
 
     async def ready(self, name: str) -> TTSAdapter:
         """The adapter, warmed up; BackendUnavailable when it cannot be used."""
+        self._last_used[name] = time.monotonic()
+        self.unloaded.discard(name)
         adapter = self.instance(name)
         task = self._warm.get(id(adapter))
         if task is None or (task.done() and task.exception() is not None):
@@ -87,6 +95,27 @@ class BackendPool:
         self._errors.pop(name, None)
         return adapter
 
+    def upstream_snapshots(self) -> list[tuple[str, dict[str, Any]]]:
+        """(backend, upstream state) for every enabled backend that has upstreams."""
+        out = []
+        for name in self._settings.enabled_backends:
+            if not self.known(name):
+                continue
+            try:
+                out += [(name, up) for up in self.instance(name).upstreams()]
+            except MorpheusError:
+                continue  # not importable: /adapters says why
+        return out
+
+    def warmed(self, name: str) -> bool:
+        """Whether `name`'s current adapter finished its warmup without error (no I/O)."""
+        cached = self._instances.get(name)
+        if cached is None:
+            return False
+        task = self._warm.get(id(cached[1]))
+        return task is not None and task.done() and not task.cancelled() \
+            and task.exception() is None
+
     async def health(self, name: str) -> Health:
         try:
             adapter = self.instance(name)
@@ -99,6 +128,37 @@ class BackendPool:
         if h.ready and name in self._errors:
             return Health(False, name, h.loader, h.vram_mb, self._errors[name])
         return h
+
+    async def unload_idle(self, idle_s: float, busy: set[str]) -> list[str]:
+        """Close the adapters of backends unused for `idle_s` (none of `busy`'s streams use
+        them): their models leave memory, and the next request loads them again."""
+        now = time.monotonic()
+        gone = [name for name, (_, adapter) in self._instances.items()
+                if name not in busy and now - self._last_used.get(name, now) >= idle_s
+                and self.warmed(name)]
+        for name in gone:
+            _, adapter = self._instances.pop(name)
+            self._warm.pop(id(adapter), None)
+            self.unloaded.add(name)
+            log.info("unloading %s after %.0f s unused (IDLE_UNLOAD_S)", name, idle_s)
+            try:
+                await adapter.aclose()
+            except Exception:
+                log.exception("closing %s", name)
+        return gone
+
+    async def watch_idle(self, busy: Callable[[], set[str]]) -> AsyncIterator[None]:
+        """cleanup_ctx body: unload idle backends while the app runs (IDLE_UNLOAD_S)."""
+        async def loop() -> None:
+            while True:
+                idle_s = self._settings.idle_unload_s
+                await asyncio.sleep(min(5.0, idle_s / 4) if idle_s else 5.0)
+                if idle_s:
+                    await self.unload_idle(idle_s, busy())
+
+        task = asyncio.create_task(loop(), name="idle-unload")
+        yield
+        task.cancel()
 
     async def aclose(self) -> None:
         adapters = [a for _, a in self._instances.values()] + self._retired

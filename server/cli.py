@@ -7,35 +7,39 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
 from server.config import ConfigSource, build_settings
 
 
+def _flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given on the command line: a layer above .env and the environment."""
+    flags: dict[str, Any] = {}
+    for flag, key in (("backend", "tts_backend"), ("host", "host"), ("port", "port")):
+        if getattr(args, flag, None):
+            flags[key] = getattr(args, flag)
+    return flags
+
+
 def _settings(args: argparse.Namespace):  # noqa: ANN202
-    overrides = {}
-    if getattr(args, "backend", None):
-        overrides["tts_backend"] = args.backend
-    if getattr(args, "host", None):
-        overrides["host"] = args.host
-    if getattr(args, "port", None):
-        overrides["port"] = args.port
     env_file = Path(args.env_file) if args.env_file else None
-    return build_settings(ConfigSource(env_file=env_file, overrides=overrides)), env_file
+    return build_settings(ConfigSource(env_file=env_file, flags=_flags(args))), env_file
 
 
 def serve(args: argparse.Namespace) -> int:
     from server.app import create_app
+    from server.lifecycle import serve_until_signalled, warn_if_exposed
     from server.logs import setup_logging
 
     settings, env_file = _settings(args)
     setup_logging(settings.log_level)
-    app = create_app(settings, env_file=env_file)
+    app = create_app(settings, env_file=env_file, flags=_flags(args))
+    warn_if_exposed(settings.host, settings.api_key)
     print(f"Morpheus on http://{settings.host}:{settings.port}/ (backend: {settings.tts_backend})",
           file=sys.stderr, flush=True)
-    web.run_app(app, host=settings.host, port=settings.port, print=None,
-                handler_cancellation=True, access_log=None)
+    asyncio.run(serve_until_signalled(app, settings.host, settings.port))
     return 0
 
 
@@ -49,6 +53,7 @@ async def _say(args: argparse.Namespace) -> int:
     from server.stream import AudioOut
 
     settings, _ = _settings(args)
+    settings = settings.model_copy(update={"wyoming_uri": ""})  # `say` serves nothing
     app = create_app(settings, warm=False)
     runner = web.AppRunner(app)
     await runner.setup()  # runs the lifecycle; no socket is opened

@@ -15,6 +15,19 @@ log = logging.getLogger("morpheus.config")
 
 BackendName = str
 
+FILESYSTEM = "filesystem"  # a path: over the network only to places under MODELS_DIR
+LOCAL_ONLY = "local_only"  # never set over the network (.env, environment, flags only)
+
+
+def path_setting(default: Any = None) -> Any:
+    """A setting that names a file or folder (see FILESYSTEM)."""
+    return Field(default, json_schema_extra={FILESYSTEM: True})
+
+
+def local_setting(default: Any = None, **constraints: Any) -> Any:
+    """A setting POST /config must never change (see LOCAL_ONLY)."""
+    return Field(default, json_schema_extra={LOCAL_ONLY: True}, **constraints)
+
 
 class Settings(BaseSettings):
     """Every knob Morpheus reads. Field names are the env keys (case-insensitive)."""
@@ -24,16 +37,25 @@ class Settings(BaseSettings):
     )
 
     # --- server
-    host: str = "127.0.0.1"
-    port: int = Field(5005, ge=1, le=65535)
+    host: str = local_setting("127.0.0.1")
+    port: int = local_setting(5005, ge=1, le=65535)
     log_level: str = "INFO"
-    outputs_dir: Path = Path("outputs")
+    outputs_dir: Path = path_setting(Path("outputs"))
+    models_dir: str | None = local_setting(None)  # the only place network-set paths may point
     outputs_max_files: int = Field(200, ge=1)
     max_input_chars: int = Field(100_000, ge=1)
 
     # --- security
-    api_key: str | None = None  # when set, every route but /healthz and /readyz needs it
+    api_key: str | None = local_setting(None)  # when set, all routes but /healthz, /readyz need it
     cors_origins: str = ""  # comma list of web origins allowed besides this server's own
+
+    # --- limits and lifecycle
+    stream_input_timeout_s: float = Field(30.0, gt=0)  # open text input, nothing new: finish it
+    write_timeout_s: float = Field(30.0, gt=0)  # a client that takes nothing for this long
+    ws_max_connections: int = Field(64, ge=1)
+    webrtc_max_peers: int = Field(16, ge=1)
+    shutdown_grace_s: float = Field(30.0, ge=0)  # SIGTERM: running streams get this long
+    idle_unload_s: float | None = Field(None, gt=0)  # unload a backend's models when unused
 
     # --- backends
     tts_backend: BackendName = "piper"
@@ -42,8 +64,8 @@ class Settings(BaseSettings):
     default_voice: str | None = None
 
     # --- piper
-    piper_voice: str | None = None  # path to a .onnx voice; default: the bundled joe voice
-    piper_voices_dir: str | None = None  # extra folder scanned for *.onnx voices
+    piper_voice: str | None = path_setting()  # a .onnx voice; default: the bundled joe voice
+    piper_voices_dir: str | None = path_setting()  # extra folder scanned for *.onnx voices
     piper_intra_op_threads: int = Field(1, ge=1, le=64)
     piper_workers: int = Field(2, ge=1, le=64)  # concurrent session.run calls (one per core)
 
@@ -59,14 +81,14 @@ class Settings(BaseSettings):
 
     # --- snac / orpheus via llama.cpp
     snac_url: str = "http://127.0.0.1:8080/v1/completions"
-    snac_model: str | None = None  # local dir in the hub layout (config.json + weights)
+    snac_model: str | None = path_setting()  # local dir in the hub layout (config.json + weights)
     snac_device: str | None = None  # cuda / cpu; default: cuda when available
     snac_target_chunk: int = Field(28, ge=7, le=448)  # tokens
     snac_first_chunk: int = Field(8, ge=7, le=448)
     snac_window_frames: int = Field(4, ge=2, le=32)
     snac_max_window_frames: int = Field(16, ge=2, le=64)  # the window grows to this when ahead
     snac_kept_slice: str = "2048,4096"  # samples of the window kept per step (Orpheus' choice)
-    orpheus_gguf: str | None = None
+    orpheus_gguf: str | None = path_setting()
     orpheus_model_name: str = "orpheus"
     orpheus_max_tokens: int = Field(8192, ge=16)
     orpheus_temperature: float = Field(0.6, ge=0.0, le=2.0)
@@ -81,6 +103,16 @@ class Settings(BaseSettings):
     upstream_connect_timeout_s: float = Field(5.0, gt=0)
     upstream_read_timeout_s: float = Field(30.0, gt=0)
     upstream_backoff_s: float = Field(5.0, gt=0)  # a failed upstream rests this long (doubling)
+
+    # --- wyoming: any Wyoming TTS server (wyoming-piper, ...)
+    wyoming_tts_uri: str = ""  # tcp://host:port; a comma list is a pool
+    wyoming_tts_voice: str | None = None  # voice (or voice:speaker); default: the server's
+
+    # --- command: any local engine with a command line (text on stdin, audio on stdout)
+    # A command line runs on this machine: never settable over the network (.env/env only).
+    command_tts: str = local_setting("")  # split like a shell, never run by one; {voice} filled
+    command_tts_rate: int | None = Field(None, ge=1000, le=384_000)  # raw s16le; unset: WAV
+    command_tts_voices: str = local_setting("")  # comma list for {voice}; empty: one "default"
 
     # --- openai-style upstream
     openai_tts_url: str = "https://api.openai.com/v1/audio/speech"
@@ -112,14 +144,40 @@ class Settings(BaseSettings):
     vad_onset_ms: int = Field(60, ge=20, le=1000)
     ws_max_lead_ms: float = Field(500, ge=40)
 
+    # --- wyoming server (Home Assistant); read at startup
+    wyoming_uri: str = ""  # tcp://127.0.0.1:10200 or unix:///path/to.sock; empty = off
+    wyoming_max_connections: int = Field(32, ge=1, le=4096)
+    wyoming_idle_timeout_s: float = Field(60.0, gt=0)  # a client that sends nothing is closed
+
     @field_validator("fallback_backend", "default_voice", "piper_voice", "snac_model",
                      "orpheus_gguf", "chunk_lock", "synthetic_stall_after",
                      "webrtc_host_addresses", "snac_device", "piper_voices_dir",
-                     "openai_tts_api_key", "api_key", "elevenlabs_api_key",
+                     "openai_tts_api_key", "api_key", "models_dir", "idle_unload_s",
+                     "wyoming_tts_voice", "command_tts_rate", "elevenlabs_api_key",
                      "elevenlabs_voice_id", mode="before")
     @classmethod
     def _empty_is_none(cls, v: Any) -> Any:
         return None if v == "" else v
+
+    @field_validator("wyoming_uri")
+    @classmethod
+    def _wyoming_uri(cls, v: str) -> str:
+        v = v.strip()
+        if not v:
+            return v
+        from urllib.parse import urlparse
+
+        uri = urlparse(v)
+        if uri.scheme == "tcp":
+            try:
+                port = uri.port
+            except ValueError:
+                port = None
+            if not uri.hostname or port is None:
+                raise ValueError("need tcp://HOST:PORT, e.g. tcp://127.0.0.1:10200")
+        elif uri.scheme != "unix" or not uri.path:
+            raise ValueError("need tcp://HOST:PORT or unix:///path/to.sock (empty: off)")
+        return v
 
     @field_validator("orpheus_extra_body")
     @classmethod
@@ -129,6 +187,24 @@ class Settings(BaseSettings):
 
             if not isinstance(json.loads(v), dict):
                 raise ValueError("must be a JSON object")
+        return v
+
+    @field_validator("wyoming_tts_uri")
+    @classmethod
+    def _wyoming_uris(cls, v: str) -> str:
+        from adapters.upstream import parse_addresses
+        from adapters.wyoming_client import check_uri
+
+        for uri in parse_addresses(v):
+            check_uri(uri)
+        return v
+
+    @field_validator("command_tts")
+    @classmethod
+    def _command_line(cls, v: str) -> str:
+        import shlex
+
+        shlex.split(v)  # ValueError (an unclosed quote) names the problem
         return v
 
     @field_validator("snac_kept_slice")
@@ -160,6 +236,12 @@ def field_names() -> set[str]:
     return set(Settings.model_fields)
 
 
+def marked(marker: str) -> set[str]:
+    """Names of the settings carrying `marker` (FILESYSTEM or LOCAL_ONLY)."""
+    return {name for name, f in Settings.model_fields.items()
+            if isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get(marker)}
+
+
 def read_env_file(path: Path | None) -> dict[str, str]:
     if path is None or not path.exists():
         return {}
@@ -170,11 +252,13 @@ class ConfigSource(BaseModel):
     """Where settings came from, so a reload can re-apply the layers in order."""
 
     env_file: Path | None = Path(".env")
-    overrides: dict[str, Any] = {}
+    flags: dict[str, Any] = {}  # command-line flags (`morpheus serve --backend ...`)
+    overrides: dict[str, Any] = {}  # POST /config
 
 
 def build_settings(source: ConfigSource, environ: dict[str, str] | None = None) -> Settings:
-    """defaults < .env < environment < runtime overrides; unknown .env keys are warned about."""
+    """defaults < .env < environment < command-line flags < POST /config; unknown .env keys
+    are warned about."""
     environ = dict(os.environ if environ is None else environ)
     names = field_names()
     values: dict[str, Any] = {}
@@ -186,6 +270,7 @@ def build_settings(source: ConfigSource, environ: dict[str, str] | None = None) 
     for key, value in environ.items():
         if key.lower() in names:
             values[key.lower()] = value
+    values.update(source.flags)
     values.update(source.overrides)
     return Settings.model_validate(values)
 
@@ -203,11 +288,16 @@ def apply_update(current: Settings, update: dict[str, Any]) -> tuple[Settings, l
 
 
 __all__ = [
+    "FILESYSTEM",
+    "LOCAL_ONLY",
     "ConfigSource",
     "Settings",
     "ValidationError",
     "apply_update",
     "build_settings",
     "field_names",
+    "local_setting",
+    "marked",
+    "path_setting",
     "read_env_file",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aiohttp import web
@@ -18,16 +19,33 @@ from adapters.errors import (
 
 
 class MalformedBody(BadRequest):
-    """The request body is not a JSON object."""
+    """The request body is not a JSON object (400), not JSON at all (415), or too large (413)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, field="body")
+    def __init__(self, message: str, *, field: str = "body", status: int = 400) -> None:
+        super().__init__(message, field=field, status=status)
+
+
+def _json_media_type(content_type: str) -> bool:
+    return content_type == "application/json" or (
+        content_type.startswith("application/") and content_type.endswith("+json"))
 
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:
-    """The request's JSON object body; MalformedBody (400, field "body") otherwise."""
+    """The request's JSON object body. Only `application/json` in UTF-8 is read: a browser
+    can send text/plain or form bodies to any site without asking, JSON it cannot."""
+    if not _json_media_type(request.content_type):
+        raise MalformedBody(f"Content-Type must be application/json, not "
+                            f"{request.content_type!r}", field="Content-Type", status=415)
+    charset = (request.charset or "utf-8").lower()
+    if charset not in ("utf-8", "utf8"):
+        raise MalformedBody(f"JSON must be UTF-8; charset {request.charset!r} is not accepted",
+                            field="Content-Type", status=415)
     try:
-        body = await request.json()
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge as e:
+        raise MalformedBody(f"request body too large: {e.text}", status=413) from None
+    try:
+        body = json.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
         raise MalformedBody(f"request body is not valid JSON: {e}") from None
     if not isinstance(body, dict):
@@ -54,6 +72,16 @@ def from_validation(e: ValidationError) -> web.Response:
     field = ".".join(str(p) for p in first.get("loc", ())) or None
     return json_error(400, f"{field}: {first.get('msg')}" if field else str(first.get("msg")),
                       field=field, code=first.get("type"))
+
+
+def busy_response(e: Any) -> web.Response:
+    """The answer to orchestrator.Busy: 429 when every slot is taken, 503 while draining."""
+    retry = {"Retry-After": str(int(e.retry_after_s + 0.999))}
+    if getattr(e, "draining", False):
+        return json_error(503, "the server is shutting down; retry on another replica",
+                          type_="unavailable", headers=retry)
+    return json_error(429, "too many concurrent streams; retry later", type_="rate_limit",
+                      headers=retry)
 
 
 def from_morpheus(e: MorpheusError) -> web.Response:

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import logging
-import time
-from datetime import datetime
-from pathlib import Path
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -17,18 +13,21 @@ from adapters import registry
 from adapters.base import PIPELINE_RATE_HZ, Sampling
 from adapters.errors import MorpheusError, TTSError
 from dsp.encoders import CONTENT_TYPES, make_encoder
-from dsp.wav import wav_file
-from server.app_keys import BACKENDS, ORCHESTRATOR, SETTINGS
+from server.app_keys import BACKENDS, METRICS, ORCHESTRATOR, SETTINGS
 from server.errors import (
     MalformedBody,
+    busy_response,
     from_morpheus,
     from_validation,
     json_error,
     read_json_object,
 )
 from server.orchestrator import Busy, Stream, StreamSpec
-from server.requests import LegacySpeakRequest, SpeechRequest, speakable
+from server.requests import SpeechRequest
+from server.security import header_value
 from server.stream import AudioOut, Degraded, Words
+from server.whole_audio import spool_response
+from server.writes import closer, send_within
 
 log = logging.getLogger("morpheus.http")
 
@@ -48,11 +47,11 @@ def stream_headers(stream: Stream, requested_voice: str | None, fmt: str) -> dic
         "X-Backend": stream.backend,
         "X-Sample-Rate": str(48000 if fmt == "opus" else PIPELINE_RATE_HZ),
         "X-Degraded": "true" if stream.degraded else "false",
-        "X-Voice": stream.voice,
+        "X-Voice": header_value(stream.voice),
         "Cache-Control": "no-store",
     }
     if requested_voice and requested_voice != stream.voice:
-        headers["X-Voice-Fallback"] = f"{requested_voice} -> {stream.voice}"
+        headers["X-Voice-Fallback"] = header_value(f"{requested_voice} -> {stream.voice}")
     return headers
 
 
@@ -61,8 +60,7 @@ async def open_stream(request: web.Request, spec: StreamSpec, text: str) -> Stre
     try:
         stream = await orch.open(spec)
     except Busy as e:
-        return json_error(429, "too many concurrent streams; retry later", type_="rate_limit",
-                          headers={"Retry-After": str(int(e.retry_after_s + 0.999))})
+        return busy_response(e)
     except MorpheusError as e:
         return from_morpheus(e)
     stream.push_text(text)
@@ -92,36 +90,35 @@ async def speech(request: web.Request) -> web.StreamResponse:
     stream = opened
     try:
         if not req.stream:
-            return await whole_response(stream, req)
+            return await whole_response(request, stream, req)
         return await streamed_response(request, stream, req)
     finally:
         await stream.aclose()
 
 
-async def collect_pcm(stream: Stream) -> bytes | web.Response:
-    """All of a stream's audio, or the error response when it failed."""
-    pcm = bytearray()
+async def whole_response(request: web.Request, stream: Stream,
+                         req: SpeechRequest) -> web.StreamResponse:
+    """stream=false: the complete file with true sizes (WAV) and a Content-Length, spooled
+    to disk past a few MB so that hours of audio never sit in memory."""
     try:
-        async for ev in stream:
-            if isinstance(ev, AudioOut):
-                pcm += ev.pcm
+        spooled = await spool_response(stream, req.response_format)
     except MorpheusError as e:
         return from_morpheus(e)
-    return bytes(pcm)
-
-
-async def whole_response(stream: Stream, req: SpeechRequest) -> web.Response:
-    """stream=false: the complete file with true sizes (WAV) and a Content-Length."""
-    pcm = await collect_pcm(stream)
-    if isinstance(pcm, web.Response):
-        return pcm
-    if req.response_format == "wav":
-        data = wav_file(pcm, PIPELINE_RATE_HZ)
-    else:
-        enc = make_encoder(req.response_format, PIPELINE_RATE_HZ, streaming=False)
-        data = await asyncio.to_thread(lambda: enc.encode(pcm) + enc.flush())
-    return web.Response(body=data, content_type=CONTENT_TYPES[req.response_format],
-                        headers=stream_headers(stream, req.voice, req.response_format))
+    try:
+        resp = web.StreamResponse(headers=stream_headers(stream, req.voice, req.response_format))
+        resp.content_type = CONTENT_TYPES[req.response_format]
+        resp.content_length = spooled.size
+        await resp.prepare(request)
+        settings, metrics = request.app[SETTINGS].current, request.app[METRICS]
+        async for data in spooled.chunks():
+            await send_within(resp.write(data), settings.write_timeout_s, metrics,
+                              closer(request))
+        await resp.write_eof()
+    except ConnectionError:
+        log.info("client went away", extra={"request_id": stream.id, "backend": stream.backend})
+    finally:
+        spooled.close()
+    return resp
 
 
 async def streamed_response(request: web.Request, stream: Stream,
@@ -147,25 +144,27 @@ async def streamed_response(request: web.Request, stream: Stream,
     resp.enable_chunked_encoding()
     await resp.prepare(request)
     enc = make_encoder(req.response_format, PIPELINE_RATE_HZ, streaming=True)
-    audio_bytes = 0
+    timeout_s = request.app[SETTINGS].current.write_timeout_s
+    metrics, close = request.app[METRICS], closer(request)
+
+    async def write(data: bytes) -> None:
+        await send_within(resp.write(data), timeout_s, metrics, close)
 
     async def send(data: bytes) -> None:
-        nonlocal audio_bytes
         if not data:
             return
-        audio_bytes += len(data)
         if sse:
             msg = {"type": "speech.audio.delta", "audio": base64.b64encode(data).decode()}
-            await resp.write(f"data: {json.dumps(msg)}\n\n".encode())
+            await write(f"data: {json.dumps(msg)}\n\n".encode())
         else:
-            await resp.write(data)
+            await write(data)
 
     async def send_words(ev: Words) -> None:
         if sse:  # an extra event beside OpenAI's: when each word is heard
             for w in ev.words:
                 msg = {"type": "speech.word", "text": w.text, "start_ms": round(w.start_ms, 1),
                        "end_ms": round(w.end_ms, 1), "exact": w.exact}
-                await resp.write(f"data: {json.dumps(msg)}\n\n".encode())
+                await write(f"data: {json.dumps(msg)}\n\n".encode())
 
     try:
         for ev in early:
@@ -180,11 +179,11 @@ async def streamed_response(request: web.Request, stream: Stream,
                 elif isinstance(ev, Degraded):
                     log.warning("degraded mid-stream", extra={"request_id": stream.id,
                                                               "backend": ev.to_backend})
-        except TTSError as e:
+        except MorpheusError as e:
             log.error("stream failed after headers: %s", e, extra={"request_id": stream.id})
             if sse:
                 err = {"type": "error", "error": {"message": str(e), "type": "engine_error"}}
-                await resp.write(f"data: {json.dumps(err)}\n\n".encode())
+                await write(f"data: {json.dumps(err)}\n\n".encode())
             # Cut the chunked body short: the client sees a truncated transfer, not a clean end.
             if request.transport is not None:
                 request.transport.close()
@@ -195,8 +194,8 @@ async def streamed_response(request: web.Request, stream: Stream,
                     "usage": {"input_tokens": len(req.input), "output_tokens": 0,
                               "total_tokens": len(req.input)},
                     "audio_ms": round(stream.audio_ms, 1), "degraded": stream.degraded}
-            await resp.write(f"data: {json.dumps(done)}\n\n".encode())
-        await resp.write_eof()
+            await write(f"data: {json.dumps(done)}\n\n".encode())
+        await send_within(resp.write_eof(), timeout_s, metrics, close)
     except (ConnectionResetError, ConnectionError):
         log.info("client went away", extra={"request_id": stream.id, "backend": stream.backend})
     return resp
@@ -215,70 +214,6 @@ async def cancel_speech(request: web.Request) -> web.Response:
                               "delivered_ms": round(delivered, 1),
                               "played_ms": round(played, 1),
                               "heard_text": stream.heard_text(played)})
-
-
-def output_path(outputs: Path, voice: str) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
-    safe = "".join(c for c in voice if c.isalnum() or c in "-_") or "voice"
-    path = outputs / f"{safe}_{stamp}.wav"
-    n = 1
-    while path.exists():  # Orpheus overwrote same-second files; we keep both
-        path = outputs / f"{safe}_{stamp}_{n}.wav"
-        n += 1
-    return path
-
-
-def prune_outputs(outputs: Path, keep: int) -> None:
-    files = sorted(outputs.glob("*.wav"), key=lambda p: p.stat().st_mtime)
-    for old in files[: max(0, len(files) - keep)]:
-        old.unlink(missing_ok=True)
-
-
-async def legacy_speak(request: web.Request) -> web.Response:
-    """POST /speak exactly as Orpheus-FastAPI answered: JSON pointing at /outputs/<file>.wav."""
-    try:
-        req = LegacySpeakRequest.model_validate(await read_json_object(request))
-    except MalformedBody as e:
-        return from_morpheus(e)
-    except ValidationError as e:
-        return from_validation(e)
-    if not req.text or not req.text.strip():
-        return web.json_response({"error": "Missing 'text'"}, status=400)
-    try:
-        text = speakable(req.text)
-    except ValueError as e:
-        return json_error(400, f"text: {e}", field="text")
-    settings = request.app[SETTINGS].current
-    if len(text) > settings.max_input_chars:
-        return json_error(413, "text too long", field="text")
-    t0 = time.perf_counter()
-    opened = await open_stream(request, StreamSpec(voice=req.voice, transport="http"), text)
-    if isinstance(opened, web.Response):
-        return opened
-    try:
-        pcm = await collect_pcm(opened)
-    finally:
-        await opened.aclose()
-    if isinstance(pcm, web.Response):
-        return pcm
-    outputs = settings.outputs_dir
-    outputs.mkdir(parents=True, exist_ok=True)
-    path = output_path(outputs, req.voice)
-    await asyncio.to_thread(path.write_bytes, wav_file(pcm, PIPELINE_RATE_HZ))
-    await asyncio.to_thread(prune_outputs, outputs, settings.outputs_max_files)
-    return web.json_response({
-        "status": "ok", "voice": req.voice, "output_file": f"outputs/{path.name}",
-        "generation_time": round(time.perf_counter() - t0, 2),
-    }, headers={"X-Backend": opened.backend, "X-Request-ID": opened.id})
-
-
-async def serve_output(request: web.Request) -> web.StreamResponse:
-    name = request.match_info["name"]
-    outputs = request.app[SETTINGS].current.outputs_dir.resolve()
-    path = (outputs / name).resolve()
-    if path.parent != outputs or not path.is_file():
-        return json_error(404, "no such output file", field="name")
-    return web.FileResponse(path, headers={"Content-Type": "audio/wav"})
 
 
 async def voices(request: web.Request) -> web.Response:
@@ -320,5 +255,3 @@ def add_speech_routes(app: web.Application) -> None:
     app.router.add_delete("/v1/audio/speech/{request_id}", cancel_speech)
     app.router.add_get("/v1/audio/voices", voices)
     app.router.add_get("/v1/models", models)
-    app.router.add_post("/speak", legacy_speak)
-    app.router.add_get("/outputs/{name}", serve_output)

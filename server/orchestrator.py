@@ -8,9 +8,9 @@ detection, retry, failover, barge-in and all measurements live here, not in adap
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,15 +56,19 @@ log = logging.getLogger("morpheus.orchestrator")
 
 BYTES_PER_MS = PIPELINE_RATE_HZ * 2 / 1000
 UPSTREAM_RETRIES = 3  # same-backend continuations per segment after UpstreamLost
+CLOSE_RETRY_S = 0.2  # aclose() cancels the producer again this often until it ends
 _END = object()
 
 
 class Busy(Exception):
-    """Every stream slot and queue place is taken; the transport answers 429."""
+    """Every stream slot and queue place is taken (the transport answers 429), or the server
+    is draining for shutdown (503)."""
 
-    def __init__(self, retry_after_s: float) -> None:
-        super().__init__("too many concurrent streams")
+    def __init__(self, retry_after_s: float, *, draining: bool = False) -> None:
+        super().__init__("the server is shutting down" if draining
+                         else "too many concurrent streams")
         self.retry_after_s = retry_after_s
+        self.draining = draining
 
 
 @dataclass(frozen=True)
@@ -142,9 +146,9 @@ class Stream:
         self._ms_per_char = 65.0  # speech pace, learned per stream; places mid-segment resumes
         self._session: AdapterSession | None = None  # the adapter's per-stream conversation
         self._has_speech = False
+        self._closed = False  # aclose() was called: produce nothing more
         self._made_ms = 0.0  # audio handed to the queue (ahead of audio_ms, which is taken)
         self.words: list[WordMark] = []  # timings of the words yielded so far
-        self._stopped = False  # interrupted or closed: the producer must not emit any more
 
     # -- text input
 
@@ -201,7 +205,7 @@ class Stream:
         """Barge-in / cancel: stop synthesis now, drop queued audio; returns ms delivered."""
         if self.status == "running":
             self.status = "cancelled"
-        self._stopped = True
+        self._closed = True  # the producer stops at its next chunk even if the cancel is lost
         if self._task is not None:
             self._task.cancel()
         self._stitcher.reset()
@@ -211,14 +215,25 @@ class Stream:
         return self.audio_ms
 
     async def aclose(self) -> None:
-        self._stopped = True
-        if self._task is not None and not self._task.done():
-            if self.status == "running":
-                self.status = "cancelled"
-            self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
-        self.orch._finished(self)
+        """Stop production and free the stream's slot; safe to call more than once.
+
+        A cancellation can be lost (Python 3.11's wait_for drops one that lands as the awaited
+        chunk completes), so the producer is also told by `_closed` and woken from a full
+        queue, and cancelled again until it ends. The slot is freed whatever happens here.
+        """
+        task = self._task
+        try:
+            if task is not None and not task.done():
+                if self.status == "running":
+                    self.status = "cancelled"
+                self._closed = True
+                while not task.done():
+                    while not self._queue.empty():  # wake a producer blocked on a full queue
+                        self._queue.get_nowait()
+                    task.cancel()
+                    await asyncio.wait({task}, timeout=CLOSE_RETRY_S)
+        finally:
+            self.orch._finished(self)
 
     # -- production
 
@@ -241,11 +256,8 @@ class Stream:
         return gate.slots is not None and (gate.busy > 0 or others)
 
     async def _emit(self, item: Any) -> None:
-        if self._stopped:
-            # Before Python 3.12, asyncio.wait_for loses a cancellation that lands as the
-            # engine's chunk completes; without this the producer would go on and block on
-            # the full queue that nobody reads any more.
-            raise asyncio.CancelledError
+        if self._closed:
+            raise asyncio.CancelledError  # aclose() ran; its cancel may have been lost
         if isinstance(item, AudioOut):
             self._queued_ms += len(item.pcm) / BYTES_PER_MS
             self._made_ms += len(item.pcm) / BYTES_PER_MS
@@ -302,9 +314,11 @@ class Stream:
 
     async def _next_segment(self) -> str | None:
         unit = self._adapter.capabilities.chunk_unit
+        size: int | None = None
         while True:
             buffer_ms = self.ahead_ms()
-            size = self.rate.next_size(buffer_ms, started=self._t_first is not None)
+            if size is None:  # one ramp step per segment, not one per text delta waited for
+                size = self.rate.next_size(buffer_ms, started=self._t_first is not None)
             self._publish_state(buffer_ms)
             max_chars = size if unit == "segment" else self.orch.settings.max_segment_chars
             if unit != "segment" and self._t_first is None:
@@ -320,16 +334,26 @@ class Stream:
                                      "after control characters are removed)", field="input")
                 return None
             self._text_ready.clear()
-            await self._text_ready.wait()
+            await self._wait_for_text()
+
+    async def _wait_for_text(self) -> None:
+        """Input is open and everything is spoken: wait for text, but not forever. A client
+        that never finishes its input would hold a stream slot; after STREAM_INPUT_TIMEOUT_S
+        without new text the input is ended, so what was said completes and the slot frees."""
+        timeout_s = self.orch.settings.stream_input_timeout_s
+        try:
+            await asyncio.wait_for(self._text_ready.wait(), timeout_s)
+        except asyncio.TimeoutError:
+            log.info("no new text for %.0f s: ending the input", timeout_s,
+                     extra={"request_id": self.id, "backend": self.backend})
+            self.orch.metrics.timeouts.labels("input_idle").inc()
+            self.end_input()
 
     def _publish_state(self, buffer_ms: float) -> None:
         m = self.orch.metrics
         state = self.rate.state.value
-        m.buffer_ms.labels(self.backend, self.id).set(buffer_ms)
-        m.chunk_size.labels(self.backend, self.id).set(self.rate.chunk_size)
-        for name in self._state_names - {state}:
-            m.state.labels(self.backend, self.id, name).set(0)
-        m.state.labels(self.backend, self.id, state).set(1)
+        m.buffer_ms.labels(self.backend, self.spec.transport).observe(max(0.0, buffer_ms))
+        m.chunk_size.labels(self.backend).observe(self.rate.chunk_size)
         if state not in self._state_names:
             self._state_names.add(state)
             log.info("state", extra={"request_id": self.id, "backend": self.backend,
@@ -554,8 +578,13 @@ class Orchestrator:
         self.streams: dict[str, Stream] = {}
         self.totals = {"underflows": 0, "failovers": 0, "barge_ins": 0, "requests": 0}
         self._gates: dict[int, EdfGate] = {}
-        self._waiting = 0
-        self._slot_free = asyncio.Condition()
+        metrics.track_states(lambda: [(s.backend, s.rate.state.value)
+                                      for s in self.streams.values()])
+        self._waiters: deque[asyncio.Future[None]] = deque()  # admission, first come first
+        self._granted = 0  # slots handed to waiters that have not registered their stream yet
+        self.draining = False  # shutting down: no new streams
+        self._no_streams = asyncio.Event()
+        self._no_streams.set()
 
     @property
     def settings(self) -> Any:
@@ -568,25 +597,43 @@ class Orchestrator:
         return g
 
     async def _admit(self) -> None:
+        """Wait for a stream slot, first come first served; Busy when the queue is full or
+        the wait exceeds QUEUE_TIMEOUT_S. A newcomer never passes someone already waiting."""
         s = self.settings
-        if len(self.streams) < s.parallel_streams:
+        if self.draining:
+            raise Busy(retry_after_s=5.0, draining=True)
+        if not self._waiters and len(self.streams) + self._granted < s.parallel_streams:
             return
-        if self._waiting >= s.queue_max:
+        if len(self._waiters) >= s.queue_max:
             self.metrics.rejected.inc()
             raise Busy(retry_after_s=max(1.0, s.queue_timeout_s / 2))
-        self._waiting += 1
-        self.metrics.queued.set(self._waiting)
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(turn)
+        self.metrics.queued.set(len(self._waiters))
         try:
-            async with self._slot_free:
-                await asyncio.wait_for(
-                    self._slot_free.wait_for(lambda: len(self.streams) < self.settings.parallel_streams),
-                    s.queue_timeout_s)
-        except asyncio.TimeoutError:
+            await asyncio.wait_for(asyncio.shield(turn), s.queue_timeout_s)
+        except (asyncio.TimeoutError, asyncio.CancelledError) as e:
+            if turn.done() and not turn.cancelled():
+                self._granted -= 1  # granted as we gave up: pass the slot on
+                self._grant()
+            else:
+                turn.cancel()
+                self._waiters.remove(turn)
+            self.metrics.queued.set(len(self._waiters))
+            if isinstance(e, asyncio.CancelledError):
+                raise
             self.metrics.rejected.inc()
             raise Busy(retry_after_s=max(1.0, s.queue_timeout_s / 2)) from None
-        finally:
-            self._waiting -= 1
-            self.metrics.queued.set(self._waiting)
+        self._granted -= 1  # the caller registers its stream before its next await
+
+    def _grant(self) -> None:
+        """Hand free slots to the longest waiters."""
+        limit = self.settings.parallel_streams
+        while self._waiters and len(self.streams) + self._granted < limit:
+            turn = self._waiters.popleft()
+            self._granted += 1
+            turn.set_result(None)
+        self.metrics.queued.set(len(self._waiters))
 
     async def open(self, spec: StreamSpec, observer: BufferObserver | None = None) -> Stream:
         """Admit and start a stream; raises BadRequest, Busy or BackendUnavailable."""
@@ -622,6 +669,7 @@ class Orchestrator:
         voice, _ = self.resolve_voice(adapter, spec.voice)
         stream = Stream(self, spec, adapter, observer or WallClockObserver(), voice)
         self.streams[stream.id] = stream
+        self._no_streams.clear()
         self.totals["requests"] += 1
         self.metrics.active.labels(stream.backend).inc()
         return stream
@@ -643,16 +691,16 @@ class Orchestrator:
         rtf = stream.rtf()
         if rtf is not None and stream.status == "completed":
             m.stream_rtf.labels(stream.backend).observe(rtf)
-        m.forget_stream(stream.backend, stream.id, list(stream._state_names))
         log.info("stream end", extra={"request_id": stream.id, "backend": stream.backend,
                                       "status": stream.status, "audio_ms": round(stream.audio_ms),
                                       "underflows": stream.underflows})
+        if not self.streams:
+            self._no_streams.set()
+        self._grant()
 
-        async def notify() -> None:
-            async with self._slot_free:
-                self._slot_free.notify_all()
-
-        asyncio.ensure_future(notify())
+    async def idle(self) -> None:
+        """Return once no stream is running."""
+        await self._no_streams.wait()
 
     def get(self, stream_id: str) -> Stream | None:
         return self.streams.get(stream_id)
@@ -663,7 +711,7 @@ class Orchestrator:
 
     def snapshot(self) -> dict[str, Any]:
         return {
-            "active_streams": len(self.streams), "queued": self._waiting,
+            "active_streams": len(self.streams), "queued": len(self._waiters),
             "streams": [s.snapshot() for s in self.streams.values()],
             "totals": dict(self.totals), "backend": self.settings.tts_backend,
         }

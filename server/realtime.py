@@ -247,8 +247,7 @@ class RealtimeSession:
         try:
             stream = await self.orch.open(self._spec(resp), observer=self.sink)
         except Busy as e:
-            await self._fail(resp, P.BUSY, "too many concurrent streams; retry later",
-                             retry_after_s=e.retry_after_s)
+            await self._fail(resp, P.BUSY, f"{e}; retry later", retry_after_s=e.retry_after_s)
             return
         except BadRequest as e:
             await self._fail(resp, P.BAD_REQUEST, str(e), field=_session_field(e.field))
@@ -307,6 +306,11 @@ class RealtimeSession:
                 else:
                     await self.send(P.error(P.ENGINE_ERROR, str(e)))
                 await self.send(P.response_done(resp.id, "failed", stream.audio_ms))
+            return
+        if stream.status == "cancelled" and resp.status == "running":
+            # Ended from outside (HTTP DELETE with the response id): a cancel, not a completion.
+            for ev in self.stop_current():
+                await self.send(ev)
             return
         if resp.status == "running":
             await self.sink.finish()

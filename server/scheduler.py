@@ -54,5 +54,7 @@ class EdfGate:
             # FIFO among equals (seq) so no stream starves at equal urgency.
             entry = min(self._waiters, key=lambda w: (w[0](), w[2]))
             self._waiters.remove(entry)
+            if entry[1].done():  # cancelled, its task not yet resumed to leave the queue
+                continue
             self.busy += 1
             entry[1].set_result(None)

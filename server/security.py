@@ -1,7 +1,8 @@
 """Who may use this server: the API key, and which routes check it themselves.
 
-When `API_KEY` is set, every route but the health probes needs it (the middleware in
-server/guard.py enforces that). Clients present it as `Authorization: Bearer <key>`, as
+When `API_KEY` is set, every route but the health probes and the web UI's static files needs
+it (the middleware in server/guard.py enforces that): the pages hold no data and must load to
+ask the user for the key; every API call they make carries it. Clients present it as `Authorization: Bearer <key>`, as
 `xi-api-key` (ElevenLabs clients), or, for WebSocket and WebRTC where browsers cannot set
 headers, as the `api_key` query parameter. The ElevenLabs WebSocket routes may also send it in
 their first message, so they check it themselves with `key_ok` (DEFERRED_AUTH).
@@ -16,6 +17,8 @@ from typing import Any
 from aiohttp import web
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})  # GET only: liveness and readiness probes
+UI_PATHS = frozenset({"/", "/agent"})  # GET only: the pages (their API calls need the key)
+UI_PREFIX = "/static/"  # GET only: the pages' scripts and styles
 # WebSocket routes that accept the key in their first message and check it there.
 DEFERRED_AUTH = re.compile(r"^/v1/text-to-speech/[^/]+/(?:multi-)?stream-input$")
 
@@ -41,4 +44,19 @@ def presented_key(request: web.Request) -> str | None:
             or request.query.get("xi_api_key"))
 
 
-__all__ = ["DEFERRED_AUTH", "OPEN_PATHS", "key_ok", "presented_key"]
+def header_value(text: str, limit: int = 200) -> str:
+    """A response header built from request input: printable ASCII only (a newline would
+    split the header, and aiohttp refuses to send it), at most `limit` characters."""
+    safe = "".join(ch if " " <= ch <= "~" else "?" for ch in text[:limit])
+    return safe + ("..." if len(text) > limit else "")
+
+
+def public_path(method: str, path: str) -> bool:
+    """Whether this request needs no API key: probes and the UI's static files."""
+    if method not in ("GET", "HEAD"):
+        return False
+    return path in OPEN_PATHS or path in UI_PATHS or path.startswith(UI_PREFIX)
+
+
+__all__ = ["DEFERRED_AUTH", "OPEN_PATHS", "header_value", "key_ok", "presented_key",
+           "public_path"]

@@ -17,9 +17,10 @@ class SettingsStore:
     """Holds the current Settings; readers take `store.current` once per request (a snapshot)."""
 
     def __init__(self, settings: Settings, env_file: Path | None = None,
-                 environ: dict[str, str] | None = None) -> None:
+                 environ: dict[str, str] | None = None,
+                 flags: dict[str, Any] | None = None) -> None:
         self.current = settings
-        self._source = ConfigSource(env_file=env_file, overrides={})
+        self._source = ConfigSource(env_file=env_file, flags=dict(flags or {}), overrides={})
         self._environ = environ
         self._mtime = self._env_mtime()
         self._listeners: list[Callable[[Settings], None]] = []

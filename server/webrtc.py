@@ -25,8 +25,8 @@ from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from aiortc import sdp as sdp_parser
 from aiortc.mediastreams import MediaStreamTrack
 
-from server.app_keys import SETTINGS
-from server.errors import json_error
+from server.app_keys import METRICS, SETTINGS
+from server.errors import MalformedBody, from_morpheus, json_error, read_json_object
 from server.realtime import RealtimeSession
 from signaling import protocol as P
 from signaling.mic import MicListener
@@ -134,7 +134,7 @@ class WebRTCPeer:
         self._closing = False
         self.closed = asyncio.Event()
         self.watchdog = IdleWatchdog(
-            settings.webrtc_idle_timeout_s, self.close,
+            settings.webrtc_idle_timeout_s, self._idle_close,
             busy=lambda: self.session.speaking or self.track.speaking,
         )
         self.pc.on("datachannel", self._on_datachannel)
@@ -244,6 +244,10 @@ class WebRTCPeer:
 
     # --- teardown -----------------------------------------------------------------------
 
+    async def _idle_close(self) -> None:
+        self.app[METRICS].timeouts.labels("webrtc_idle").inc()
+        await self.close()
+
     async def close(self) -> None:
         if self._closing:
             await self.closed.wait()
@@ -308,11 +312,9 @@ async def webrtc_ctx(app: web.Application) -> AsyncIterator[None]:
 async def webrtc_offer(request: web.Request) -> web.Response:
     """POST /webrtc/offer {sdp, type: "offer"} -> {sdp, type: "answer", pc_id}."""
     try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError):
-        return json_error(400, "request body is not valid JSON")
-    if not isinstance(body, dict):
-        return json_error(400, "request body must be a JSON object")
+        body = await read_json_object(request)
+    except MalformedBody as e:
+        return from_morpheus(e)
     sdp, kind = body.get("sdp"), body.get("type", "offer")
     if not isinstance(sdp, str) or not sdp.strip():
         return json_error(400, "`sdp` must be a non-empty string", field="sdp")
@@ -326,6 +328,12 @@ async def webrtc_offer(request: web.Request) -> web.Response:
         return json_error(400, "the offer has no audio m-line (add an audio transceiver)",
                           field="sdp")
     registry = request.app[PEERS]
+    settings = request.app[SETTINGS].current
+    if len(registry.peers) >= settings.webrtc_max_peers:
+        request.app[METRICS].refused.labels("webrtc_peers").inc()
+        return json_error(503, f"too many WebRTC peers (WEBRTC_MAX_PEERS="
+                          f"{settings.webrtc_max_peers}); retry later", type_="unavailable",
+                          headers={"Retry-After": "5"})
     peer = WebRTCPeer(request.app, registry)
     registry.add(peer)
     try:

@@ -9,18 +9,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from adapters.base import PIPELINE_RATE_HZ
 from dsp.resample import StreamResampler
-from server.app_keys import SETTINGS
+from server.app_keys import METRICS, SETTINGS
+from server.errors import json_error
 from server.realtime import WS_FRAME_MS, WS_MIN_FRAME_MS, RealtimeSession
+from server.writes import closer, send_within
 from signaling import protocol as P
 
 log = logging.getLogger("morpheus.realtime")
+
+# Open speech WebSockets of an app: counted against WS_MAX_CONNECTIONS, closed at shutdown.
+WS_SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("speech_sockets", set)
 
 
 class WsAudioSink:
@@ -41,9 +46,11 @@ class WsAudioSink:
         *,
         max_lead_ms: float,
         clock: Callable[[], float] = time.monotonic,
+        send: Callable[[Awaitable[None]], Awaitable[None]] | None = None,
     ) -> None:
         self._ws = ws
         self._lock = lock
+        self._deliver = send or (lambda aw: aw)  # wraps each send (the write timeout)
         self.max_lead_ms = max_lead_ms
         self._clock = clock
         self._rate_hz = PIPELINE_RATE_HZ
@@ -138,7 +145,7 @@ class WsAudioSink:
                 async with self._lock:
                     if generation != self._generation:
                         return  # cleared while waiting for the lock: never send stale audio
-                    await self._ws.send_bytes(f)
+                    await self._deliver(self._ws.send_bytes(f))
                 self._set_lead(self.lead_ms() + ms)
                 self._unsent_ms = max(0.0, self._unsent_ms - ms)
                 self.sent_total_ms += ms
@@ -174,23 +181,37 @@ class WsAudioSink:
 # --- the route ----------------------------------------------------------------------------
 
 
-async def speech_ws(request: web.Request) -> web.WebSocketResponse:
+async def speech_ws(request: web.Request) -> web.StreamResponse:
     """GET /v1/audio/speech/ws: JSON events both ways, PCM s16le mono binary frames out."""
-    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=P.MAX_MESSAGE_BYTES)
-    await ws.prepare(request)
     settings = request.app[SETTINGS].current
+    metrics = request.app[METRICS]
+    sockets = request.app[WS_SOCKETS]
+    if len(sockets) >= settings.ws_max_connections:
+        metrics.refused.labels("ws_connections").inc()
+        return json_error(503, f"too many WebSocket connections (WS_MAX_CONNECTIONS="
+                          f"{settings.ws_max_connections}); retry later", type_="unavailable",
+                          headers={"Retry-After": "5"})
+    # Frames up to 4x the protocol's limit are read, so an oversized message gets the
+    # protocol's `error` event and the connection stays open; only larger ones close it.
+    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=4 * P.MAX_MESSAGE_BYTES)
+    await ws.prepare(request)
+    sockets.add(ws)
     lock = asyncio.Lock()
+    close = closer(request)
+
+    def deliver(aw: Awaitable[None]) -> Awaitable[None]:
+        return send_within(aw, settings.write_timeout_s, metrics, close)
 
     async def send(event: dict[str, Any]) -> None:
         if ws.closed:
             return
         async with lock:
             try:
-                await ws.send_str(P.dumps(event))
+                await deliver(ws.send_str(P.dumps(event)))
             except ConnectionError:
                 pass  # the receive loop sees the close and ends the session
 
-    sink = WsAudioSink(ws, lock, max_lead_ms=settings.ws_max_lead_ms)
+    sink = WsAudioSink(ws, lock, max_lead_ms=settings.ws_max_lead_ms, send=deliver)
     session = RealtimeSession(
         request.app, transport="ws", send=send, sink=sink,
         # backend None: each response uses the active backend (POST /config applies at once)
@@ -207,9 +228,16 @@ async def speech_ws(request: web.Request) -> web.WebSocketResponse:
                 log.debug("websocket error: %r", ws.exception())
                 break
     finally:
+        sockets.discard(ws)
         await session.aclose()
         await ws.close()
     return ws
 
 
-__all__ = ["WsAudioSink", "speech_ws"]
+async def close_speech_sockets(app: web.Application) -> None:
+    """on_shutdown: open speech WebSockets are told the server is going away."""
+    for ws in list(app[WS_SOCKETS]):
+        await ws.close(code=1001, message=b"server shutdown")
+
+
+__all__ = ["WS_SOCKETS", "WsAudioSink", "close_speech_sockets", "speech_ws"]

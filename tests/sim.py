@@ -13,6 +13,11 @@ from server.metrics import Metrics
 from server.orchestrator import Orchestrator, StreamSpec
 from server.settings_store import SettingsStore
 from server.stream import AudioOut, Degraded, SegmentDone
+from tests import looptime_compat
+
+# The orchestrator runs on looptime's virtual clock in tests and the benchmark: keep its timers
+# on the clock's ticks, or looptime < 0.8 (Python 3.10) spins forever on the first odd sleep.
+looptime_compat.install()
 
 
 class Listener:
@@ -128,6 +133,21 @@ async def narrate(orch: Orchestrator, text: str, spec: StreamSpec | None = None,
     run.underflows = stream.underflows
     run.states = [s.value for s in stream.rate.history]
     return run
+
+
+async def spoken(orch: Orchestrator, text: str,
+                 spec: StreamSpec | None = None) -> tuple[Any, list[Any]]:
+    """(stream, every event) for `text` spoken through `orch`, the stream closed after."""
+    stream = await orch.open(spec or StreamSpec())
+    stream.push_text(text)
+    stream.end_input()
+    events = []
+    try:
+        async for ev in stream:
+            events.append(ev)
+    finally:
+        await stream.aclose()
+    return stream, events
 
 
 def narration(minutes: float, ms_per_char: float = 60.0) -> str:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import importlib.util
 import json
 import struct
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from tests.audio_check import decode, pcm_stats, read_wave
 
@@ -162,13 +165,15 @@ async def test_unknown_voice_falls_back_and_says_so(serve):
     assert headers["X-Voice-Fallback"] == "tara -> en_US-joe-medium"
 
 
-async def test_backend_down_is_503_never_silent_200(serve):
-    # Nothing listens on this port, and there is no fallback: a clean 503 with the reason.
+async def test_engine_failing_without_fallback_is_502_never_silent_200(serve):
+    # The engine raises on every segment and there is no fallback: a clean 502 that says why.
+    # (An upstream nobody listens on, the 503 case: test_snac_http.py, llama server down.)
     srv = await serve(tts_backend="synthetic", fallback_backend=None, synthetic_fail_times=100)
     code, headers, data = await post(srv, {"input": "Hello there."})
-    assert code in (502, 503)
-    assert json.loads(data)["error"]["message"]
-    assert data[:4] != b"RIFF"
+    assert code == 502
+    assert headers["Content-Type"].startswith("application/json")
+    error = json.loads(data)["error"]
+    assert error["type"] == "engine_error" and "synthetic failure" in error["message"]
 
 
 async def test_backend_failure_fails_over_to_fallback_and_flags_degraded(serve):
@@ -230,16 +235,46 @@ async def test_disconnect_stops_synthesis(serve):
     assert made < 20  # 40 sentences would be ~150 chunks
 
 
-async def test_metrics_after_a_request(serve):
-    srv = await serve(tts_backend="synthetic")
-    await post(srv, {"input": "Count me in the metrics."})
+async def metric_samples(srv) -> list[Sample]:
     async with srv.http.get(srv.url + "/metrics") as r:
+        assert r.status == 200
         text = await r.text()
-    for name in ("tts_ttft_ms_bucket", "tts_chunk_ms_count", "tts_stream_rtf_count",
-                 "tts_underflow_count", "tts_backend_failover_total", "tts_active_streams",
-                 "tts_requests_total"):
-        assert name in text, name
-    assert 'tts_requests_total{backend="synthetic",status="completed"} 1.0' in text
+    return [s for family in text_string_to_metric_families(text) for s in family.samples]
+
+
+def sample(samples: list[Sample], name: str, **labels: str) -> float:
+    """The sum of the samples `name` (a counter's `_total` suffix optional) whose labels include
+    `labels`; fails when there is no such sample line."""
+    found = [s.value for s in samples if s.name in (name, name + "_total")
+             and labels.items() <= s.labels.items()]
+    assert found, f"no sample {name}{labels}"
+    return sum(found)
+
+
+async def test_metrics_count_what_happened(serve):
+    # One stream fails over (the engine's first segment fails), one completes; then an engine
+    # slower than real time makes a listener run dry.
+    srv = await serve(tts_backend="synthetic", fallback_backend="espeak", synthetic_fail_times=1)
+    code, headers, _ = await post(srv, {"input": "Fail over to espeak."})
+    assert code == 200 and headers["X-Backend"] == "espeak"
+    code, headers, _ = await post(srv, {"input": "Count me in the metrics."})
+    assert code == 200 and headers["X-Backend"] == "synthetic"
+    samples = await metric_samples(srv)
+    assert sample(samples, "tts_requests", backend="synthetic", status="completed") == 1
+    assert sample(samples, "tts_backend_failover", from_backend="synthetic",
+                  to_backend="espeak") == 1
+    assert sample(samples, "tts_ttft_ms_count", backend="synthetic") == 1
+    assert sample(samples, "tts_ttft_ms_sum", backend="synthetic") > 0
+    assert sample(samples, "tts_chunk_ms_count", backend="synthetic") >= 1
+    assert sample(samples, "tts_stream_rtf_count", backend="synthetic") == 1
+    assert sample(samples, "tts_active_streams", backend="synthetic") == 0
+
+    slow = await serve(tts_backend="synthetic", synthetic_rtf=0.5)
+    code, _, _ = await post(slow, {"input": "Slower than real time.", "response_format": "pcm"})
+    assert code == 200
+    samples = await metric_samples(slow)
+    assert sample(samples, "tts_underflow_count", backend="synthetic") >= 1
+    assert sample(samples, "tts_stream_rtf_sum", backend="synthetic") < 1
 
 
 async def test_healthz_and_adapters(serve):
@@ -251,4 +286,10 @@ async def test_healthz_and_adapters(serve):
     rows = {a["name"]: a for a in body["adapters"]}
     assert rows["synthetic"]["active"] and rows["synthetic"]["ready"]
     assert rows["espeak"]["ready"]
-    assert "ready" in rows["snac_llamacpp"] and "reason" in rows["snac_llamacpp"]
+    # Not configured (no SNAC_MODEL, no llama.cpp), and it says why.
+    snac = rows["snac_llamacpp"]
+    assert snac["ready"] is False
+    if importlib.util.find_spec("torch") is None:  # Python 3.10: the snac extra is not installed
+        assert "morpheus-tts[snac]" in snac["reason"]
+    else:
+        assert "SNAC_MODEL not set" in snac["reason"]

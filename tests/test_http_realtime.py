@@ -46,16 +46,31 @@ async def test_past_parallel_streams_and_queue_a_request_gets_429(serve):
 
 
 async def test_queued_request_runs_when_a_slot_frees(serve):
-    srv = await serve(tts_backend="synthetic", synthetic_rtf=20.0, parallel_streams=1,
+    srv = await serve(tts_backend="synthetic", synthetic_rtf=5.0, parallel_streams=1,
                       queue_max=4, queue_timeout_s=10)
-    texts = [f"Request number {i} is here." for i in range(3)]
+    orch = srv.app[ORCHESTRATOR]
+    texts = [f"Request number {i} is here." for i in range(3)]  # ~1.5 s of audio, 0.3 s each
+    seen: list[tuple[int, int]] = []  # (active, queued) while they run
+
+    async def watch() -> None:
+        while True:
+            snap = orch.snapshot()
+            seen.append((snap["active_streams"], snap["queued"]))
+            await asyncio.sleep(0.002)
 
     async def one(t):
         async with srv.http.post(srv.url + "/v1/audio/speech", json={"input": t}) as r:
             return r.status, await r.read()
 
-    results = await asyncio.gather(*(one(t) for t in texts))
+    watcher = asyncio.create_task(watch())
+    try:
+        results = await asyncio.gather(*(one(t) for t in texts))
+    finally:
+        watcher.cancel()
     assert [s for s, _ in results] == [200, 200, 200]
+    assert all(pcm_stats(body[44:]).duration_s > 1.0 for _, body in results)
+    assert max(active for active, _ in seen) == 1  # PARALLEL_STREAMS=1: one at a time
+    assert max(queued for _, queued in seen) >= 1  # the others waited in the queue
 
 
 async def test_mid_stream_stall_fails_over_and_is_reported(serve):

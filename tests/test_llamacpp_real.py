@@ -32,6 +32,7 @@ import httpx  # noqa: E402
 from adapters.base import TTSInput  # noqa: E402
 from adapters.snac_llamacpp import SnacLlamaCppAdapter  # noqa: E402
 from dsp.snac_codec import SAMPLES_PER_FRAME  # noqa: E402
+from tests.extras import torch_or_skip  # noqa: E402
 from tests.snac_fixture import write_snac_checkpoint  # noqa: E402
 
 pytestmark = [pytest.mark.llamacpp, pytest.mark.timeout(1800)]
@@ -132,6 +133,7 @@ def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def snac_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch_or_skip()
     return write_snac_checkpoint(tmp_path_factory.mktemp("snac"))
 
 

@@ -13,6 +13,7 @@ from adapters.synthetic import tone
 from server.orchestrator import StreamSpec
 from server.stream import AudioOut, Degraded
 from tests.sim import make_orchestrator
+from tests.sim import spoken as speak
 
 pytestmark = pytest.mark.looptime
 
@@ -58,19 +59,6 @@ class Recorder(TTSAdapter):
             i += 1
             yield AudioChunk(tone(300, done, ms, self.rate_hz, False), self.rate_hz,
                              is_final=done >= total)
-
-
-async def speak(orch, text: str, spec: StreamSpec | None = None):  # noqa: ANN001, ANN201
-    stream = await orch.open(spec or StreamSpec())
-    stream.push_text(text)
-    stream.end_input()
-    events = []
-    try:
-        async for ev in stream:
-            events.append(ev)
-    finally:
-        await stream.aclose()
-    return stream, events
 
 
 async def test_incremental_streams_use_one_session_closed_at_the_end() -> None:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
-import torch
 
 from dsp.snac_codec import (
     SAMPLES_PER_FRAME,
@@ -17,9 +17,13 @@ from dsp.snac_codec import (
     load_snac,
     split_frames,
 )
+from tests.extras import torch_or_skip
 from tests.snac_fixture import frames_to_token_text, random_frames, write_snac_checkpoint
 
-torch.set_num_threads(1)  # robust when the 2 CI cores are shared (OpenMP oversubscription)
+
+@pytest.fixture(scope="module")
+def torch() -> ModuleType:
+    return torch_or_skip()
 
 
 def tok(n: int) -> str:
@@ -118,7 +122,7 @@ def test_split_frames_rejects_partial() -> None:
         split_frames([1, 2, 3])
 
 
-def test_float_to_s16le_clips_and_rounds() -> None:
+def test_float_to_s16le_clips_and_rounds(torch: ModuleType) -> None:
     pcm = float_to_s16le(torch.tensor([-2.0, -1.0, 0.0, 0.5, 1.0, 3.0]))
     assert np.frombuffer(pcm, "<i2").tolist() == [-32767, -32767, 0, 16384, 32767, 32767]
 
@@ -127,7 +131,7 @@ def test_float_to_s16le_clips_and_rounds() -> None:
 
 
 @pytest.fixture(scope="module")
-def snac_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def snac_dir(tmp_path_factory: pytest.TempPathFactory, torch: ModuleType) -> Path:
     return write_snac_checkpoint(tmp_path_factory.mktemp("snac"), legacy_keys=True)
 
 
@@ -137,14 +141,15 @@ def model(snac_dir: Path) -> object:
 
 
 @pytest.fixture(scope="module")
-def quiet_model(tmp_path_factory: pytest.TempPathFactory) -> object:
+def quiet_model(tmp_path_factory: pytest.TempPathFactory, torch: ModuleType) -> object:
     """Noise injection off, so equal inputs decode to equal audio."""
     path = write_snac_checkpoint(tmp_path_factory.mktemp("snac_quiet"), silent_noise=True,
                                  legacy_keys=False)
     return load_snac(path, None)
 
 
-def test_loader_folds_weight_norm_and_matches_checkpoint(model: object, snac_dir: Path) -> None:
+def test_loader_folds_weight_norm_and_matches_checkpoint(model: object, snac_dir: Path,
+                                                          torch: ModuleType) -> None:
     from torch.nn.utils import parametrize
 
     modules = list(model.modules())  # type: ignore[attr-defined]
@@ -159,12 +164,12 @@ def test_loader_folds_weight_norm_and_matches_checkpoint(model: object, snac_dir
     torch.testing.assert_close(model.decoder.model[1].weight, expected)  # type: ignore[attr-defined]
 
 
-def test_loader_picks_cpu_without_cuda(quiet_model: object) -> None:
+def test_loader_picks_cpu_without_cuda(quiet_model: object, torch: ModuleType) -> None:
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert next(quiet_model.parameters()).device.type == expected  # type: ignore[attr-defined]
 
 
-def test_loader_errors(tmp_path: Path, snac_dir: Path) -> None:
+def test_loader_errors(tmp_path: Path, snac_dir: Path, torch: ModuleType) -> None:
     with pytest.raises(FileNotFoundError):
         load_snac(tmp_path)
     (tmp_path / "config.json").write_text((snac_dir / "config.json").read_text())
@@ -257,6 +262,8 @@ def _as_float(pcm: bytes) -> np.ndarray:
 
 
 def _full_decode(model: object, frames: list[tuple[int, ...]]) -> np.ndarray:
+    import torch
+
     coarse, middle, fine = frames_to_codebooks(frames)
     device = next(model.parameters()).device  # type: ignore[attr-defined]
     codes = [torch.tensor(c, device=device).unsqueeze(0) for c in (coarse, middle, fine)]

@@ -8,12 +8,14 @@ import pytest
 
 from dsp.snac_codec import SAMPLES_PER_FRAME
 from tests.audio_check import pcm_stats
+from tests.extras import torch_or_skip
 from tests.llama_protocol_server import LlamaProtocolServer, refused_url, script_from_tokens
 from tests.snac_fixture import frames_to_token_text, random_frames, write_snac_checkpoint
 
 
 @pytest.fixture(scope="module")
 def snac_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch_or_skip()
     return write_snac_checkpoint(tmp_path_factory.mktemp("snac_http"))
 
 

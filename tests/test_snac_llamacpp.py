@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
-import torch
 
 from adapters.base import AudioChunk, Sampling, TTSInput
 from adapters.errors import (
@@ -25,6 +26,7 @@ from adapters.llama_inproc import llama_cpp_available
 from adapters.orpheus_voices import EMOTION_TAGS, LANGUAGES, ORPHEUS_VOICES
 from adapters.snac_llamacpp import SnacLlamaCppAdapter
 from dsp.snac_codec import SAMPLES_PER_FRAME
+from tests.extras import torch_or_skip
 from tests.llama_protocol_server import (
     LlamaProtocolServer,
     Script,
@@ -33,11 +35,14 @@ from tests.llama_protocol_server import (
 )
 from tests.snac_fixture import frames_to_token_text, random_frames, write_snac_checkpoint
 
-torch.set_num_threads(1)
+
+@pytest.fixture(scope="module")
+def torch() -> ModuleType:
+    return torch_or_skip()
 
 
 @pytest.fixture(scope="module")
-def snac_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def snac_dir(tmp_path_factory: pytest.TempPathFactory, torch: ModuleType) -> Path:
     return write_snac_checkpoint(tmp_path_factory.mktemp("snac"))
 
 
@@ -263,9 +268,11 @@ async def test_stall_times_out_and_closes(adapters: Callable[..., SnacLlamaCppAd
     script = script_from_tokens(tokens_for(5))
     script.fail, script.fail_after_events = "stall", 10
     async with LlamaProtocolServer(script) as server:
+        adapter = adapters(server.url, orpheus_timeout_s=0.3)
+        await adapter.warmup()  # loading SNAC is not part of the stall (seconds on a busy box)
         started = time.monotonic()
         with pytest.raises(BackendTimeout):
-            await collect(adapters(server.url, orpheus_timeout_s=0.3), TTSInput(text="x"))
+            await collect(adapter, TTSInput(text="x"))
         assert 0.3 <= time.monotonic() - started < 2.0
         await server.wait_all_closed(timeout_s=1.0)
 
@@ -313,7 +320,7 @@ async def test_health(adapters: Callable[..., SnacLlamaCppAdapter]) -> None:
     assert not health.ready and "unreachable" in (health.reason or "")
 
 
-async def test_health_without_snac_model() -> None:
+async def test_health_without_snac_model(torch: ModuleType) -> None:
     adapter = SnacLlamaCppAdapter.from_options({"snac_model": None})
     health = await adapter.health()
     assert not health.ready and "SNAC_MODEL not set" in (health.reason or "")
@@ -322,9 +329,20 @@ async def test_health_without_snac_model() -> None:
     await adapter.aclose()
 
 
-async def test_health_with_incomplete_snac_dir(tmp_path: Path) -> None:
+async def test_health_with_incomplete_snac_dir(tmp_path: Path, torch: ModuleType) -> None:
     adapter = SnacLlamaCppAdapter.from_options({"snac_model": str(tmp_path)})
     assert "no config.json" in ((await adapter.health()).reason or "")
+
+
+async def test_health_names_the_missing_snac_extra(monkeypatch: pytest.MonkeyPatch,
+                                                   tmp_path: Path) -> None:
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "torch" else real_find_spec(name, *a))
+    adapter = SnacLlamaCppAdapter.from_options({"snac_model": str(tmp_path)})
+    health = await adapter.health()
+    assert not health.ready and "torch" in (health.reason or "")
+    assert "morpheus-tts[snac]" in (health.reason or "")
 
 
 async def test_inprocess_gguf_reports_what_is_missing(

@@ -16,7 +16,7 @@ from adapters.synthetic import SyntheticAdapter, SyntheticKnobs, tone
 from server.orchestrator import StreamSpec
 from server.stream import AudioOut, SegmentDone, WordMark, Words
 from server.timings import SegmentClock, heard_text
-from tests.sim import make_orchestrator
+from tests.sim import make_orchestrator, spoken
 
 # ------------------------------------------------------------------------------ the clock
 
@@ -69,15 +69,7 @@ def test_heard_text_is_the_fully_heard_prefix() -> None:
 
 
 async def run(orch, text: str, spec: StreamSpec | None = None):  # noqa: ANN001, ANN201
-    stream = await orch.open(spec or StreamSpec())
-    stream.push_text(text)
-    stream.end_input()
-    events = []
-    try:
-        async for ev in stream:
-            events.append(ev)
-    finally:
-        await stream.aclose()
+    stream, events = await spoken(orch, text, spec)
     marks = [m for ev in events if isinstance(ev, Words) for m in ev.words]
     audio_ms = sum(len(ev.pcm) for ev in events if isinstance(ev, AudioOut)) / 48
     return stream, events, marks, audio_ms

@@ -165,7 +165,9 @@ async def test_session_sample_rate_resamples_the_binary_frames(serve):
 
 
 async def test_without_reports_the_lead_stays_within_the_bound(serve):
-    srv = await serve(tts_backend="synthetic", ws_max_lead_ms=500)
+    # The orchestrator would run 2.5 s ahead: only the socket's own bound holds it to 500 ms.
+    srv = await serve(tts_backend="synthetic", ws_max_lead_ms=500, playback_buffer_ms=2500,
+                      buffer_max_ms=3000)
     c = await connect(srv)
     text = "A short paragraph of about three seconds of audio."  # 50 chars x 60 ms
     await c.send(type="input_text.append", text=text)
@@ -178,7 +180,9 @@ async def test_without_reports_the_lead_stays_within_the_bound(serve):
     for at, pcm, _ in c.frames:
         received_ms += len(pcm) / 48
         worst = max(worst, received_ms - 1000 * (at - t_first))
-    assert worst <= 500 + 40 + 30  # the bound, one frame, scheduling slack
+    # The bound plus one frame and scheduling slack, 5x on a busy machine: an unbounded lead
+    # would be the whole 3 s. The real overshoot is in the benchmark (bench/loose_bounds.py).
+    assert worst <= 500 + 5 * (40 + 30)
     assert worst >= 400  # and it does run ahead: the client is not starved
     # Paced at real time: the last frame came about (audio - lead) after the first.
     assert c.frames[-1][0] - t_first >= (done["audio_ms"] - 600) / 1000
@@ -186,7 +190,8 @@ async def test_without_reports_the_lead_stays_within_the_bound(serve):
 
 
 async def test_played_ms_reports_hold_the_server_to_the_client_position(serve):
-    srv = await serve(tts_backend="synthetic", ws_max_lead_ms=300)
+    srv = await serve(tts_backend="synthetic", ws_max_lead_ms=300, playback_buffer_ms=2500,
+                      buffer_max_ms=3000)  # only the socket's bound holds the lead
     c = await connect(srv)
     await c.send(type="input_text.append", text="Half speed playback for this little test.")
     await c.send(type="input_text.done")
@@ -209,7 +214,8 @@ async def test_played_ms_reports_hold_the_server_to_the_client_position(serve):
         # never more than the bound ahead of the last position the client reported,
         # plus what the client "played" since (the server models that) and one frame
         since = 1000 * (at - max([t for t, _ in reported if t <= at], default=t0))
-        assert received_ms - position <= 300 + since + 40 + 30
+        # (+ one frame and scheduling slack, 5x; the real figure: bench/loose_bounds.py)
+        assert received_ms - position <= 300 + since + 5 * (40 + 30)
     # Half speed: 2.5 s of audio needs well over 2.5 s to be sent.
     assert c.frames[-1][0] - t0 > 3.0
     await c.ws.close()

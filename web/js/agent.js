@@ -2,8 +2,11 @@
 // played by an <audio> element (so echo cancellation works) and metered through Web Audio;
 // the `events` data channel carries text in, events out, and our playout reports back.
 
+import { apiFetch } from "./api.js";
 import { makeLevelReader, meterValue } from "./audio-level.js";
 import { makeEventLog } from "./event-log.js";
+import { PlayoutStats } from "./playout-stats.js";
+import { Transcript } from "./transcript.js";
 
 const ICE_GATHER_MAX_MS = 2000; // send what we have by then rather than wait on a slow interface
 const REPORT_EVERY_MS = 200; // playback.report over the data channel, 5 per second
@@ -26,10 +29,12 @@ const el = {
   form: $("say-form"), say: $("say"), speak: $("speak"), stop: $("stop"), sayStatus: $("say-status"),
   bargein: $("bargein"), biTitle: $("bargein-title"), biDetail: $("bargein-detail"),
   biCount: $("bi-count"), biHeard: $("bi-heard"), biStop: $("bi-stop"), biPlayed: $("bi-played"),
+  biWords: $("bi-words"), biHeardText: $("bargein-heard"), transcript: $("transcript"),
   log: $("event-log"),
 };
 // every server event this page saw (bounded), for people and tests
-const { events, log: logEvent } = makeEventLog(el.log);
+const { events, log: logEvent, note } = makeEventLog(el.log);
+const transcript = new Transcript(el.transcript);
 
 const bargeIns = []; // {at_ms, interrupted, heard_after_ms, silent_at_ms, stop_after_event_ms, stop_after_mic_ms}
 let call = null; // the live call: {pc, dc, mic, timers, ...}; null when idle
@@ -42,6 +47,7 @@ let speaking = false; // a response is active on the server
 let responseId = null;
 let measuring = null; // an open barge-in measurement
 let reportsSent = 0;
+let lastCutId = null; // the response whose heard_text is shown
 
 function setConn(text, state) {
   el.conn.textContent = text;
@@ -82,7 +88,7 @@ async function connect() {
   if (call) return;
   el.connect.disabled = true;
   setConn("asking for the microphone…", "connecting");
-  const c = { pc: null, dc: null, mic: null, timers: [], statsPrev: null, pcId: null };
+  const c = { pc: null, dc: null, mic: null, timers: [], stats: new PlayoutStats(), pcId: null };
   call = c;
   try {
     audioCtx = audioCtx || new AudioContext();
@@ -124,7 +130,7 @@ async function connect() {
     };
     await pc.setLocalDescription(await pc.createOffer());
     await waitIceGathering(pc);
-    const response = await fetch("/webrtc/offer", {
+    const response = await apiFetch("/webrtc/offer", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ sdp: pc.localDescription.sdp, type: pc.localDescription.type }),
@@ -174,6 +180,7 @@ function speak() {
     send({ type: "input_text.append", text: text.slice(i, i + TEXT_PIECE_CHARS) });
   }
   send({ type: "input_text.done" });
+  transcript.queue(text);
   el.sayStatus.textContent = "Sent.";
   el.stop.disabled = false;
 }
@@ -194,6 +201,7 @@ function onEvent(data) {
     case "response.created":
       speaking = true;
       responseId = ev.response_id ?? null;
+      transcript.begin(responseId);
       el.sayStatus.textContent = "Morpheus is speaking.";
       el.stop.disabled = false;
       break;
@@ -201,6 +209,8 @@ function onEvent(data) {
       if (ev.ttft_ms !== undefined) el.sayStatus.textContent = `Morpheus is speaking (first audio after ${Math.round(ev.ttft_ms)} ms).`;
       break;
     case "response.done":
+      onCut(ev);
+      transcript.end(ev.response_id, ev.status);
       if (ev.response_id === undefined || ev.response_id === responseId) {
         speaking = false;
         el.stop.disabled = true;
@@ -212,6 +222,7 @@ function onEvent(data) {
       break;
     case "output_audio_buffer.cleared":
       if (ev.played_ms !== undefined) el.biPlayed.textContent = `${(ev.played_ms / 1000).toFixed(2)} s`;
+      onCut(ev);
       break;
     case "error":
       el.sayStatus.textContent = `Server: ${ev.message || ev.code}`;
@@ -219,6 +230,26 @@ function onEvent(data) {
     default:
       break;
   }
+}
+
+// ---- what the caller heard of a reply that was cut off (barge-in or Stop)
+
+function onCut(ev) {
+  if (ev.heard_text === undefined || ev.response_id === lastCutId) return; // cleared and done both carry it
+  lastCutId = ev.response_id;
+  transcript.dropQueued(); // the server drops text it kept for the next response
+  const last = bargeIns.at(-1);
+  const byCaller = Boolean(last && last.interrupted && last.heard_text === undefined
+    && performance.now() - last.at_ms < STOP_WAIT_MS);
+  const played = Number.isFinite(ev.played_ms) ? ev.played_ms : ev.audio_ms;
+  const counts = transcript.cut(ev.response_id, ev.heard_text, played, byCaller ? "barge-in" : "stop");
+  const quote = ev.heard_text ? `“${ev.heard_text}”` : "nothing in full";
+  note(`${byCaller ? "barge-in" : "stopped"}: the caller heard ${quote} (${(played / 1000).toFixed(2)} s played)`);
+  if (!byCaller) return;
+  last.heard_text = ev.heard_text;
+  el.biHeardText.textContent = `You heard ${quote} before cutting it off.`;
+  el.biHeardText.hidden = false;
+  if (counts) el.biWords.textContent = `${counts.heard} of ${counts.heard + counts.unheard}`;
 }
 
 // ---- barge-in: the server heard the caller; time how long the voice takes to go quiet
@@ -310,34 +341,14 @@ function meters() {
 
 async function report(c) {
   if (!c.pc || c.dc.readyState !== "open") return;
-  const stats = await c.pc.getStats();
-  let inbound = null;
-  stats.forEach((s) => {
-    if (s.type === "inbound-rtp" && s.kind === "audio") inbound = s;
-  });
-  if (!inbound || call !== c) return;
-  const prev = c.statsPrev;
-  c.statsPrev = inbound;
-  const rate = 48000; // Opus decodes at 48 kHz in every browser
-  const dCount = prev ? inbound.jitterBufferEmittedCount - prev.jitterBufferEmittedCount : 0;
-  const dDelay = prev ? inbound.jitterBufferDelay - prev.jitterBufferDelay : 0;
-  const bufferMs = dCount > 0 ? (1000 * dDelay) / dCount : (prev ? c.lastBufferMs ?? 0 : 0);
-  c.lastBufferMs = bufferMs;
-  const dTotal = prev ? inbound.totalSamplesReceived - prev.totalSamplesReceived : 0;
-  const dConcealed = prev ? inbound.concealedSamples - prev.concealedSamples : 0;
-  const dSilentConcealed = prev ? (inbound.silentConcealedSamples ?? 0) - (prev.silentConcealedSamples ?? 0) : 0;
-  send({
-    type: "playback.report",
-    played_ms: Math.round((1000 * (inbound.totalSamplesReceived ?? 0)) / rate),
-    buffer_ms: Math.round(bufferMs),
-    concealed_samples: inbound.concealedSamples ?? 0,
-    total_samples_received: inbound.totalSamplesReceived ?? 0,
-  });
+  const r = await c.stats.read(c.pc);
+  if (!r || call !== c) return;
+  send(r.report);
   reportsSent += 1;
-  el.jitter.textContent = `${Math.round(bufferMs)} ms`;
-  el.concealed.textContent = dTotal > 0 ? `${((100 * (dConcealed - dSilentConcealed)) / dTotal).toFixed(1)} %` : "0 %";
-  el.received.textContent = `${((inbound.totalSamplesReceived ?? 0) / rate).toFixed(1)} s`;
-  el.lost.textContent = String(inbound.packetsLost ?? 0);
+  el.jitter.textContent = `${Math.round(r.jitterMs)} ms`;
+  el.concealed.textContent = `${r.concealedPct.toFixed(1)} %`;
+  el.received.textContent = `${r.receivedS.toFixed(1)} s`;
+  el.lost.textContent = String(r.lost);
   el.reports.textContent = String(reportsSent);
 }
 

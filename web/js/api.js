@@ -1,5 +1,34 @@
 // Small wrappers around Morpheus's HTTP API, shared by the pages.
 
+// A server with API_KEY set answers 401 without it. The page asks once and keeps the key
+// for this tab only (sessionStorage): sent as a Bearer header, and as ?api_key= on
+// WebSocket URLs, where browsers cannot set headers.
+const KEY_ITEM = "morpheus.api_key";
+
+export function apiKey() {
+  return sessionStorage.getItem(KEY_ITEM) || "";
+}
+
+function withKey(options = {}) {
+  const key = apiKey();
+  if (!key) return options;
+  return { ...options, headers: { ...(options.headers || {}), Authorization: `Bearer ${key}` } };
+}
+
+// fetch() that adds the key, and on a 401 asks for it once and tries again.
+export async function apiFetch(url, options = {}) {
+  const used = apiKey();
+  const response = await fetch(url, withKey(options));
+  if (response.status !== 401) return response;
+  if (apiKey() === used) {
+    // Not asked yet since this request left (several may come back 401 at once).
+    const key = window.prompt("This Morpheus server needs its API key (API_KEY):", "");
+    if (!key) return response;
+    sessionStorage.setItem(KEY_ITEM, key.trim());
+  }
+  return fetch(url, withKey(options));
+}
+
 async function json(response) {
   const body = await response.json().catch(() => ({}));
   if (!response.ok) {
@@ -12,7 +41,7 @@ async function json(response) {
 
 // {voices: [{id, name, language, gender, description, backend}]}; old servers give only ids.
 export async function fetchVoices() {
-  const body = await json(await fetch("/v1/audio/voices"));
+  const body = await json(await apiFetch("/v1/audio/voices"));
   const details = Array.isArray(body.voice_details) ? body.voice_details : [];
   if (details.length) return details;
   return (body.voices || []).map((id) => ({ id, name: id, language: "", backend: "" }));
@@ -20,16 +49,16 @@ export async function fetchVoices() {
 
 // {active, adapters: [{name, active, ready, reason, degraded, ...}]}
 export async function fetchAdapters() {
-  return json(await fetch("/adapters"));
+  return json(await apiFetch("/adapters"));
 }
 
 export async function fetchConfig() {
-  return json(await fetch("/config"));
+  return json(await apiFetch("/config"));
 }
 
 export async function setBackend(name) {
   return json(
-    await fetch("/config", {
+    await apiFetch("/config", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ tts_backend: name }),
@@ -39,7 +68,9 @@ export async function setBackend(name) {
 
 export function wsUrl(path) {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  return `${scheme}//${location.host}${path}`;
+  const key = apiKey();
+  const query = key ? `?api_key=${encodeURIComponent(key)}` : "";
+  return `${scheme}//${location.host}${path}${query}`;
 }
 
 // The language a voice's code names, for grouping ("en_US" and "en-gb" -> "English").

@@ -25,6 +25,7 @@ export class PcmPlayer {
     this.nextTime = 0;
     this.fallbackPlayedFrames = 0;
     this.onstate = null;
+    this.onsamples = null; // (Int16Array) => void: every pushed chunk, e.g. for a waveform
     this.initPromise = null;
   }
 
@@ -95,6 +96,7 @@ export class PcmPlayer {
     if (buf.length === 0) return;
     const samples = new Int16Array(buf.slice().buffer); // aligned copy we own
     this.#record(samples);
+    if (this.onsamples) this.onsamples(samples);
     if (this.node) {
       const copy = samples.slice();
       this.node.port.postMessage({ type: "push", pcm: copy.buffer }, [copy.buffer]);

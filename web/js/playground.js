@@ -1,15 +1,16 @@
-// The playground page: pick a voice and backend, speak text as it streams, stop, download.
+// The playground page: pick a voice and backend, speak text as it streams (its words lit as
+// they are heard), stop, see the waveform and download it.
 
-import { fetchAdapters, fetchConfig, fetchVoices, languageName, setBackend } from "./api.js";
 import { meterValue } from "./audio-level.js";
 import { makeEventLog } from "./event-log.js";
 import { PcmPlayer } from "./pcm-player.js";
 import { PerfPanel } from "./perf-panel.js";
+import { Pickers } from "./pickers.js";
+import { ResponseView } from "./response-view.js";
 import { speakHttp } from "./speech-http.js";
 import { SpeechSocket } from "./speech-ws.js";
-import { wavBlob } from "./wav.js";
+import { TextBox } from "./text-box.js";
 
-const EMOTION_TAGS = ["laugh", "chuckle", "sigh", "cough", "sniffle", "groan", "yawn", "gasp"];
 const REPORT_EVERY_MS = 200; // playback.report rate: 5 per second
 const TICK_MS = 100; // meters and facts
 const START_TIMEOUT_MS = 15000; // no response.created by then: give up
@@ -25,16 +26,18 @@ const el = {
   ttfa: $("fact-ttfa"), played: $("fact-played"), buffer: $("fact-buffer"),
   factBackend: $("fact-backend"), request: $("fact-request"), underruns: $("fact-underruns"),
   log: $("event-log"),
+  spoken: $("spoken"), words: $("words"), timing: $("timing-kind"), heard: $("heard"),
+  wave: $("wave"), canvas: $("waveform"), caption: $("wave-caption"),
 };
 // every server event this page saw (bounded), for people and tests
 const { events, log: logEvent } = makeEventLog(el.log);
 
 const player = new PcmPlayer();
-let maxChars = 100000;
-let voices = [];
-let activeBackend = null;
+const view = new ResponseView(el);
+player.onsamples = (samples) => view.samples(samples);
+const pickers = new Pickers(el, { onStatus: (text, kind) => setStatus(text, kind) });
+const textBox = new TextBox(el, { onSubmit: () => speak() });
 let lastHeaders = null;
-let downloadUrl = null;
 let current = { phase: "idle" }; // the response in progress; replaced, never mutated after it ends
 
 function setStatus(text, kind = "info") {
@@ -42,123 +45,6 @@ function setStatus(text, kind = "info") {
   el.status.dataset.kind = kind;
 }
 
-
-// ---- text, counter, tags
-
-function updateCount() {
-  const n = el.text.value.length;
-  el.count.textContent = `${n.toLocaleString("en")} / ${maxChars.toLocaleString("en")} characters`;
-  el.count.dataset.over = n > maxChars ? "true" : "false";
-}
-
-function insertTag(tag) {
-  const t = el.text;
-  const start = t.selectionStart ?? t.value.length;
-  const end = t.selectionEnd ?? start;
-  const before = t.value.slice(0, start);
-  const pad = before && !/\s$/.test(before) ? " " : "";
-  t.setRangeText(`${pad}<${tag}> `, start, end, "end");
-  t.focus();
-  updateCount();
-}
-
-for (const tag of EMOTION_TAGS) {
-  const b = document.createElement("button");
-  b.type = "button";
-  b.className = "tag";
-  b.textContent = `<${tag}>`;
-  b.setAttribute("aria-label", `Insert ${tag} tag`);
-  // Keep the textarea's cursor: a mouse press on the button would otherwise blur it first.
-  b.addEventListener("mousedown", (e) => e.preventDefault());
-  b.addEventListener("click", () => insertTag(tag));
-  el.tags.append(b);
-}
-
-// ---- voices and backends
-
-function voiceOption(v) {
-  const name = v.name || v.id;
-  const bits = [v.language && v.language !== name ? v.language : null, v.gender].filter(Boolean);
-  const opt = new Option(bits.length ? `${name} (${bits.join(", ")})` : name, v.id);
-  if (v.description) opt.title = v.description;
-  return opt;
-}
-
-function renderVoices() {
-  const chosen = el.voice.value;
-  let list = voices.filter((v) => !v.backend || v.backend === activeBackend);
-  if (!list.length) list = voices;
-  const seen = new Set();
-  list = list.filter((v) => !seen.has(v.id) && seen.add(v.id)); // one option per voice id
-  const groups = new Map();
-  for (const v of list) {
-    const key = languageName(v.language);
-    if (!groups.has(key)) groups.set(key, []);
-    groups.get(key).push(v);
-  }
-  const nodes = [new Option("Default voice", "")];
-  for (const key of [...groups.keys()].sort((a, b) => a.localeCompare(b, "en"))) {
-    const og = document.createElement("optgroup");
-    og.label = key;
-    og.append(...groups.get(key).map(voiceOption));
-    nodes.push(og);
-  }
-  el.voice.replaceChildren(...nodes);
-  el.voice.value = list.some((v) => v.id === chosen) ? chosen : "";
-}
-
-async function loadVoices() {
-  try {
-    voices = await fetchVoices();
-    renderVoices();
-  } catch (e) {
-    setStatus(`Could not load voices: ${e.message}`, "error");
-  }
-}
-
-function renderAdapters(data) {
-  activeBackend = data.active;
-  const opts = (data.adapters || []).map((a) => {
-    const label = a.ready ? a.name : `${a.name} (unavailable)`;
-    const opt = new Option(label, a.name);
-    opt.disabled = !a.ready && a.name !== data.active;
-    if (!a.ready && a.reason) opt.title = a.reason;
-    return opt;
-  });
-  el.backend.replaceChildren(...opts);
-  el.backend.value = data.active;
-  const active = (data.adapters || []).find((a) => a.name === data.active);
-  if (active) {
-    el.backendStatus.textContent = active.ready ? "ready" : `not ready: ${active.reason || "unknown reason"}`;
-    el.backendStatus.dataset.kind = active.ready ? "ok" : "error";
-    el.degraded.hidden = !active.degraded;
-  }
-}
-
-async function loadAdapters() {
-  try {
-    renderAdapters(await fetchAdapters());
-  } catch (e) {
-    el.backendStatus.textContent = `could not load backends: ${e.message}`;
-    el.backendStatus.dataset.kind = "error";
-  }
-}
-
-async function switchBackend() {
-  const name = el.backend.value;
-  el.backend.disabled = true;
-  try {
-    await setBackend(name);
-    await loadAdapters();
-    await loadVoices(); // the voice list is the active backend's
-    setStatus(`Backend switched to ${name}.`);
-  } catch (e) {
-    setStatus(`Could not switch to ${name}: ${e.message}`, "error");
-    await loadAdapters();
-  } finally {
-    el.backend.disabled = false;
-  }
-}
 
 // ---- speaking
 
@@ -181,14 +67,14 @@ function sessionFields() {
 }
 
 async function speak() {
-  const text = el.text.value.trim();
+  const text = textBox.value.trim();
   if (!text) {
     setStatus("Type some text first.", "error");
-    el.text.focus();
+    textBox.focus();
     return;
   }
-  if (text.length > maxChars) {
-    setStatus(`The text is over the ${maxChars}-character limit.`, "error");
+  if (text.length > textBox.maxChars) {
+    setStatus(`The text is over the ${textBox.maxChars}-character limit.`, "error");
     return;
   }
   if (current.phase !== "idle") stop();
@@ -204,7 +90,7 @@ async function speak() {
   };
   current = run;
   el.stop.disabled = false;
-  el.download.hidden = true;
+  view.begin(text, { timed: run.transport === "ws" });
   el.ttfa.textContent = "…";
   setStatus("Synthesizing…");
   try {
@@ -275,8 +161,12 @@ function onServerEvent(ev) {
       if (run.transport === "ws" && run.phase === "starting") {
         run.phase = "speaking";
         run.responseId = ev.response_id ?? null;
+        view.bind(run.responseId);
         el.request.textContent = ev.response_id || "–";
       }
+      break;
+    case "response.word":
+      if (view.mine(ev)) view.word(ev);
       break;
     case "response.audio.started":
       if (ev.ttft_ms !== undefined && run.responseId === (ev.response_id ?? run.responseId)) {
@@ -284,6 +174,7 @@ function onServerEvent(ev) {
       }
       break;
     case "response.done":
+      if (ev.heard_text !== undefined && view.mine(ev)) view.cut(ev.heard_text);
       if (run.transport !== "ws" || run.phase === "starting" || run.phase === "idle") break;
       if (ev.response_id !== undefined && ev.response_id !== run.responseId) break; // an older one
       if (ev.degraded) el.degraded.hidden = false; // a fallback engine finished this response
@@ -297,7 +188,10 @@ function onServerEvent(ev) {
       }
       break;
     case "output_audio_buffer.cleared":
-      if (ev.response_id === undefined || ev.response_id === run.responseId) player.flush();
+      if (ev.heard_text !== undefined && view.mine(ev)) view.cut(ev.heard_text);
+      if (run.phase !== "idle" && (ev.response_id === undefined || ev.response_id === run.responseId)) {
+        player.flush();
+      }
       break;
     case "error":
       run.lastError = `${ev.message || ev.code}${ev.field ? ` (${ev.field})` : ""}`;
@@ -311,8 +205,13 @@ function onServerEvent(ev) {
 function stop() {
   const run = current;
   if (run.phase === "idle") return;
-  if (run.transport === "ws") socket.cancel();
-  else if (run.abort) run.abort.abort();
+  if (run.transport === "ws") {
+    // Where playback is, right now: the server works out heard_text from it.
+    socket.report(player.playedMs, player.bufferMs);
+    socket.cancel();
+  } else if (run.abort) {
+    run.abort.abort();
+  }
   player.flush();
   finish(run, "stopped");
 }
@@ -327,13 +226,20 @@ function finish(run, outcome, detail) {
   if (outcome === "completed") setStatus(`Done: ${secs} s of audio.`, "ok");
   else if (outcome === "stopped") setStatus(`Stopped after ${(player.playedMs / 1000).toFixed(1)} s.`);
   else setStatus(`Failed: ${detail || "unknown error"}`, "error");
-  if (player.recordedSamples > 0) {
-    if (downloadUrl) URL.revokeObjectURL(downloadUrl);
-    downloadUrl = URL.createObjectURL(wavBlob(player.recorded, player.sampleRate));
-    el.download.href = downloadUrl;
-    el.download.textContent = player.recordTruncated ? "Download WAV (first 10 min)" : `Download WAV (${secs} s)`;
-    el.download.hidden = false;
-  }
+  view.finish({
+    outcome,
+    playedMs: player.playedMs,
+    recording: {
+      chunks: player.recorded, samples: player.recordedSamples, ms: player.recordedMs,
+      sampleRate: player.sampleRate, truncated: player.recordTruncated,
+    },
+  });
+}
+
+// The highlighted word follows the player's own clock, every frame while audio may play.
+function followWords() {
+  if (current.phase !== "idle") view.follow(player.playedMs);
+  requestAnimationFrame(followWords);
 }
 
 function tick() {
@@ -351,6 +257,7 @@ function tick() {
     ? player.bufferMs === 0
     : player.playedMs >= player.recordedMs - 1 && player.bufferMs === 0;
   if (run.phase === "draining" && playedAll) finish(run, "completed");
+  if (run.phase === "idle") view.settle(player.playedMs);
 }
 
 // ---- wiring
@@ -360,26 +267,19 @@ el.form.addEventListener("submit", (e) => {
   speak();
 });
 el.stop.addEventListener("click", stop);
-el.text.addEventListener("input", updateCount);
-el.text.addEventListener("keydown", (e) => {
-  if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
-    e.preventDefault();
-    speak();
-  }
-});
 document.addEventListener("keydown", (e) => {
   if (e.key === "Escape" && current.phase !== "idle") stop();
 });
 el.speed.addEventListener("input", () => {
   el.speedOut.textContent = `${Number(el.speed.value).toFixed(2)}×`;
 });
-el.backend.addEventListener("change", switchBackend);
 
 const perf = new PerfPanel(document.getElementById("perf"));
 perf.start();
 setInterval(tick, TICK_MS);
+requestAnimationFrame(followWords);
 setInterval(() => {
-  if (document.visibilityState === "visible" && document.activeElement !== el.backend) loadAdapters();
+  if (document.visibilityState === "visible" && document.activeElement !== el.backend) pickers.loadAdapters();
 }, HEALTH_POLL_MS);
 
 window.__morpheus = {
@@ -391,16 +291,21 @@ window.__morpheus = {
   lastHeaders: () => lastHeaders,
   events,
   perf: () => ({ frames: perf.frames, last: perf.last }),
+  // the highlighted word, the played position it was chosen for, and the position now
+  currentWord: () => {
+    const w = el.words.querySelector("[aria-current]");
+    return {
+      playedMs: player.playedMs,
+      followedMs: view.followedMs,
+      text: w ? w.textContent : null,
+      startMs: w ? Number(w.dataset.startMs) : null,
+      endMs: w ? Number(w.dataset.endMs) : null,
+    };
+  },
+  waveInk: () => view.drawn,
 };
 
-updateCount();
 player.init().catch((e) => setStatus(`Audio output unavailable: ${e.message}`, "error"));
-fetchConfig()
-  .then((cfg) => {
-    const limit = cfg.max_input_chars ?? cfg.settings?.max_input_chars ?? cfg.config?.max_input_chars;
-    if (Number.isFinite(limit)) maxChars = limit;
-    updateCount();
-  })
-  .catch(() => {}); // the counter keeps the documented default limit
-loadAdapters().then(loadVoices);
+textBox.loadLimit();
+pickers.loadAdapters().then(() => pickers.loadVoices());
 socket.connect().catch(() => {}); // warm the connection; speak() reconnects and reports errors

@@ -1,8 +1,10 @@
 // POST /v1/audio/speech with response_format=pcm and stream=true, fed to the player as it arrives.
 // Aborting the fetch closes the connection, which stops the synthesis on the server.
 
+import { apiFetch } from "./api.js";
+
 export async function speakHttp(body, { signal, onHeaders = () => {}, onAudio = () => {} }) {
-  const response = await fetch("/v1/audio/speech", {
+  const response = await apiFetch("/v1/audio/speech", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ ...body, response_format: "pcm", stream: true }),

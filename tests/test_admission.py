@@ -1,0 +1,100 @@
+"""Admission is first come, first served: nobody passes someone already waiting."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from adapters.synthetic import SyntheticAdapter
+from server.orchestrator import Busy, StreamSpec
+from tests.sim import make_orchestrator
+
+
+async def opened(orch, name: str, order: list[str]):  # noqa: ANN001, ANN201
+    stream = await orch.open(StreamSpec(request_id=name))
+    order.append(name)
+    return stream
+
+
+async def test_waiters_are_admitted_in_arrival_order_and_newcomers_queue_behind() -> None:
+    orch = make_orchestrator({"synthetic": SyntheticAdapter()}, parallel_streams=1,
+                             queue_max=8, queue_timeout_s=30)
+    order: list[str] = []
+    a = await opened(orch, "a", order)
+    waiters = []
+    for name in "bcd":
+        waiters.append(asyncio.create_task(opened(orch, name, order)))
+        await asyncio.sleep(0.01)
+    assert order == ["a"] and len(orch._waiters) == 3
+    await a.aclose()  # frees the slot: it goes to b ...
+    late = asyncio.create_task(opened(orch, "late", order))  # ... even though late asks now
+    await asyncio.sleep(0.01)
+    assert order == ["a", "b"]
+    for expected in ("c", "d", "late"):
+        current = orch.get(order[-1])
+        await current.aclose()
+        await asyncio.sleep(0.01)
+        assert order[-1] == expected, order
+    await orch.get("late").aclose()
+    await asyncio.gather(*waiters, late)
+    assert not orch.streams and not orch._waiters and orch._granted == 0
+
+
+async def test_a_waiter_that_times_out_gets_busy_and_leaves_the_queue() -> None:
+    orch = make_orchestrator({"synthetic": SyntheticAdapter()}, parallel_streams=1,
+                             queue_max=8, queue_timeout_s=0.1)
+    order: list[str] = []
+    a = await opened(orch, "a", order)
+    with pytest.raises(Busy):
+        await opened(orch, "b", order)
+    assert not orch._waiters
+    await a.aclose()
+    c = await asyncio.wait_for(opened(orch, "c", order), 1)  # the slot is free again at once
+    await c.aclose()
+
+
+async def test_a_cancelled_waiter_passes_a_granted_slot_on() -> None:
+    orch = make_orchestrator({"synthetic": SyntheticAdapter()}, parallel_streams=1,
+                             queue_max=8, queue_timeout_s=30)
+    order: list[str] = []
+    a = await opened(orch, "a", order)
+    b = asyncio.create_task(opened(orch, "b", order))
+    await asyncio.sleep(0.01)
+    c = asyncio.create_task(opened(orch, "c", order))
+    await asyncio.sleep(0.01)
+    await a.aclose()  # grants b ...
+    b.cancel()  # ... which is cancelled in the same instant (wait_for may let it through)
+    (b_result,) = await asyncio.gather(b, return_exceptions=True)
+    await asyncio.sleep(0.01)
+    if isinstance(b_result, asyncio.CancelledError):
+        assert order == ["a", "c"]  # the slot b was granted went on to c, not lost
+    else:
+        assert order == ["a", "b"]  # b took it after all; c still waits its turn
+        await b_result.aclose()
+        await asyncio.sleep(0.01)
+        assert order == ["a", "b", "c"]
+    await orch.get("c").aclose()
+    await c
+    assert not orch.streams and not orch._waiters and orch._granted == 0
+
+
+async def test_queue_full_is_busy_at_once() -> None:
+    orch = make_orchestrator({"synthetic": SyntheticAdapter()}, parallel_streams=1,
+                             queue_max=1, queue_timeout_s=30)
+    order: list[str] = []
+    a = await opened(orch, "a", order)
+    b = asyncio.create_task(opened(orch, "b", order))
+    await asyncio.sleep(0.01)
+    with pytest.raises(Busy):
+        await opened(orch, "c", order)
+    await a.aclose()
+    await (await b).aclose()
+
+
+async def test_draining_refuses_new_streams() -> None:
+    orch = make_orchestrator({"synthetic": SyntheticAdapter()})
+    orch.draining = True
+    with pytest.raises(Busy) as info:
+        await orch.open(StreamSpec())
+    assert info.value.draining
