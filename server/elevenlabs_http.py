@@ -12,7 +12,6 @@ that fails first is a clean JSON error; one that fails later cuts the body short
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import logging
@@ -36,6 +35,7 @@ from server.elevenlabs_api import (
 )
 from server.elevenlabs_formats import OutputFormat, parse_output_format
 from server.elevenlabs_frames import Frame, frames
+from server.elevenlabs_whole import send_audio, send_timestamps, spool_whole
 from server.orchestrator import Busy, Stream
 
 log = logging.getLogger("morpheus.elevenlabs")
@@ -91,26 +91,19 @@ async def _whole(request: web.Request, *, timestamps: bool) -> web.StreamRespons
     if isinstance(opened, web.Response):
         return opened
     stream, body, fmt = opened
-    aligner = CharAligner(body.text)
-    parts: list[Frame] = []
     try:
-        async for frame in frames(stream, fmt.encoder(streaming=False), aligner):
-            parts.append(frame)
+        whole = await spool_whole(stream, fmt, body.text)
     except (MorpheusError, Busy) as e:
         return error_response(e)
     finally:
         await stream.aclose()
-    audio = b"".join(f.audio for f in parts)
     headers = _headers(stream, request.match_info["voice_id"], fmt, len(body.text))
-    if not timestamps:
-        return web.Response(body=audio, content_type=fmt.content_type, headers=headers)
-    chars = [c for f in parts for c in f.chars]
-    normalized = [c for f in parts for c in f.normalized]
-    b64 = await asyncio.to_thread(base64.b64encode, audio)
-    return web.json_response({"audio_base64": b64.decode(),
-                              "alignment": seconds_alignment(chars),
-                              "normalized_alignment": seconds_alignment(normalized)},
-                             headers=headers)
+    try:
+        if timestamps:
+            return await send_timestamps(request, whole, headers)
+        return await send_audio(request, whole, fmt.content_type, headers)
+    finally:
+        whole.audio.close()
 
 
 async def _streamed(request: web.Request, *, timestamps: bool) -> web.StreamResponse:
