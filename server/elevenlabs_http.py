@@ -21,7 +21,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from adapters.errors import BadRequest, MorpheusError
-from server.app_keys import ORCHESTRATOR, SETTINGS
+from server.app_keys import METRICS, ORCHESTRATOR, SETTINGS
 from server.elevenlabs_alignment import CharAligner, seconds_alignment
 from server.elevenlabs_api import (
     SpeechBody,
@@ -37,6 +37,7 @@ from server.elevenlabs_formats import OutputFormat, parse_output_format
 from server.elevenlabs_frames import Frame, frames
 from server.elevenlabs_whole import send_audio, send_timestamps, spool_whole
 from server.orchestrator import Busy, Stream
+from server.writes import closer, send_within
 
 log = logging.getLogger("morpheus.elevenlabs")
 NDJSON = "application/x-ndjson"
@@ -130,12 +131,13 @@ async def _send_stream(request: web.Request, stream: Stream, body: SpeechBody,
     resp.enable_chunked_encoding()
     await resp.prepare(request)
 
+    timeout_s, metrics = request.app[SETTINGS].current.write_timeout_s, request.app[METRICS]
+
     async def send(frame: Frame) -> None:
-        if timestamps:
-            if frame.audio or frame.chars or frame.normalized:
-                await resp.write(_ndjson_line(frame))
-        elif frame.audio:
-            await resp.write(frame.audio)
+        data = (_ndjson_line(frame) if frame.audio or frame.chars or frame.normalized else b""
+                ) if timestamps else frame.audio
+        if data:
+            await send_within(resp.write(data), timeout_s, metrics, closer(request))
 
     try:
         await send(first)

@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from dsp.wav import HEADER_BYTES, wav_header
+from server.app_keys import METRICS, SETTINGS
 from server.elevenlabs_alignment import CharAligner, CharTime, seconds_alignment
 from server.elevenlabs_formats import OutputFormat
 from server.elevenlabs_frames import frames
 from server.orchestrator import Stream
 from server.whole_audio import SPOOL_RAM_BYTES, Spooled
+from server.writes import closer, send_within
 
 
 @dataclass
@@ -69,7 +71,7 @@ async def send_audio(request: web.Request, whole: WholeAudio, content_type: str,
     await resp.prepare(request)
     try:
         async for data in whole.audio.chunks():
-            await resp.write(data)
+            await _write(request, resp, data)
         await resp.write_eof()
     except ConnectionError:  # the client went away: nothing left to do
         pass
@@ -88,18 +90,24 @@ async def send_timestamps(request: web.Request, whole: WholeAudio,
     resp.content_length = len(head) + 4 * ((whole.audio.size + 2) // 3) + len(tail)
     await resp.prepare(request)
     try:
-        await resp.write(head)
+        await _write(request, resp, head)
         carry = b""
         async for data in whole.audio.chunks():
             data = carry + data
             cut = len(data) - len(data) % 3  # base64 of whole 3-byte groups joins seamlessly
             carry = data[cut:]
-            await resp.write(base64.b64encode(data[:cut]))
-        await resp.write(base64.b64encode(carry) + tail)
+            await _write(request, resp, base64.b64encode(data[:cut]))
+        await _write(request, resp, base64.b64encode(carry) + tail)
         await resp.write_eof()
     except ConnectionError:  # the client went away: nothing left to do
         pass
     return resp
+
+
+async def _write(request: web.Request, resp: web.StreamResponse, data: bytes) -> None:
+    """A write the client must take within WRITE_TIMEOUT_S (server/writes.py)."""
+    await send_within(resp.write(data), request.app[SETTINGS].current.write_timeout_s,
+                      request.app[METRICS], closer(request))
 
 
 __all__ = ["WholeAudio", "send_audio", "send_timestamps", "spool_whole"]

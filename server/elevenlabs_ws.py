@@ -43,7 +43,7 @@ from pydantic import (
 )
 
 from adapters.errors import BadRequest
-from server.app_keys import ORCHESTRATOR, SETTINGS
+from server.app_keys import METRICS, ORCHESTRATOR, SETTINGS
 from server.elevenlabs_api import (
     SpeechQuery,
     VoiceSettings,
@@ -58,6 +58,8 @@ from server.elevenlabs_context import Context
 from server.elevenlabs_formats import OutputFormat, parse_output_format
 from server.orchestrator import StreamSpec
 from server.security import key_ok, presented_key
+from server.writes import closer, send_within
+from server.ws import WS_SOCKETS
 
 log = logging.getLogger("morpheus.elevenlabs")
 
@@ -133,9 +135,11 @@ class ElevenLabsSocket:
             return
         async with self._lock:
             try:
-                await self.ws.send_str(json.dumps(msg))
+                await send_within(self.ws.send_str(json.dumps(msg)),
+                                  self.settings.write_timeout_s, self.request.app[METRICS],
+                                  closer(self.request))
             except ConnectionError:
-                pass  # the receive loop sees the close and stops the streams
+                pass  # gone, or took nothing for WRITE_TIMEOUT_S: the receive loop ends
 
     async def fail(self, msg: dict[str, Any], code: int = WSCloseCode.POLICY_VIOLATION) -> None:
         await self.send(msg)
@@ -328,12 +332,21 @@ async def _serve(request: web.Request, *, multi: bool) -> web.StreamResponse:
         return from_validation(e, "query")
     except BadRequest as e:
         return error_response(e)
+    sockets = request.app[WS_SOCKETS]  # shared with the native socket: one cap, one shutdown
+    settings = request.app[SETTINGS].current
+    if len(sockets) >= settings.ws_max_connections:
+        request.app[METRICS].refused.labels("ws_connections").inc()
+        return detail_error(503, "too_many_connections", "too many WebSocket connections "
+                            f"(WS_MAX_CONNECTIONS={settings.ws_max_connections}); retry later",
+                            headers={"Retry-After": "5"})
     await ws.prepare(request)
+    sockets.add(ws)
     sock = ElevenLabsSocket(request, ws, query, fmt, multi=multi)
     code: int = WSCloseCode.OK
     try:
         code = await sock.run()
     finally:
+        sockets.discard(ws)
         await ws.close(code=code)
     return ws
 

@@ -332,3 +332,17 @@ async def test_text_after_the_end_of_input_is_not_spoken(serve) -> None:
         assert ws.close_code == 1000
     assert "".join(c for c, _, _ in absolute_chars(msgs)) == "Hello there. "
     assert msgs[-1] == {"isFinal": True} and not any(m.get("error") for m in msgs)
+
+
+async def test_sockets_share_the_websocket_cap(serve) -> None:
+    srv = await serve(tts_backend="synthetic", ws_max_connections=1)
+    async with srv.http.ws_connect(ws_url(srv, "multi-stream-input")):
+        with pytest.raises(aiohttp.WSServerHandshakeError) as e:
+            await srv.http.ws_connect(ws_url(srv))
+        assert e.value.status == 503
+        with pytest.raises(aiohttp.WSServerHandshakeError):  # the native socket counts too
+            await srv.http.ws_connect(f"{srv.url.replace('http', 'ws')}/v1/audio/speech/ws")
+    async with srv.http.ws_connect(ws_url(srv)) as ws:  # freed when the first one closed
+        await ws.send_json({"text": " "})
+        await ws.send_json({"text": ""})
+        assert await messages(ws) == [{"isFinal": True}]
