@@ -67,7 +67,8 @@ async def _open(request: web.Request) -> tuple[Stream, SpeechBody, OutputFormat]
                                 f"limit is {limit} (MAX_INPUT_CHARS)", "string_too_long")
     spec = stream_spec(voice_id=request.match_info["voice_id"], model_id=body.model_id,
                        voice_settings=body.voice_settings, language=body.language_code,
-                       latency=query.optimize_streaming_latency, transport="elevenlabs_http")
+                       latency=query.optimize_streaming_latency,
+                       transport="http")  # the bounded metrics label: HTTP, like /v1/audio/speech
     try:
         stream = await request.app[ORCHESTRATOR].open(spec)
     except (MorpheusError, Busy) as e:

@@ -149,7 +149,7 @@ class ElevenLabsSocket:
         q = self.query
         return stream_spec(voice_id=self.request.match_info["voice_id"], model_id=q.model_id,
                            voice_settings=voice_settings, language=q.language_code,
-                           latency=q.optimize_streaming_latency, transport="elevenlabs_ws",
+                           latency=q.optimize_streaming_latency, transport="ws",
                            incremental=True)
 
     def _context(self, context_id: str | None, voice_settings: VoiceSettings | None) -> Context:
