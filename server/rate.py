@@ -82,6 +82,8 @@ class RateController:
             self._update_state(buffer_ms, started)
             return cfg.lock
         self._update_state(buffer_ms, started)
+        if not started:  # the first request is first_size (min_size when low latency)
+            return self.chunk_size
         if self.state is RateState.UNDERFLOW:
             self.size = max(cfg.min_size, self.size / 2)
         else:  # ramp toward the steady size; the overflow pause trims it back slightly

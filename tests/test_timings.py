@@ -81,7 +81,9 @@ async def run(orch, text: str, spec: StreamSpec | None = None):  # noqa: ANN001,
 async def test_synthetic_timings_exact_to_a_millisecond(rate_hz: int, speed: float) -> None:
     # native_speed=False: the pipeline time-stretches, so marks must be scaled by 1/speed.
     adapter = SyntheticAdapter(SyntheticKnobs(rate_hz=rate_hz, native_speed=False, chunk_ms=100))
-    orch = make_orchestrator({"synthetic": adapter}, max_segment_chars=400)
+    # One segment, so that positions follow the characters exactly (seams are tested below).
+    orch = make_orchestrator({"synthetic": adapter}, max_segment_chars=400,
+                             first_segment_chars=400)
     text = "Timings must survive resampling and stretching exactly"
     _, _, marks, audio_ms = await run(orch, text, StreamSpec(speed=speed))
     per_char = 60.0 / speed  # the synthetic engine: 60 ms per character, then stretched
