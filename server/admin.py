@@ -27,6 +27,7 @@ from server.lifecycle import is_loopback
 # Every setting that holds a credential is masked in GET /config (and never logged).
 SECRET_KEYS = {k for k in field_names() if k == "api_key" or k.endswith("_api_key")}
 PATH_KEYS = marked(FILESYSTEM)
+URL_SUFFIXES = ("_base_url", "_url", "_uri")
 LOCAL_ONLY_KEYS = marked(LOCAL_ONLY)
 
 
@@ -88,6 +89,8 @@ async def post_config(request: web.Request) -> web.Response:
                 for key, value in (await read_json_object(request)).items()}
     except (MalformedBody, BadRequest) as e:
         return from_morpheus(e)
+    cleared = keys_left_behind(settings, body)
+    body.update(dict.fromkeys(cleared))
     pool = request.app[BACKENDS]
     try:
         if "tts_backend" in {k.lower() for k in body}:
@@ -100,8 +103,24 @@ async def post_config(request: web.Request) -> web.Response:
         return from_validation(e)
     except MorpheusError as e:
         return from_morpheus(e)
-    return web.json_response({"status": "ok", "unknown_keys": unknown,
+    return web.json_response({"status": "ok", "unknown_keys": unknown, "cleared_keys": cleared,
                               "config": public_config(store.current)})
+
+
+def keys_left_behind(settings: Any, body: dict[str, Any]) -> list[str]:
+    """Credentials that must not follow an upstream address changed over the network: a
+    request that points a backend elsewhere and does not send its API key again clears it,
+    so nobody who can reach /config can redirect a stored key to a host of their choosing."""
+    sent = {k.lower(): v for k, v in body.items()}
+    cleared = []
+    for key, value in sent.items():
+        if not key.endswith(URL_SUFFIXES) or value == getattr(settings, key, value):
+            continue
+        prefix = next(key.removesuffix(s) for s in URL_SUFFIXES if key.endswith(s))
+        secret = f"{prefix}_api_key"
+        if secret in SECRET_KEYS and secret not in sent and getattr(settings, secret, None):
+            cleared.append(secret)
+    return cleared
 
 
 def network_setting(settings: Any, key: str, value: Any) -> Any:

@@ -15,6 +15,7 @@ from aiohttp.test_utils import make_mocked_request
 
 from server.admin import post_config
 from server.app import create_app
+from server.app_keys import SETTINGS
 from server.config import Settings
 from server.security import public_path
 
@@ -227,3 +228,22 @@ def test_every_path_or_command_setting_is_guarded() -> None:
                   or n.startswith("command_tts") and n != "command_tts_rate"
                   or n == "piper_voice"}
     assert suspicious <= guarded, suspicious - guarded
+
+
+async def test_a_network_set_upstream_address_does_not_take_the_stored_key_along(serve) -> None:
+    srv = await serve(tts_backend="synthetic", elevenlabs_api_key="sk-real",
+                      elevenlabs_base_url="http://127.0.0.1:9")
+    async with srv.http.post(srv.url + "/config",
+                             json={"elevenlabs_base_url": "http://attacker.example"}) as r:
+        assert r.status == 200
+        body = await r.json()
+    assert body["cleared_keys"] == ["elevenlabs_api_key"]
+    assert srv.app[SETTINGS].current.elevenlabs_api_key is None
+    # Sending the key with the address keeps it; an unchanged address clears nothing.
+    async with srv.http.post(srv.url + "/config", json={
+            "elevenlabs_base_url": "http://127.0.0.1:10", "elevenlabs_api_key": "sk-new"}) as r:
+        assert (await r.json())["cleared_keys"] == []
+    async with srv.http.post(srv.url + "/config",
+                             json={"elevenlabs_base_url": "http://127.0.0.1:10"}) as r:
+        assert (await r.json())["cleared_keys"] == []
+    assert srv.app[SETTINGS].current.elevenlabs_api_key == "sk-new"
