@@ -21,7 +21,7 @@ from adapters.base import (
     Voice,
     iterate_in_thread,
 )
-from adapters.errors import BackendUnavailable, BadRequest, EngineError
+from adapters.errors import BackendUnavailable, BadRequest, EngineError, NoAudioError
 
 WARMUP_TEXT = ("This sentence warms the voice up, so that the first real request does not pay "
                "for memory allocation and is as fast as every later one.")
@@ -228,6 +228,6 @@ class PiperAdapter(TTSAdapter):
                 yield chunk
         finally:
             stop.terminate = True  # abort a session.run still in flight for this stream
-        if not produced and req.text.strip():
+        if not produced:
             # Punctuation-only text phonemizes to nothing; say so rather than go silent.
-            return
+            raise NoAudioError(f"Piper made no audio for {req.text[:40]!r}", backend=self.name)
