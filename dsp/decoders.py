@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import struct
 from abc import ABC, abstractmethod
+from typing import cast
 
 import av
 import av.error
+from av.audio.codeccontext import AudioCodecContext
 
 from dsp.levels import align_samples
 from dsp.wav import WavReader
@@ -78,14 +80,14 @@ class _AvDecoder(StreamDecoder):
     """Decoded frames of one PyAV codec context, converted to s16 mono at their own rate."""
 
     def __init__(self, codec: str) -> None:
-        self._ctx = av.CodecContext.create(codec, "r")
+        self._ctx = cast(AudioCodecContext, av.CodecContext.create(codec, "r"))
         self._resampler: av.AudioResampler | None = None
         self._bad = 0
         self._good = 0
 
     def _decode(self, packet: av.Packet | None) -> bytes:
         try:
-            frames = self._ctx.decode(packet)  # type: ignore[arg-type]
+            frames = self._ctx.decode(packet)
         except av.error.FFmpegError as e:
             self._bad += 1
             if self._bad > MAX_BAD_PACKETS and self._bad > self._good:
