@@ -30,6 +30,12 @@ BACKENDS: dict[str, BackendEntry] = {
                      "deterministic tones with latency/RTF/stall/failure knobs"),
         BackendEntry("snac_llamacpp", "adapters.snac_llamacpp:SnacLlamaCppAdapter", "snac",
                      "Orpheus tokens from llama.cpp (HTTP or in-process GGUF), SNAC decode"),
+        BackendEntry("openai_tts", "adapters.openai_tts:OpenAITTSAdapter", None,
+                     "any OpenAI-compatible /v1/audio/speech upstream (OPENAI_TTS_BASE_URL)"),
+        BackendEntry("xtts", "adapters.xtts:XttsAdapter", None,
+                     "Coqui XTTS servers: xtts-streaming-server or xtts-api-server (XTTS_URL)"),
+        BackendEntry("coqui", "adapters.coqui:CoquiAdapter", None,
+                     "Coqui TTS tts-server /api/tts, one segment at a time (COQUI_URL)"),
     )
 }
 

@@ -19,6 +19,9 @@ OWN_KEYS = {
     "espeak": ("espeak_",),
     "synthetic": ("synthetic_",),
     "snac_llamacpp": ("snac_", "orpheus_", "llamacpp_", "parallel_streams"),
+    "openai_tts": ("openai_tts_", "upstream_"),
+    "xtts": ("xtts_", "upstream_"),
+    "coqui": ("coqui_", "upstream_"),
 }
 
 
