@@ -81,6 +81,9 @@ class CoquiTestServer(UpstreamTestServer):
         language = value("language-id", "language_id", "en") if self.languages else None
         rec = self.record(request, {"text": text, "speaker_id": speaker,
                                     "language_id": language})
+        fault = await self.injected_fault(request, "audio/wav")
+        if fault is not None:
+            return fault
         if not text.strip():
             return web.json_response({"error": "Text parameter is required"}, status=400)
         if self.speakers and speaker not in self.speakers:
@@ -89,9 +92,6 @@ class CoquiTestServer(UpstreamTestServer):
         if self.languages and language not in self.languages:
             return web.json_response({"error": f"TTS synthesis failed: unknown language "
                                                f"{language!r}"}, status=500)
-        fault = await self.injected_fault(request, "audio/wav")
-        if fault is not None:
-            return fault
         async with self._lock:
             pcm = b"".join([p async for p in piper_speech.speak(text, self.rate_hz)])
         body = wav_bytes(pcm, self.rate_hz)

@@ -167,8 +167,7 @@ class UpstreamTestServer:
             await resp.write(head)
         drop = self.fault == "drop" and self._take_fault()
         piece = max(2, int(rate_hz * self.chunk_ms / 1000) * BYTES_PER_SAMPLE)
-        t0 = time.monotonic()
-        sent_ms = 0.0
+        next_at = 0.0  # paced like a model making audio: a chunk per chunk_ms / rtf at most
         async for sentence in pcm:
             for i in range(0, len(sentence), piece):
                 data = sentence[i : i + piece]
@@ -176,11 +175,11 @@ class UpstreamTestServer:
                     assert request.transport is not None
                     request.transport.abort()
                     return resp
-                if self.rtf > 0:
-                    await asyncio.sleep(max(0.0, t0 + sent_ms / 1000 / self.rtf - time.monotonic()))
-                await resp.write(data)
                 ms = 1000 * len(data) / BYTES_PER_SAMPLE / rate_hz
-                sent_ms += ms
+                if self.rtf > 0:
+                    await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+                    next_at = time.monotonic() + ms / 1000 / self.rtf
+                await resp.write(data)
                 rec.audio_ms += ms
                 rec.chunks += 1
                 self.chunks_sent += 1
