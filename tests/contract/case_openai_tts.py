@@ -30,8 +30,9 @@ async def morpheus_upstream(env: CaseEnv) -> AsyncIterator[tuple[str, web.AppRun
     """A second Morpheus on 127.0.0.1 speaking Piper; yields its /v1 base URL and runner."""
     settings = Settings(tts_backend="piper", outputs_dir=env.tmp / "upstream-outputs",
                         webrtc_host_addresses="127.0.0.1")
-    runner = web.AppRunner(create_app(settings, env_file=None), handler_cancellation=True,
-                           shutdown_timeout=2)
+    # Not warmed at start: a test that never speaks (faults, punctuation) need not wait.
+    runner = web.AppRunner(create_app(settings, env_file=None, warm=False),
+                           handler_cancellation=True, shutdown_timeout=2)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
