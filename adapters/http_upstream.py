@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import httpx
 
@@ -131,9 +131,10 @@ class HttpUpstreamAdapter(TTSAdapter):
     # -- requests
 
     def pooled(self, open_stream: Callable[[Upstream], AsyncIterator[AudioChunk]]
-               ) -> AsyncIterator[AudioChunk]:
+               ) -> AsyncGenerator[AudioChunk, None]:
         """`open_stream(upstream)` on the best upstream (see adapters/upstream.py)."""
-        return stream_from_pool(self.require_pool(), open_stream)
+        return cast(AsyncGenerator[AudioChunk, None],
+                    stream_from_pool(self.require_pool(), open_stream))
 
     @asynccontextmanager
     async def request(self, method: str, url: str, **kwargs: Any

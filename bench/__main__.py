@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-SECTIONS = ("speech", "orchestrator", "snac", "realtime")
+SECTIONS = ("speech", "orchestrator", "snac", "realtime", "network")
 
 
 def main(argv: list[str]) -> int:

@@ -41,8 +41,8 @@ class CoquiTestServer(UpstreamTestServer):
     def __init__(self, *, speakers: tuple[str, ...] | None = ("p225", "p226"),
                  languages: tuple[str, ...] | None = None, model_name: str =
                  "tts_models/en/vctk/vits", port: int = 0, rtf: float = 0.0,
-                 chunk_ms: float = 200.0) -> None:
-        super().__init__(port=port, rtf=rtf, chunk_ms=chunk_ms)
+                 chunk_ms: float = 200.0, cache: bool = False) -> None:
+        super().__init__(port=port, rtf=rtf, chunk_ms=chunk_ms, cache=cache)
         self.speakers = speakers  # None: a single-speaker model
         self.languages = languages  # None: a monolingual model
         self.model_name = model_name
@@ -93,7 +93,7 @@ class CoquiTestServer(UpstreamTestServer):
             return web.json_response({"error": f"TTS synthesis failed: unknown language "
                                                f"{language!r}"}, status=500)
         async with self._lock:
-            pcm = b"".join([p async for p in piper_speech.speak(text, self.rate_hz)])
+            pcm = b"".join([p async for p in self.speak(text, self.rate_hz)])
         body = wav_bytes(pcm, self.rate_hz)
         return await self.stream_audio(request, rec, content_type="audio/wav", head=body[:44],
                                        pcm=_once(body[44:]), rate_hz=self.rate_hz,
@@ -111,12 +111,14 @@ def main() -> None:
                         help="comma list; empty = a single-speaker model")
     parser.add_argument("--languages", default="", help="comma list; empty = monolingual")
     parser.add_argument("--rtf", type=float, default=0.0, help="pace the body (x real time)")
+    parser.add_argument("--cache", action="store_true",
+                        help="replay the speech of a text asked before (benchmarks)")
     args = parser.parse_args()
     piper_speech.voice()
     serve_forever(CoquiTestServer(
         speakers=tuple(s for s in args.speakers.split(",") if s) or None,
         languages=tuple(s for s in args.languages.split(",") if s) or None,
-        port=args.port, rtf=args.rtf))
+        port=args.port, rtf=args.rtf, cache=args.cache))
 
 
 if __name__ == "__main__":

@@ -6,17 +6,20 @@ list of bare names.
 the right `Authorization: Bearer`; 400 for an unknown voice, or for `pcm` when `reject_pcm`);
 `GET /v1/audio/voices` -> `{"voices": [names]}` as Kokoro-FastAPI answers; `GET /v1/models`.
 Audio is encoded with dsp.encoders as it is made and streamed chunked.
+
+Standalone (for the benchmark): `python -m tests.openai_server --port 8880`.
 """
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from dsp.encoders import CONTENT_TYPES, make_encoder
 from tests import piper_speech
-from tests.upstream_server import UpstreamTestServer
+from tests.upstream_server import UpstreamTestServer, serve_forever
 
 RATE_HZ = 24_000
 VOICES = ("af_bella", "am_adam")
@@ -24,8 +27,9 @@ VOICES = ("af_bella", "am_adam")
 
 class OpenAITestServer(UpstreamTestServer):
     def __init__(self, *, api_key: str | None = None, reject_pcm: bool = False,
-                 port: int = 0, rtf: float = 0.0, chunk_ms: float = 200.0) -> None:
-        super().__init__(port=port, rtf=rtf, chunk_ms=chunk_ms)
+                 port: int = 0, rtf: float = 0.0, chunk_ms: float = 200.0,
+                 cache: bool = False) -> None:
+        super().__init__(port=port, rtf=rtf, chunk_ms=chunk_ms, cache=cache)
         self.api_key = api_key
         self.reject_pcm = reject_pcm
 
@@ -62,7 +66,7 @@ class OpenAITestServer(UpstreamTestServer):
         if fault is not None:
             return fault
         speed = float(body.get("speed", 1.0))
-        speech = piper_speech.speak(str(body["input"]), RATE_HZ, length_scale=1.0 / speed)
+        speech = self.speak(str(body["input"]), RATE_HZ, length_scale=1.0 / speed)
         return await self.stream_audio(request, rec, content_type=CONTENT_TYPES[fmt], head=b"",
                                        pcm=_encoded(speech, fmt), rate_hz=RATE_HZ)
 
@@ -78,3 +82,20 @@ async def _encoded(pcm: AsyncIterator[bytes], fmt: str) -> AsyncIterator[bytes]:
     tail = enc.flush()
     if tail:
         yield tail
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--port", type=int, default=8880)
+    parser.add_argument("--api-key", default=None)
+    parser.add_argument("--reject-pcm", action="store_true")
+    parser.add_argument("--cache", action="store_true",
+                        help="replay the speech of a text asked before (benchmarks)")
+    args = parser.parse_args()
+    piper_speech.voice()
+    serve_forever(OpenAITestServer(api_key=args.api_key, reject_pcm=args.reject_pcm,
+                                   port=args.port, cache=args.cache))
+
+
+if __name__ == "__main__":
+    main()

@@ -22,6 +22,8 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from tests import piper_speech
+
 Fault = Literal["stall", "http500", "http503", "http401", "http403", "garbage", "drop"]
 BYTES_PER_SAMPLE = 2
 
@@ -52,10 +54,15 @@ class Recorded:
 class UpstreamTestServer:
     """Subclasses add their protocol's routes in `routes()`."""
 
-    def __init__(self, *, port: int = 0, rtf: float = 0.0, chunk_ms: float = 200.0) -> None:
+    def __init__(self, *, port: int = 0, rtf: float = 0.0, chunk_ms: float = 200.0,
+                 cache: bool = False) -> None:
         self.port = port
         self.rtf = rtf  # pace audio at this many x real time; 0 = as fast as it is made
         self.chunk_ms = chunk_ms
+        # Replay the speech of a text asked before instead of running Piper again: then the
+        # server answers in microseconds, and a benchmark sees only what lies in between.
+        self.cache = cache
+        self._spoken: dict[tuple[str, int, float | None], list[bytes]] = {}
         self.fault: Fault | None = None
         self.fault_times: int | None = None
         self.drop_after_chunks = 1
@@ -122,6 +129,22 @@ class UpstreamTestServer:
         return [r for r in self.requests if r.path == path]
 
     # -- helpers for routes
+
+    async def speak(self, text: str, rate_hz: int, length_scale: float | None = None
+                    ) -> AsyncIterator[bytes]:
+        """Piper's speech for `text`, a sentence at a time (replayed when `cache` is on)."""
+        key = (text, rate_hz, length_scale)
+        cached = self._spoken.get(key) if self.cache else None
+        if cached is not None:
+            for sentence in cached:
+                yield sentence
+            return
+        made = []
+        async for sentence in piper_speech.speak(text, rate_hz, length_scale):
+            made.append(sentence)
+            yield sentence
+        if self.cache:
+            self._spoken[key] = made
 
     def record(self, request: web.Request, body: Any = None) -> Recorded:
         rec = Recorded(request.method, request.path, dict(request.query),

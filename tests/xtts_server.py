@@ -69,8 +69,8 @@ def latents_id(embedding: list[float]) -> str:
 
 class XttsTestServer(UpstreamTestServer):
     def __init__(self, *, api: str = "streaming-server", port: int = 0, rtf: float = 0.0,
-                 chunk_ms: float = 200.0) -> None:
-        super().__init__(port=port, rtf=rtf, chunk_ms=chunk_ms)
+                 chunk_ms: float = 200.0, cache: bool = False) -> None:
+        super().__init__(port=port, rtf=rtf, chunk_ms=chunk_ms, cache=cache)
         if api not in ("streaming-server", "api-server"):
             raise ValueError(f"unknown XTTS api {api!r}")
         self.api = api
@@ -133,7 +133,7 @@ class XttsTestServer(UpstreamTestServer):
             return fault
         head = zero_frame_header() if body.get("add_wav_header", True) else b""
         return await self.stream_audio(request, rec, content_type="audio/wav", head=head,
-                                       pcm=piper_speech.speak(body["text"], XTTS_RATE_HZ),
+                                       pcm=self.speak(body["text"], XTTS_RATE_HZ),
                                        rate_hz=XTTS_RATE_HZ)
 
     # -- xtts-api-server
@@ -174,7 +174,7 @@ class XttsTestServer(UpstreamTestServer):
             return resp
         return await self.stream_audio(request, rec, content_type="audio/x-wav",
                                        head=zero_frame_header(),
-                                       pcm=piper_speech.speak(text, XTTS_RATE_HZ),
+                                       pcm=self.speak(text, XTTS_RATE_HZ),
                                        rate_hz=XTTS_RATE_HZ)
 
 
@@ -226,10 +226,12 @@ def main() -> None:
                         default="streaming-server")
     parser.add_argument("--rtf", type=float, default=0.0, help="pace audio (x real time)")
     parser.add_argument("--chunk-ms", type=float, default=200.0)
+    parser.add_argument("--cache", action="store_true",
+                        help="replay the speech of a text asked before (benchmarks)")
     args = parser.parse_args()
     piper_speech.voice()  # load before listening, as the real servers load their model
     serve_forever(XttsTestServer(api=args.api, port=args.port, rtf=args.rtf,
-                                 chunk_ms=args.chunk_ms))
+                                 chunk_ms=args.chunk_ms, cache=args.cache))
 
 
 if __name__ == "__main__":
