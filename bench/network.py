@@ -21,6 +21,7 @@ Targets: overhead <= 15 ms; RTF through Morpheus >= 0.95 of the upstream's.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import statistics
 import sys
@@ -102,11 +103,14 @@ def openai_direct(url: str, voice: str) -> Direct:
 
 
 def xtts_streaming_direct(url: str, latents: dict[str, Any]) -> Direct:
+    members = json.dumps(latents)[1:-1]  # serialised once, as the adapter does
+
     async def ask(http: aiohttp.ClientSession, text: str) -> dict[str, float]:
+        body = (f'{{"text": {json.dumps(text)}, "language": "en", "add_wav_header": true, '
+                f'"stream_chunk_size": "20", {members}}}').encode()
         t0 = time.perf_counter()
-        async with http.post(url + "/tts_stream", json={
-                "text": text, "language": "en", "add_wav_header": True,
-                "stream_chunk_size": "20", **latents}) as r:
+        async with http.post(url + "/tts_stream", data=body,
+                             headers={"Content-Type": "application/json"}) as r:
             r.raise_for_status()
             return await timed_body(r, t0, WAV_HEADER_BYTES)
 
@@ -126,8 +130,9 @@ def get_direct(url: str, path: str, params: dict[str, str], rate_hz: int = 24_00
 
 
 async def compare(http: aiohttp.ClientSession, front: str, backend: str, direct: Direct,
-                  rounds: int) -> dict[str, float]:
+                  upstream: str, rounds: int) -> dict[str, float]:
     """Paired rounds, upstream first then through Morpheus, after one unmeasured of each."""
+    await control(http, upstream, cache=True)
     await direct(http, SHORT)
     await speak(http, front, SHORT, backend=backend)
     diffs, ttfa_up, ttfa_mo, rtf_up, rtf_mo = [], [], [], [], []
@@ -137,6 +142,7 @@ async def compare(http: aiohttp.ClientSession, front: str, backend: str, direct:
         diffs.append(mo["ttfa_ms"] - up["ttfa_ms"])
         ttfa_up.append(up["ttfa_ms"])
         ttfa_mo.append(mo["ttfa_ms"])
+    await control(http, upstream, cache=False)  # Piper runs for every sentence now
     for i in range(max(2, rounds // 2)):
         up = await direct(http, f"Take {i} for the upstream. {PARAGRAPH}")
         mo = await speak(http, front, f"Take {i} through Morpheus. {PARAGRAPH}", backend=backend)
@@ -145,9 +151,17 @@ async def compare(http: aiohttp.ClientSession, front: str, backend: str, direct:
     med = statistics.median
     return {
         "upstream_ttfa_p50_ms": med(ttfa_up), "morpheus_ttfa_p50_ms": med(ttfa_mo),
-        "overhead_ms": med(diffs), "upstream_rtf": med(rtf_up), "morpheus_rtf": med(rtf_mo),
+        "overhead_ms": med(diffs),
+        # best of N on each path: what is left when the machine's other work does not interfere
+        "overhead_best_ms": min(ttfa_mo) - min(ttfa_up),
+        "upstream_rtf": med(rtf_up), "morpheus_rtf": med(rtf_mo),
         "rtf_ratio": med(rtf_mo) / med(rtf_up), "rounds": rounds,
     }
+
+
+async def control(http: aiohttp.ClientSession, upstream: str, **knobs: Any) -> None:
+    async with http.post(upstream + "/_control", json=knobs) as r:
+        r.raise_for_status()
 
 
 async def post_config(http: aiohttp.ClientSession, front: str, update: dict[str, Any]) -> None:
@@ -173,28 +187,29 @@ async def bench_network(rounds: int) -> dict[str, Any]:
         async with http.get(xs.url + "/studio_speakers") as r:
             studio = await r.json()
         first_speaker = next(iter(studio))
-        cases: list[tuple[str, str, Direct, dict[str, Any] | None]] = [
-            ("openai_tts", "openai_tts", openai_direct(upstream.url, "af_bella"), None),
-            ("xtts streaming-server", "xtts", xtts_streaming_direct(xs.url, studio[first_speaker]),
+        cases: list[tuple[str, str, Direct, str, dict[str, Any] | None]] = [
+            ("openai_tts", "openai_tts", openai_direct(upstream.url, "af_bella"), upstream.url,
              None),
+            ("xtts streaming-server", "xtts", xtts_streaming_direct(xs.url, studio[first_speaker]),
+             xs.url, None),
             ("xtts api-server", "xtts", get_direct(xa.url, "/tts_stream", {
-                "speaker_wav": "female_calm", "language": "en"}), {"xtts_url": xa.url}),
+                "speaker_wav": "female_calm", "language": "en"}), xa.url, {"xtts_url": xa.url}),
             ("coqui", "coqui", get_direct(coqui.url, "/api/tts", {"speaker_id": "p225"},
-                                          rate_hz=22_050), None),
+                                          rate_hz=22_050), coqui.url, None),
         ]
-        for label, backend, direct, config in cases:
+        for label, backend, direct, url, config in cases:
             if config:
                 await post_config(http, front.url, config)
             print(f"  measuring {label} ...", flush=True)
             try:
-                results[label] = await compare(http, front.url, backend, direct, rounds)
+                results[label] = await compare(http, front.url, backend, direct, url, rounds)
             except (aiohttp.ClientError, asyncio.TimeoutError) as e:  # report, measure the rest
                 results[label] = {"error": f"{type(e).__name__}: {e}"}
     return results
 
 
 def report(results: dict[str, Any]) -> None:
-    print(f"  {'backend':<22} {'upstream':>9} {'morpheus':>9} {'overhead':>9}   "
+    print(f"  {'backend':<22} {'upstream':>9} {'morpheus':>9} {'overhead':>9} {'(best)':>8}   "
           f"{'RTF up':>7} {'RTF mo':>7} {'ratio':>6}")
     for label, r in results.items():
         if "error" in r:
@@ -203,7 +218,8 @@ def report(results: dict[str, Any]) -> None:
         ok = (r["overhead_ms"] <= TARGETS["overhead_ms"]
               and r["rtf_ratio"] >= TARGETS["rtf_ratio"])
         print(f"  {label:<22} {r['upstream_ttfa_p50_ms']:>7.0f}ms {r['morpheus_ttfa_p50_ms']:>7.0f}ms "
-              f"{r['overhead_ms']:>+7.1f}ms   {r['upstream_rtf']:>7.1f} {r['morpheus_rtf']:>7.1f} "
+              f"{r['overhead_ms']:>+7.1f}ms {r['overhead_best_ms']:>+6.1f}ms   "
+              f"{r['upstream_rtf']:>7.1f} {r['morpheus_rtf']:>7.1f} "
               f"{r['rtf_ratio']:>6.2f}  {'ok' if ok else 'MISSED'}")
     print(f"  targets: overhead <= {TARGETS['overhead_ms']:g} ms, "
           f"RTF ratio >= {TARGETS['rtf_ratio']:g}")

@@ -2,7 +2,7 @@
 127.0.0.1, counting its open connections, streaming audio paced or as fast as it is made,
 with failures on demand.
 
-Failures (`server.fault`): "stall" (accept, never answer), "http500", "http503", "http401",
+Failures (`server.fault`, or `POST /_control` from another process): "stall" (accept, never answer), "http500", "http503", "http401",
 "http403", "garbage" (200 and random bytes), "drop" (close the socket after
 `drop_after_chunks` audio chunks). `fault_times` limits how many requests fail (None = all).
 A refused upstream is an address nothing listens on (`refused_url()`); `kill()` turns a
@@ -78,6 +78,7 @@ class UpstreamTestServer:
 
     async def start(self) -> None:
         app = web.Application(client_max_size=64 * 2**20)
+        app.router.add_post("/_control", self.control)
         self.routes(app)
         self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1,
                                      access_log=None)
@@ -127,6 +128,15 @@ class UpstreamTestServer:
 
     def audio_requests(self, path: str) -> list[Recorded]:
         return [r for r in self.requests if r.path == path]
+
+    async def control(self, request: web.Request) -> web.Response:
+        """`POST /_control {"cache": false, "fault": "http503", "fault_times": 1, "rtf": 2}`:
+        the knobs above, for a server running in another process (the benchmark)."""
+        body = await request.json()
+        for key in ("cache", "fault", "fault_times", "rtf", "chunk_ms", "drop_after_chunks"):
+            if key in body:
+                setattr(self, key, body[key])
+        return web.json_response({"cache": self.cache, "fault": self.fault, "rtf": self.rtf})
 
     # -- helpers for routes
 
