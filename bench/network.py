@@ -12,7 +12,8 @@ then sends the same one-segment sentence through Morpheus (`POST /v1/audio/speec
 streamed), back to back; the upstreams replay the speech of a text they made before
 (`--cache`), so the engine's own time (and its noise on a busy machine) drops out and the
 median paired difference is Morpheus's overhead. RTF: a paragraph (new text every round, so
-Piper really runs) read as fast as possible, audio seconds over wall seconds, both ways.
+Piper really runs) read as fast as possible, audio seconds over wall seconds, both ways; the
+ratio is the median of each round's pair (the machine's speed drifts between rounds).
 Targets: overhead <= 15 ms; RTF through Morpheus >= 0.95 of the upstream's.
 
 `run(rounds=...) -> dict` (scripts/bench.py calls it), or `python -m bench network`.
@@ -135,7 +136,7 @@ async def compare(http: aiohttp.ClientSession, front: str, backend: str, direct:
     await control(http, upstream, cache=True)
     await direct(http, SHORT)
     await speak(http, front, SHORT, backend=backend)
-    diffs, ttfa_up, ttfa_mo, rtf_up, rtf_mo = [], [], [], [], []
+    diffs, ttfa_up, ttfa_mo, rtf_up, rtf_mo, ratios = [], [], [], [], [], []
     for _ in range(rounds):
         up = await direct(http, SHORT)
         mo = await speak(http, front, SHORT, backend=backend)
@@ -143,11 +144,12 @@ async def compare(http: aiohttp.ClientSession, front: str, backend: str, direct:
         ttfa_up.append(up["ttfa_ms"])
         ttfa_mo.append(mo["ttfa_ms"])
     await control(http, upstream, cache=False)  # Piper runs for every sentence now
-    for i in range(max(2, rounds // 2)):
+    for i in range(rounds):
         up = await direct(http, f"Take {i} for the upstream. {PARAGRAPH}")
         mo = await speak(http, front, f"Take {i} through Morpheus. {PARAGRAPH}", backend=backend)
         rtf_up.append(up["audio_s"] / up["wall_s"])
         rtf_mo.append(mo["rtf"])
+        ratios.append(rtf_mo[-1] / rtf_up[-1])  # paired: both ran within seconds
     med = statistics.median
     return {
         "upstream_ttfa_p50_ms": med(ttfa_up), "morpheus_ttfa_p50_ms": med(ttfa_mo),
@@ -155,7 +157,7 @@ async def compare(http: aiohttp.ClientSession, front: str, backend: str, direct:
         # best of N on each path: what is left when the machine's other work does not interfere
         "overhead_best_ms": min(ttfa_mo) - min(ttfa_up),
         "upstream_rtf": med(rtf_up), "morpheus_rtf": med(rtf_mo),
-        "rtf_ratio": med(rtf_mo) / med(rtf_up), "rounds": rounds,
+        "rtf_ratio": med(ratios), "rounds": rounds,
     }
 
 
@@ -226,7 +228,7 @@ def report(results: dict[str, Any]) -> None:
 
 
 def run(rounds: int | None = None) -> dict[str, Any]:
-    rounds = rounds or int(os.environ.get("MORPHEUS_BENCH_TRIALS", "9"))
+    rounds = rounds or int(os.environ.get("MORPHEUS_BENCH_TRIALS", "11"))
     print("Network backends: through Morpheus vs the upstream alone (first audio of a short "
           "sentence, paired; RTF of a paragraph)")
     results = asyncio.run(bench_network(rounds))

@@ -111,8 +111,8 @@ async def test_one_of_two_upstreams_killed_mid_stream_finishes_on_the_other(serv
 async def test_backend_added_switched_to_and_removed_while_a_stream_plays(serve) -> None:
     async with CoquiTestServer() as coqui:
         srv = await serve(tts_backend="synthetic", backends="synthetic,espeak",
-                          synthetic_rtf=1.5)
-        long_text = "A stream that keeps playing while the configuration changes. " * 2
+                          synthetic_rtf=1.0)
+        long_text = "A stream that keeps playing while the configuration changes. " * 4
         playing = asyncio.create_task(sse_speech(srv, {"input": long_text}))
         await asyncio.sleep(0.3)
 
