@@ -23,7 +23,7 @@ from adapters.base import (
     WordTiming,
     iterate_in_thread,
 )
-from adapters.errors import BackendUnavailable, BadRequest, EngineError
+from adapters.errors import BackendUnavailable, BadRequest, EngineError, NoAudioError
 from adapters.piper_timing import (
     WordPlan,
     plan_words,
@@ -301,6 +301,6 @@ class PiperAdapter(TTSAdapter):
                 yield chunk
         finally:
             stop.terminate = True  # abort a session.run still in flight for this stream
-        if not produced and req.text.strip():
+        if not produced:
             # Punctuation-only text phonemizes to nothing; say so rather than go silent.
-            return
+            raise NoAudioError(f"Piper made no audio for {req.text[:40]!r}", backend=self.name)

@@ -36,6 +36,12 @@ BACKENDS: dict[str, BackendEntry] = {
                      "any local command-line engine: text on stdin, WAV or raw PCM on stdout"),
         BackendEntry("elevenlabs", "adapters.elevenlabs:ElevenLabsAdapter", None,
                      "the ElevenLabs API or any server that speaks it (HTTP and WebSocket)"),
+        BackendEntry("openai_tts", "adapters.openai_tts:OpenAITTSAdapter", None,
+                     "any OpenAI-compatible /v1/audio/speech upstream (OPENAI_TTS_BASE_URL)"),
+        BackendEntry("xtts", "adapters.xtts:XttsAdapter", None,
+                     "Coqui XTTS servers: xtts-streaming-server or xtts-api-server (XTTS_URL)"),
+        BackendEntry("coqui", "adapters.coqui:CoquiAdapter", None,
+                     "Coqui TTS tts-server /api/tts, one segment at a time (COQUI_URL)"),
     )
 }
 

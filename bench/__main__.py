@@ -17,7 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-SECTIONS = ("speech", "orchestrator", "snac", "realtime", "loose_bounds", "wyoming")
+SECTIONS = ("speech", "orchestrator", "snac", "realtime", "loose_bounds", "wyoming", "network",
+            "elevenlabs")
 
 
 def main(argv: list[str]) -> int:

@@ -24,6 +24,9 @@ OWN_KEYS = {
     "wyoming": ("wyoming_tts_", "upstream_"),
     "command": ("command_tts", "upstream_read_timeout_s"),
     "elevenlabs": ("elevenlabs_", "upstream_"),
+    "openai_tts": ("openai_tts_", "upstream_"),
+    "xtts": ("xtts_", "upstream_"),
+    "coqui": ("coqui_", "upstream_"),
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from dotenv import dotenv_values
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
@@ -114,10 +114,26 @@ class Settings(BaseSettings):
     command_tts_rate: int | None = Field(None, ge=1000, le=384_000)  # raw s16le; unset: WAV
     command_tts_voices: str = local_setting("")  # comma list for {voice}; empty: one "default"
 
-    # --- openai-style upstream
-    openai_tts_url: str = "https://api.openai.com/v1/audio/speech"
+    # --- openai_tts: any OpenAI-compatible /v1/audio/speech (Kokoro-FastAPI, speaches, ...)
+    openai_tts_base_url: str = ""  # comma list of base URLs ending in /v1; empty = not set
     openai_tts_api_key: str | None = None
     openai_tts_model: str = "tts-1"
+    openai_tts_voice: str = "alloy"  # default voice; a comma list when the upstream lists none
+    openai_tts_response_format: Literal["pcm", "wav", "mp3", "opus", "flac", "aac"] = "pcm"
+
+    # --- xtts: Coqui XTTS servers (xtts-streaming-server or xtts-api-server)
+    xtts_url: str = ""  # comma list of server roots, e.g. http://127.0.0.1:8000
+    xtts_api: Literal["auto", "streaming-server", "api-server"] = "auto"
+    xtts_speakers_dir: str | None = path_setting()  # reference clips; a file name is a voice
+    xtts_voice: str | None = None  # default voice (a studio speaker or a clip's name)
+    xtts_language: str = "en"
+    xtts_stream_chunk_size: int = Field(20, ge=1, le=400)  # XTTS tokens per streamed chunk
+
+    # --- coqui: Coqui TTS `tts-server` (/api/tts)
+    coqui_url: str = ""  # comma list of server roots, e.g. http://127.0.0.1:5002
+    coqui_speakers: str = ""  # comma list; empty = ask the server (/voices)
+    coqui_languages: str = ""  # comma list; empty = ask the server (/locales)
+    coqui_voice: str | None = None  # default speaker
 
     # --- elevenlabs: the ElevenLabs API, or any server that speaks it (a second Morpheus)
     elevenlabs_base_url: str = "https://api.elevenlabs.io"  # comma list = a pool of upstreams
@@ -154,7 +170,8 @@ class Settings(BaseSettings):
                      "webrtc_host_addresses", "snac_device", "piper_voices_dir",
                      "openai_tts_api_key", "api_key", "models_dir", "idle_unload_s",
                      "wyoming_tts_voice", "command_tts_rate", "elevenlabs_api_key",
-                     "elevenlabs_voice_id", mode="before")
+                     "elevenlabs_voice_id", "xtts_speakers_dir", "xtts_voice", "coqui_voice",
+                     mode="before")
     @classmethod
     def _empty_is_none(cls, v: Any) -> Any:
         return None if v == "" else v
