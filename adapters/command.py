@@ -36,7 +36,8 @@ from adapters.errors import (
     MalformedAudio,
     NoAudioError,
 )
-from dsp.wav_reader import NotWav, WavFormat, parse_wav_header, to_s16_mono
+from dsp.levels import align_samples
+from dsp.wav import WavReader
 
 READ_BYTES = 1 << 16  # a pipe's worth: whatever the engine has written so far
 STDERR_TAIL_BYTES = 2000
@@ -147,11 +148,9 @@ class CommandAdapter(TTSAdapter):
 
     async def _audio(self, stdout: asyncio.StreamReader) -> AsyncIterator[tuple[bytes, int]]:
         """(s16 mono PCM, rate) pieces of whole frames, as the process writes them."""
-        buf = b""
-        fmt: WavFormat | None = None
-        if self._rate:
-            fmt = WavFormat(self._rate, 1, 2, False, data_offset=0, data_bytes=None)
-        left: int | None = None
+        reader = None if self._rate else WavReader()
+        carry = b""  # raw PCM: an odd byte waits for its partner
+        wrote = 0
         while True:
             try:
                 data = await asyncio.wait_for(stdout.read(READ_BYTES), self._read_timeout_s)
@@ -160,28 +159,22 @@ class CommandAdapter(TTSAdapter):
                                      f"{self._read_timeout_s:g} s", backend=self.name) from None
             if not data:
                 break
-            buf += data
-            if fmt is None:
-                try:
-                    fmt = parse_wav_header(buf)
-                except NotWav as e:
-                    raise MalformedAudio(f"{self._argv[0]}: {e} (set COMMAND_TTS_RATE for raw "
-                                         "PCM)", backend=self.name) from e
-                if fmt is None:
-                    continue
-                buf = buf[fmt.data_offset :]
-                left = fmt.data_bytes
-            if left is not None:
-                buf = buf[:left]
-                left -= len(buf)
-            whole = len(buf) - len(buf) % fmt.frame_bytes
-            if whole:
-                yield to_s16_mono(buf[:whole], fmt), fmt.sample_rate_hz
-                buf = buf[whole:]
-            if left == 0:
-                break
-        if fmt is None and buf:
-            raise MalformedAudio(f"{self._argv[0]} wrote {len(buf)} bytes, not a whole WAV "
+            wrote += len(data)
+            if reader is None:  # raw s16le at COMMAND_TTS_RATE
+                pcm, carry = align_samples(carry, data)
+                if pcm:
+                    yield pcm, self._rate or 0
+                continue
+            try:
+                pcm = reader.feed(data)
+            except ValueError as e:
+                raise MalformedAudio(f"{self._argv[0]}: {e} (set COMMAND_TTS_RATE for raw "
+                                     "PCM)", backend=self.name) from e
+            if pcm:
+                assert reader.format is not None
+                yield pcm, reader.format.sample_rate_hz
+        if reader is not None and wrote and not reader.in_data:
+            raise MalformedAudio(f"{self._argv[0]} wrote {wrote} bytes, not a whole WAV "
                                  "header", backend=self.name)
 
 

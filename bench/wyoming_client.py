@@ -27,7 +27,7 @@ from wyoming.client import AsyncTcpClient
 from wyoming.tts import Synthesize
 
 from bench.speech import PARAGRAPH, ServerProcess, pct, speak
-from dsp.wav_reader import parse_wav_header
+from dsp.wav import WavReader
 
 SHORT = "Hello there! How can I help you today?"
 SENTENCE = ("Thanks for calling the Morpheus help line, where every question gets a clear answer "
@@ -66,18 +66,18 @@ async def command_direct(text: str) -> Timing:
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write(text.encode() + b"\n")
     proc.stdin.close()
-    buf = b""
+    reader = WavReader()
     first = None
-    fmt = None
+    pcm_bytes = 0
     while data := await proc.stdout.read(1 << 16):
-        buf += data
-        fmt = fmt or parse_wav_header(buf)
-        if fmt is not None and first is None and len(buf) > fmt.data_offset:
+        pcm = reader.feed(data)
+        if pcm and first is None:
             first = time.perf_counter() - t0
+        pcm_bytes += len(pcm)
     await proc.wait()
     wall = time.perf_counter() - t0
-    assert fmt is not None, "espeak-ng wrote no WAV"
-    audio_s = (len(buf) - fmt.data_offset) / fmt.frame_bytes / fmt.sample_rate_hz
+    assert reader.format is not None, "espeak-ng wrote no WAV"
+    audio_s = pcm_bytes / 2 / reader.format.sample_rate_hz
     return {"ttfa_ms": 1000 * (first or wall), "wall_s": wall, "audio_s": audio_s,
             "rtf": audio_s / wall}
 

@@ -71,15 +71,17 @@ class WavFormat:
         return self.channels * self.bits // 8
 
 
-_UNKNOWN_SIZES = (0, STREAMING_SIZE)  # streaming writers: "zero frames" or "as long as it goes"
+# Streaming writers declare "zero frames", 0xFFFFFFFF ("as long as it goes") or, like
+# espeak-ng, some other huge placeholder: every such size means "the rest is audio".
+UNKNOWN_SIZE_FROM = 0x7FFF0000
 _PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
 
 
 class WavReader:
     """Incremental RIFF/WAVE reader: `feed()` bytes as they arrive, get s16le mono PCM out.
 
-    Streaming writers declare a data size of 0 or 0xFFFFFFFF and then write PCM until the body
-    ends; both mean "the rest of the stream is audio". A true size is honoured (chunks after
+    Streaming writers declare a data size of 0, 0xFFFFFFFF or another huge placeholder and then
+    write PCM until the body ends; all mean "the rest of the stream is audio". A true size is honoured (chunks after
     the data are ignored). Chunks before the data (LIST, fact, ...) are skipped. 8/16/24/32-bit
     integer and 32/64-bit float PCM are converted to s16; several channels are averaged.
     Raises ValueError on bytes that are not a PCM WAV.
@@ -136,7 +138,7 @@ class WavReader:
                 if self.format is None:
                     raise ValueError("WAV data chunk before its fmt chunk")
                 del buf[:8]
-                self._data_left = -1 if size in _UNKNOWN_SIZES else size
+                self._data_left = -1 if size == 0 or size >= UNKNOWN_SIZE_FROM else size
                 return True
             padded = size + (size & 1)
             if len(buf) < 8 + padded:

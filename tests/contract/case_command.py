@@ -1,48 +1,44 @@
-"""Contract case for the `command` backend: espeak-ng --stdout as the engine, its live
-processes counted from /proc; a command that does not exist (refused), one that never writes
-(timed out) and one that writes text instead of audio (garbage)."""
+"""command with espeak-ng --stdout as the engine, its live processes counted from /proc; a
+command that does not exist (refused), one that never writes (timed out) and one that writes
+the text back instead of audio (garbage)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-from adapters.command import CommandAdapter
+from adapters.base import TTSAdapter
+from adapters.errors import EngineError, MalformedAudio
+from tests.contract import (
+    FAULT_TIMEOUTS,
+    CaseEnv,
+    ContractCase,
+    Running,
+    closing_adapter,
+    make_adapter,
+)
 from tests.procs import live_children
 
 
-@dataclass
-class Served:
-    """A running backend: the adapter, and how many engine processes are open."""
+@asynccontextmanager
+async def start(env: CaseEnv) -> AsyncIterator[Running]:
+    adapter = make_adapter("command", command_tts="espeak-ng --stdout -v {voice}",
+                           command_tts_voices="en-us")
+    await adapter.warmup()
+    async with closing_adapter(adapter):
+        yield Running(adapter, live=lambda: len(live_children(name="espeak-ng")))
 
-    adapter: CommandAdapter
-    open_connections: Callable[[], int]
 
-
-class CommandCase:
-    backend = "command"
-    native_rate_hz = 22050  # espeak-ng's WAV header
-
+def command(line: str) -> Callable[[CaseEnv], AbstractAsyncContextManager[TTSAdapter]]:
     @asynccontextmanager
-    async def serve(self) -> AsyncIterator[Served]:
-        adapter = CommandAdapter("espeak-ng --stdout -v {voice}", voices=["en-us"])
-        await adapter.warmup()
-        yield Served(adapter, lambda: len(live_children(name="espeak-ng")))
+    async def factory(env: CaseEnv) -> AsyncIterator[TTSAdapter]:
+        async with closing_adapter(make_adapter("command", command_tts=line,
+                                                **FAULT_TIMEOUTS)) as a:
+            yield a
 
-    @asynccontextmanager
-    async def refused(self) -> AsyncIterator[CommandAdapter]:
-        yield CommandAdapter("no-such-tts-engine --speak")
-
-    @asynccontextmanager
-    async def timed_out(self) -> AsyncIterator[CommandAdapter]:
-        yield CommandAdapter("sleep 60", read_timeout_s=0.5)
-
-    @asynccontextmanager
-    async def garbage(self) -> AsyncIterator[CommandAdapter]:
-        yield CommandAdapter("cat")  # echoes the text: not a WAV stream
+    return factory
 
 
-CASE = CommandCase()
-
-__all__ = ["CASE", "CommandCase", "Served"]
+CASE = ContractCase(backend="command", start=start, refused=command("no-such-tts-engine --speak"),
+                    timed_out=command("sleep 60"), garbage=command("cat"),
+                    garbage_errors=(MalformedAudio, EngineError))

@@ -1,57 +1,51 @@
-"""Contract case for the `wyoming` backend: the real wyoming-piper (bundled joe voice) on
-127.0.0.1, its open connections counted from the kernel's socket table; refused, silent
-(read timeout) and garbage (an HTTP answer) upstreams."""
+"""wyoming against the real wyoming-piper (bundled joe voice) on 127.0.0.1, its open
+connections counted from the kernel's socket table; refused, silent (read timeout) and
+garbage (an HTTP answer) upstreams."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-from adapters.upstream import Timeouts
-from adapters.wyoming import WyomingAdapter
+from adapters.base import TTSAdapter
+from tests.contract import (
+    FAULT_TIMEOUTS,
+    CaseEnv,
+    ContractCase,
+    Running,
+    closing_adapter,
+    make_adapter,
+)
 from tests.wyoming_servers import WyomingPiper, garbage_server, refused_uri, silent_server
 
-FAST_FAIL = Timeouts(connect_s=1.0, read_s=0.5)
+
+@asynccontextmanager
+async def start(env: CaseEnv) -> AsyncIterator[Running]:
+    async with WyomingPiper() as server:
+        adapter = make_adapter("wyoming", wyoming_tts_uri=server.uri)
+        await adapter.warmup()
+        async with closing_adapter(adapter):
+            yield Running(adapter, live=server.open_connections)
 
 
-@dataclass
-class Served:
-    """A running backend: the adapter, and the server-side count of open connections."""
+@asynccontextmanager
+async def refused(env: CaseEnv) -> AsyncIterator[TTSAdapter]:
+    async with closing_adapter(make_adapter("wyoming", wyoming_tts_uri=refused_uri(),
+                                            **FAULT_TIMEOUTS)) as a:
+        yield a
 
-    adapter: WyomingAdapter
-    open_connections: Callable[[], int]
 
-
-class WyomingCase:
-    backend = "wyoming"
-    native_rate_hz = 22050  # what wyoming-piper's audio-start says for the joe voice
-
+def served_by(
+    make_server: Callable[[], AbstractAsyncContextManager],  # type: ignore[type-arg]
+) -> Callable[[CaseEnv], AbstractAsyncContextManager[TTSAdapter]]:
     @asynccontextmanager
-    async def serve(self) -> AsyncIterator[Served]:
-        async with WyomingPiper() as server:
-            adapter = WyomingAdapter(server.uri)
-            await adapter.warmup()
-            try:
-                yield Served(adapter, server.open_connections)
-            finally:
-                await adapter.aclose()
+    async def factory(env: CaseEnv) -> AsyncIterator[TTSAdapter]:
+        async with make_server() as server, closing_adapter(make_adapter(
+                "wyoming", wyoming_tts_uri=server.uri, **FAULT_TIMEOUTS)) as a:
+            yield a
 
-    @asynccontextmanager
-    async def refused(self) -> AsyncIterator[WyomingAdapter]:
-        yield WyomingAdapter(refused_uri(), timeouts=FAST_FAIL)
-
-    @asynccontextmanager
-    async def timed_out(self) -> AsyncIterator[WyomingAdapter]:
-        async with silent_server() as server:
-            yield WyomingAdapter(server.uri, timeouts=FAST_FAIL)
-
-    @asynccontextmanager
-    async def garbage(self) -> AsyncIterator[WyomingAdapter]:
-        async with garbage_server() as server:
-            yield WyomingAdapter(server.uri, timeouts=FAST_FAIL)
+    return factory
 
 
-CASE = WyomingCase()
-
-__all__ = ["CASE", "Served", "WyomingCase"]
+CASE = ContractCase(backend="wyoming", start=start, refused=refused,
+                    timed_out=served_by(silent_server), garbage=served_by(garbage_server))
