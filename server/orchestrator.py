@@ -56,6 +56,7 @@ log = logging.getLogger("morpheus.orchestrator")
 
 BYTES_PER_MS = PIPELINE_RATE_HZ * 2 / 1000
 UPSTREAM_RETRIES = 3  # same-backend continuations per segment after UpstreamLost
+HOLD_TAIL_AHEAD_MS = 250.0  # lead past which every chunk keeps its crossfade tail back
 CLOSE_RETRY_S = 0.2  # aclose() cancels the producer again this often until it ends
 _END = object()
 
@@ -494,7 +495,12 @@ class Stream:
                 marks = clock.chunk(chunk)
                 if marks:
                     await self._emit(Words(tuple(marks)))
-                out = self._stitcher.process(pcm, hold_tail=chunk.is_final)
+                # The crossfade tail is held after the final chunk, and after any chunk once
+                # the listener is comfortably ahead: an engine whose last chunk is short or
+                # empty (a network body ends when it ends) still leaves a tail to fade the
+                # next segment into, and holding 50 ms costs nothing with a lead to spare.
+                hold = chunk.is_final or self.ahead_ms() >= HOLD_TAIL_AHEAD_MS
+                out = self._stitcher.process(pcm, hold_tail=hold)
                 if out:
                     delivered += len(out) / BYTES_PER_MS
                     self._spoke_nothing = False

@@ -143,3 +143,28 @@ async def test_a_plain_engine_error_still_fails_over() -> None:
     orch = make_orchestrator({"rec": Broken(), "backup": backup}, fallback_backend="backup")
     stream, _ = await speak(orch, "Hello there friend.")
     assert stream.degraded and backup.texts
+
+
+class EmptyEnding(Recorder):
+    """A network-style engine: audio in pieces, then an empty final chunk (the body ended)."""
+
+    async def synth_stream(self, req: TTSInput) -> AsyncIterator[AudioChunk]:
+        self.texts.append(req.text)
+        total, done = len(req.text) * 60, 0
+        while done < total:
+            ms = min(100, total - done)
+            yield AudioChunk(tone(300, done, ms, self.rate_hz, False), self.rate_hz)
+            done += ms
+        yield AudioChunk(b"", self.rate_hz, is_final=True)
+
+
+async def test_seams_are_crossfaded_even_when_the_final_chunk_is_empty() -> None:
+    engine = EmptyEnding()
+    orch = make_orchestrator({"rec": engine}, max_segment_chars=40, first_segment_chars=40)
+    text = "A first sentence of some length here. And a second one that follows it."
+    stream, events = await speak(orch, text)
+    segments = [e for e in events if type(e).__name__ == "SegmentDone"]
+    assert len(segments) == 2 and len(engine.texts) == 2
+    made = sum(len(t) * 60 for t in engine.texts)
+    audio_ms = sum(len(e.pcm) for e in events if isinstance(e, AudioOut)) / 48
+    assert abs(audio_ms - (made - 50)) < 1, (audio_ms, made)  # one seam, overlapped 50 ms
