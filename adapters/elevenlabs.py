@@ -20,29 +20,18 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
-import httpx
 
 from adapters.base import (
     PIPELINE_RATE_HZ,
     AdapterSession,
     AudioChunk,
     Capabilities,
-    Health,
-    TTSAdapter,
     TTSInput,
     Voice,
 )
-from adapters.errors import BackendUnavailable, MalformedAudio, TTSError
-from adapters.upstream import (
-    Timeouts,
-    Upstream,
-    UpstreamPool,
-    http_client,
-    parse_addresses,
-    status_error,
-    stream_from_pool,
-    transport_error,
-)
+from adapters.errors import MalformedAudio
+from adapters.http_upstream import HttpUpstreamAdapter, UpstreamConfig
+from adapters.upstream import Timeouts, Upstream, parse_addresses
 
 log = logging.getLogger("morpheus.adapters.elevenlabs")
 
@@ -76,7 +65,7 @@ class TailHold:
         return out[: len(out) - len(out) % 2]  # half a sample cannot be played
 
 
-class ElevenLabsAdapter(TTSAdapter):
+class ElevenLabsAdapter(HttpUpstreamAdapter):
     """ElevenLabs text-to-speech over HTTP (segments) and WebSocket (incremental streams)."""
 
     name = "elevenlabs"
@@ -86,97 +75,65 @@ class ElevenLabsAdapter(TTSAdapter):
         # ElevenLabs' own speed only spans 0.7-1.2: the pipeline stretches instead.
         native_speed=False, word_timings=True,
     )
+    url_setting = "ELEVENLABS_BASE_URL"
+    probe_path = "/v1/voices"
 
     def __init__(self, base_url: str = PUBLIC_API, *, api_key: str | None = None,
                  model_id: str = "eleven_flash_v2_5", voice_id: str | None = None,
                  timeouts: Timeouts | None = None, backoff_s: float = 5.0) -> None:
         addresses = parse_addresses(base_url) or [PUBLIC_API]
+        if addresses == [PUBLIC_API] and not api_key:
+            addresses = []  # the public API without a key: not configured, never contacted
         self.api_key = api_key
         self.model_id = model_id
         self.voice_id = voice_id
-        self.timeouts = timeouts or Timeouts()
-        self.configured = bool(api_key) or addresses != [PUBLIC_API]
-        self.pool = UpstreamPool(self.name, addresses, backoff_s=backoff_s, probe=self._probe)
-        self._client: httpx.AsyncClient | None = None
+        super().__init__(UpstreamConfig(tuple(addresses), timeouts or Timeouts(), backoff_s),
+                         headers=self.headers())
         self._ws_session: aiohttp.ClientSession | None = None
         self._voices: list[Voice] = []
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> ElevenLabsAdapter:
+        upstream = UpstreamConfig.from_options(options, "elevenlabs_base_url")
         return cls(
-            options.get("elevenlabs_base_url") or PUBLIC_API,
+            ",".join(upstream.addresses) or PUBLIC_API,
             api_key=options.get("elevenlabs_api_key") or None,
             model_id=options.get("elevenlabs_model_id") or "eleven_flash_v2_5",
             voice_id=options.get("elevenlabs_voice_id") or None,
-            timeouts=Timeouts(float(options.get("upstream_connect_timeout_s") or 5.0),
-                              float(options.get("upstream_read_timeout_s") or 30.0)),
-            backoff_s=float(options.get("upstream_backoff_s") or 5.0),
+            timeouts=upstream.timeouts, backoff_s=upstream.backoff_s,
         )
+
+    def not_configured(self) -> str | None:
+        if self.pool is None:
+            return ("elevenlabs is not configured: set ELEVENLABS_API_KEY for the public API, "
+                    "or ELEVENLABS_BASE_URL for a server that speaks it")
+        return None
 
     # --- plumbing shared with the session ---------------------------------------------------
 
     def headers(self) -> dict[str, str]:
         return {"xi-api-key": self.api_key} if self.api_key else {}
 
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = http_client(self.timeouts, headers=self.headers())
-        return self._client
-
     def ws_session(self) -> aiohttp.ClientSession:
         if self._ws_session is None:
             self._ws_session = aiohttp.ClientSession(headers=self.headers())
         return self._ws_session
 
-    def _check_configured(self) -> None:
-        if not self.configured:
-            raise BackendUnavailable(
-                "elevenlabs is not configured: set ELEVENLABS_API_KEY for the public API, or "
-                "ELEVENLABS_BASE_URL for a server that speaks it", backend=self.name)
-
-    # --- lifecycle, voices, health ---------------------------------------------------------
+    # --- lifecycle, voices ------------------------------------------------------------------
 
     async def warmup(self) -> None:
-        self._check_configured()
-        if self._voices:
-            return
-        up = self.pool.pick()
-        try:
-            self._voices = await self._list_voices(up.address)
-        except TTSError as e:
-            self.pool.failed(up, e)
-            raise
+        self.require_pool()
+        if not self._voices:
+            self._voices = await self.first_answer(self._list_voices)
 
     async def _list_voices(self, address: str) -> list[Voice]:
         url = f"{address}/v1/voices"
+        answer = await self.get_json(url)
         try:
-            resp = await self.client().get(url)
-        except httpx.HTTPError as e:
-            raise transport_error(e, url, self.name) from e
-        if resp.status_code != 200:
-            raise status_error(resp.status_code, resp.content, url, self.name)
-        try:
-            listed = resp.json()["voices"]
-            return [_voice(v, self.name) for v in listed]
-        except (ValueError, KeyError, TypeError) as e:
+            return [_voice(v, self.name) for v in answer["voices"]]
+        except (KeyError, TypeError) as e:
             raise MalformedAudio(f"{url} did not answer a voice list: {e!r}",
                                  backend=self.name) from e
-
-    async def _probe(self, address: str) -> str | None:
-        try:
-            await self._list_voices(address)
-        except TTSError as e:
-            return str(e)
-        return None
-
-    async def health(self) -> Health:
-        if not self.configured:
-            return Health(False, self.name, loader="http", reason=(
-                "not configured: set ELEVENLABS_API_KEY or ELEVENLABS_BASE_URL"))
-        reason = self.pool.unavailable_reason()
-        if reason is None:
-            reason = await self._probe(self.pool.pick().address)
-        return Health(reason is None, self.name, loader="http", reason=reason)
 
     def voices(self) -> list[Voice]:
         return list(self._voices)
@@ -184,26 +141,20 @@ class ElevenLabsAdapter(TTSAdapter):
     def default_voice(self) -> str | None:
         return self.voice_id or super().default_voice()
 
-    def upstreams(self) -> list[dict[str, Any]]:
-        return self.pool.snapshot()
-
     def open_session(self) -> AdapterSession:
         from adapters.elevenlabs_session import ElevenLabsSession
 
         return ElevenLabsSession(self)
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
         if self._ws_session is not None:
             await self._ws_session.close()
-        await self.pool.aclose()
+        await super().aclose()
 
     # --- whole segments over HTTP ------------------------------------------------------------
 
     def synth_stream(self, req: TTSInput) -> AsyncIterator[AudioChunk]:
-        self._check_configured()
-        return stream_from_pool(self.pool, lambda up: self._http_stream(up, req))
+        return self.pooled(lambda up: self._http_stream(up, req))
 
     def body(self, req: TTSInput) -> dict[str, Any]:
         body: dict[str, Any] = {"text": req.text, "model_id": self.model_id}
@@ -218,21 +169,15 @@ class ElevenLabsAdapter(TTSAdapter):
         if req.low_latency:
             params["optimize_streaming_latency"] = "3"
         tail = TailHold()
-        try:
-            async with self.client().stream("POST", url, params=params,
-                                            json=self.body(req)) as resp:
-                if resp.status_code != 200:
-                    raise status_error(resp.status_code, await resp.aread(), url, self.name)
-                kind = resp.headers.get("content-type", "").split(";")[0].strip().lower()
-                if kind not in PCM_TYPES:
-                    raise MalformedAudio(f"{url} answered {kind!r}, not the raw {OUTPUT_FORMAT} "
-                                         "audio asked for", backend=self.name)
-                async for data in resp.aiter_bytes():
-                    pcm = tail.push(data)
-                    if pcm:
-                        yield AudioChunk(pcm, PIPELINE_RATE_HZ)
-        except httpx.HTTPError as e:
-            raise transport_error(e, url, self.name) from e
+        async with self.request("POST", url, params=params, json=self.body(req)) as resp:
+            kind = resp.headers.get("content-type", "").split(";")[0].strip().lower()
+            if kind not in PCM_TYPES:
+                raise MalformedAudio(f"{url} answered {kind!r}, not the raw {OUTPUT_FORMAT} "
+                                     "audio asked for", backend=self.name)
+            async for data in resp.aiter_bytes():
+                pcm = tail.push(data)
+                if pcm:
+                    yield AudioChunk(pcm, PIPELINE_RATE_HZ)
         last = tail.finish()
         if not last:
             raise MalformedAudio(f"{url} answered no audio for {len(req.text)} characters",

@@ -55,7 +55,7 @@ class ElevenLabsSession(AdapterSession):
 
     async def _connect(self, voice: str) -> aiohttp.ClientWebSocketResponse:
         a = self.adapter
-        up = a.pool.pick()
+        up = a.require_pool().pick()
         base = up.address.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
         query = urlencode({"model_id": a.model_id, "output_format": "pcm_24000",
                            "sync_alignment": "true", "inactivity_timeout": INACTIVITY_TIMEOUT_S})
@@ -64,7 +64,7 @@ class ElevenLabsSession(AdapterSession):
         try:
             ws = await asyncio.wait_for(
                 a.ws_session().ws_connect(url, heartbeat=20.0, max_msg_size=16 * 1024 * 1024),
-                a.timeouts.connect_s)
+                a.upstream.timeouts.connect_s)
         except aiohttp.WSServerHandshakeError as e:
             err = (status_error(e.status, e.message, url.split("?")[0], a.name)
                    if e.status >= 400 else
@@ -77,8 +77,8 @@ class ElevenLabsSession(AdapterSession):
         if err is not None:
             if not is_upstream_fault(err):
                 raise err  # 4xx: our request (or key) is wrong; another upstream will not help
-            a.pool.failed(up, err)
-            if a.pool.has_other(up.address):  # the orchestrator retries on another upstream
+            a.require_pool().failed(up, err)
+            if a.require_pool().has_other(up.address):  # the orchestrator retries on another upstream
                 raise UpstreamLost(f"{up.address}: {err}", backend=a.name) from err
             raise err
         self._ws, self._up, self._voice, self._dirty = ws, up, voice, False
@@ -88,7 +88,7 @@ class ElevenLabsSession(AdapterSession):
 
     async def synth_stream(self, req: TTSInput) -> AsyncIterator[AudioChunk]:
         a = self.adapter
-        a._check_configured()
+        a.require_pool()
         voice = req.voice or a.default_voice() or "default"
         if self._ws is not None and (self._dirty or voice != self._voice or self._ws.closed):
             await self.aclose()
@@ -109,7 +109,7 @@ class ElevenLabsSession(AdapterSession):
                 f"the ElevenLabs socket failed: {e!r}", backend=a.name)
             up = self._up
             await self._failed(err)
-            if up is not None and is_upstream_fault(err) and a.pool.has_other(up.address):
+            if up is not None and is_upstream_fault(err) and a.require_pool().has_other(up.address):
                 # another upstream speaks the rest (the orchestrator opens a new session)
                 raise UpstreamLost(f"{up.address}: {err}", backend=a.name) from e
             if err is e:
@@ -133,7 +133,7 @@ class ElevenLabsSession(AdapterSession):
                        cid: str) -> AsyncIterator[AudioChunk]:
         from adapters.elevenlabs import TailHold  # the adapter's module imports this one
 
-        read_s = self.adapter.timeouts.read_s
+        read_s = self.adapter.upstream.timeouts.read_s
         tail = TailHold()
         words = _Words()
         while True:
@@ -165,7 +165,7 @@ class ElevenLabsSession(AdapterSession):
 
     async def _failed(self, error: TTSError) -> None:
         if self._up is not None and is_upstream_fault(error):
-            self.adapter.pool.failed(self._up, error)
+            self.adapter.require_pool().failed(self._up, error)
         await self.aclose()
 
     async def aclose(self) -> None:

@@ -34,7 +34,7 @@ async def front_for(serve, upstream_url: str, **extra):
 def test_not_in_the_default_backends_and_not_configured_by_default() -> None:
     assert "elevenlabs" not in Settings().enabled_backends
     adapter = ElevenLabsAdapter.from_options(Settings().model_dump())
-    assert not adapter.configured  # the public API without a key: never touched
+    assert adapter.pool is None  # the public API without a key: never touched
     health = asyncio.run(adapter.health())
     assert not health.ready and "not configured" in (health.reason or "")
     with pytest.raises(BackendUnavailable, match="not configured"):
