@@ -64,6 +64,7 @@ class WsAudioSink:
         self.sent_total_ms = 0.0  # this connection
         self.sent_response_ms = 0.0  # the current response
         self.frames_sent = 0
+        self._played_report: tuple[float, float] | None = None  # (played ms, when reported)
         self.frame_sizes_ms: list[float] = []
 
     # --- the listener model -------------------------------------------------------------
@@ -84,20 +85,28 @@ class WsAudioSink:
         """BufferObserver: counted when frames actually go out, not when yielded."""
 
     def played_ms(self) -> float:
+        """Of the current response: the client's own count when it reports one (advanced in
+        real time since, up to what was sent), else what was sent less the modelled lead."""
+        if self._played_report is not None:
+            played, at = self._played_report
+            ahead = played + 1000.0 * (self._clock() - at)
+            return max(0.0, min(self.sent_response_ms, ahead))
         return max(0.0, self.sent_response_ms - self.lead_ms())
 
     def unplayed_ms(self) -> float:
         return self.lead_ms()
 
     def report(self, report: P.PlaybackReport) -> None:
+        played = report.played_ms
+        if played is not None and played > self.sent_response_ms + WS_MIN_FRAME_MS:
+            # Counted from the connection's start, not this response's.
+            played -= self.sent_total_ms - self.sent_response_ms
+        if played is not None and played >= 0:
+            self._played_report = (played, self._clock())
         if report.buffer_ms is not None:
-            self._set_lead(report.buffer_ms)
-        elif report.played_ms is not None:
-            # Relative to this response when it fits in it, else to the connection.
-            if report.played_ms <= self.sent_response_ms + WS_MIN_FRAME_MS:
-                self._set_lead(self.sent_response_ms - report.played_ms)
-            else:
-                self._set_lead(self.sent_total_ms - report.played_ms)
+            self._set_lead(report.buffer_ms)  # the queue depth paces best
+        elif played is not None:
+            self._set_lead(self.sent_response_ms - played)
 
     # --- audio --------------------------------------------------------------------------
 
@@ -109,6 +118,7 @@ class WsAudioSink:
         self._resampler = StreamResampler(PIPELINE_RATE_HZ, sample_rate_hz)
         self._pending = b""
         self.sent_response_ms = 0.0
+        self._played_report = None
 
     async def write(self, pcm: bytes) -> None:
         generation = self._generation
@@ -175,6 +185,7 @@ class WsAudioSink:
         self._resampler = StreamResampler(PIPELINE_RATE_HZ, self._rate_hz)
         self._set_lead(0.0)  # the client flushes its player on output_audio_buffer.cleared
         self.sent_response_ms = played
+        self._played_report = None
         return played
 
 
