@@ -86,23 +86,33 @@ class StreamSpec:
 
 
 class WallClockObserver:
-    """Buffer model when nobody reports playback: audio sent minus wall time since first audio."""
+    """Buffer model when nobody reports playback (HTTP): a player that starts with the first
+    audio, plays in real time, and stalls while it has nothing, as players do. (Audio sent
+    minus wall time would go far below zero for a stream slower than real time, and make it
+    look more urgent than a stream still waiting for its first audio.)"""
 
     playback_known = False
 
     def __init__(self) -> None:
         self.sent_ms = 0.0
-        self._t0: float | None = None
+        self.played_ms = 0.0
+        self._last: float | None = None
+
+    def _advance(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if self._last is not None:
+            self.played_ms = min(self.sent_ms, self.played_ms + 1000 * (now - self._last))
+        self._last = now
 
     def audio_sent(self, ms: float) -> None:
-        if self._t0 is None:
-            self._t0 = asyncio.get_running_loop().time()
+        self._advance()
         self.sent_ms += ms
 
     def buffer_ms(self) -> float:
-        if self._t0 is None:
+        if self._last is None:
             return 0.0
-        return self.sent_ms - 1000 * (asyncio.get_running_loop().time() - self._t0)
+        self._advance()
+        return self.sent_ms - self.played_ms
 
 
 class Stream:
@@ -267,6 +277,11 @@ class Stream:
     def ahead_ms(self) -> float:
         """Audio ahead of the listener's playback, counting what is made but not yet taken."""
         return self.observer.buffer_ms() + self._queued_ms
+
+    def _urgency(self) -> float:
+        """For the engine's gate (lower goes first): a stream with no audio yet before every
+        other (first audio is what a new listener waits for), then least audio ahead."""
+        return self.ahead_ms() if self._made_ms > 0 else float("-inf")
 
     async def _produce(self) -> None:
         try:
@@ -462,7 +477,7 @@ class Stream:
                 deadline_s = max(self._stall_ms, self.ahead_ms() + 250) / 1000
                 t0 = self._loop.time()
                 try:
-                    async with gate.slot(self.ahead_ms):
+                    async with gate.slot(self._urgency):
                         chunk: AudioChunk = await asyncio.wait_for(agen.__anext__(), deadline_s)
                 except StopAsyncIteration:
                     break
