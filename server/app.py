@@ -25,6 +25,7 @@ def create_app(settings: Settings, *, env_file: Path | None = None,
     pool = BackendPool(settings)
     store.on_change(pool.update_settings)
     metrics = Metrics()
+    metrics.watch_decoders(pool.live)
     app[SETTINGS] = store
     app[BACKENDS] = pool
     app[METRICS] = metrics

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from dotenv import dotenv_values
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
@@ -54,9 +54,13 @@ class Settings(BaseSettings):
     synthetic_native_speed: bool = True
 
     # --- snac / orpheus via llama.cpp
-    snac_url: str = "http://127.0.0.1:8080/v1/completions"
+    snac_url: str = "http://127.0.0.1:8080/v1/completions"  # or a comma list (a pool)
     snac_model: str | None = None  # local dir in the hub layout (config.json + weights)
+    snac_onnx: str | None = None  # `morpheus snac export` file: decode on onnxruntime, no torch
     snac_device: str | None = None  # cuda / cpu; default: cuda when available
+    snac_batch: Literal["auto", "on", "off"] = "auto"  # windows of streams in one call (auto: GPU)
+    snac_max_batch: int = Field(16, ge=1, le=256)
+    snac_threads: int | None = Field(None, ge=1, le=256)  # CPU threads per decode; default: all
     snac_target_chunk: int = Field(28, ge=7, le=448)  # tokens
     snac_first_chunk: int = Field(8, ge=7, le=448)
     snac_window_frames: int = Field(4, ge=2, le=32)
@@ -104,8 +108,8 @@ class Settings(BaseSettings):
 
     @field_validator("fallback_backend", "default_voice", "piper_voice", "snac_model",
                      "orpheus_gguf", "chunk_lock", "synthetic_stall_after",
-                     "webrtc_host_addresses", "snac_device", "piper_voices_dir",
-                     "openai_tts_api_key", mode="before")
+                     "webrtc_host_addresses", "snac_device", "snac_onnx", "piper_voices_dir",
+                     "openai_tts_api_key", "snac_threads", mode="before")
     @classmethod
     def _empty_is_none(cls, v: Any) -> Any:
         return None if v == "" else v

@@ -1,0 +1,124 @@
+"""One Orpheus stream's decode loop: token text in, PCM chunks out, windows through the worker.
+
+Two tasks per stream. The reader parses the completion text as it arrives and pushes whole
+frames into the stream's `StreamingSnacDecoder`, whatever the decoder is doing; the decode
+loop hands the ready window to the shared `DecodeWorker` and yields its new audio. While a
+window waits for the worker (other streams' windows ahead of it), frames keep piling up, so
+the next window covers them all: under load each decode carries more new frames and less
+context, which is what lets several streams share two cores.
+
+How many new frames a window waits for (`Pacing`): `first_frames` before the first audio,
+then `steady_frames` (from the request's target chunk: a listener with buffer to spare asks
+for bigger chunks). On a batching device every window is capped at `steady_frames` new frames
+so that the streams' windows have equal length and decode in one call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from dataclasses import dataclass
+
+from adapters.errors import NoAudioError
+from adapters.snac_worker import DecodeWorker
+from dsp.snac_codec import SAMPLES_PER_FRAME, StreamingSnacDecoder, TokenParser, split_frames
+
+# A wrong upstream (a chat model, a misrouted URL) streams text forever; give up early.
+MAX_PIECES_WITHOUT_AUDIO = 256
+# Frames parsed but not yet decoded before the reader stops reading (TCP then holds the rest).
+MAX_BACKLOG_FRAMES = 256
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """New frames per window: before the first audio, then steady; `cap` bounds each window
+    (None: everything ready, up to the decoder's max window)."""
+
+    first_frames: int = 1
+    steady_frames: int = 4
+    cap: int | None = None
+
+
+async def decode_stream(
+    pieces: AsyncIterator[str],
+    *,
+    decoder: StreamingSnacDecoder,
+    worker: DecodeWorker,
+    pacing: Pacing,
+    backend: str,
+) -> AsyncIterator[tuple[bytes, bool]]:
+    """(pcm, is_final) for the Orpheus token text in `pieces`; the last item is final.
+
+    Raises NoAudioError when the text holds no speech, and whatever the token source raises.
+    Closing the iterator cancels the reader (closing the upstream request) and drops the
+    window waiting in the worker.
+    """
+    parser = TokenParser()
+    changed = asyncio.Event()  # frames arrived, or the reader finished
+    room = asyncio.Event()  # the backlog drained below its bound
+    room.set()
+
+    async def read() -> None:
+        without_audio = 0
+        try:
+            async with aclosing(pieces) as it:  # type: ignore[type-var]
+                async for piece in it:
+                    for frame in split_frames(parser.feed(piece)):
+                        decoder.push(frame)
+                    changed.set()
+                    if parser.stats.audio_tokens == 0:
+                        without_audio += 1
+                        if without_audio > MAX_PIECES_WITHOUT_AUDIO:
+                            raise NoAudioError(no_audio_message(
+                                parser, "gave up: upstream streams text, not Orpheus audio "
+                                "tokens"), backend=backend)
+                    while decoder.pending_samples >= MAX_BACKLOG_FRAMES * SAMPLES_PER_FRAME:
+                        room.clear()
+                        await room.wait()
+        finally:
+            changed.set()
+
+    reader = asyncio.create_task(read(), name="orpheus-tokens")
+    try:
+        want = pacing.first_frames * SAMPLES_PER_FRAME
+        while True:
+            while decoder.ready_samples < want and not reader.done():
+                changed.clear()
+                await changed.wait()
+            if reader.done() and not reader.cancelled() and reader.exception() is not None:
+                reader.result()  # the token source failed: stop now, nothing more is coming
+            if decoder.ready_samples < want:
+                break  # the reader finished (or failed): the tail is flushed below
+            window = decoder.plan(pacing.cap)
+            assert window is not None
+            audio = await worker.decode(window.frames,
+                                        new_frames=window.new_samples / SAMPLES_PER_FRAME)
+            pcm = decoder.complete(window, audio)
+            room.set()
+            yield pcm, False
+            want = pacing.steady_frames * SAMPLES_PER_FRAME
+        reader.result()  # the token source's error, if it failed
+        parser.finish()
+        if decoder.frames_received == 0:
+            raise NoAudioError(no_audio_message(parser, "upstream finished"), backend=backend)
+        tail = bytearray()
+        while (window := decoder.plan_flush()) is not None:
+            audio = await worker.decode(window.frames,
+                                        new_frames=window.new_samples / SAMPLES_PER_FRAME)
+            tail += decoder.complete(window, audio)
+        yield bytes(tail), True
+    finally:
+        if not reader.done():
+            reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+
+
+def no_audio_message(parser: TokenParser, what: str) -> str:
+    s = parser.stats
+    return (f"{what} without speech: {s.audio_tokens} audio tokens, {s.frames} good frames, "
+            f"{s.bad_frames} bad frames, {s.tail_tokens_dropped} trailing tokens")
+
+
+__all__ = ["MAX_BACKLOG_FRAMES", "MAX_PIECES_WITHOUT_AUDIO", "Pacing", "decode_stream",
+           "no_audio_message"]
