@@ -143,7 +143,7 @@ class SnacLlamaCppAdapter(TTSAdapter):
         if self._inproc is not None:
             await self._inproc.load()
         # One tiny decode allocates buffers (and picks CUDA kernels) before the first request.
-        await worker.decode(np.zeros((1, TOKENS_PER_FRAME), dtype=np.int64))
+        await worker.decode(np.zeros((1, TOKENS_PER_FRAME), dtype=np.int64), new_frames=0)
 
     async def aclose(self) -> None:
         if self._http is not None:
