@@ -35,6 +35,7 @@ log = logging.getLogger("morpheus.adapters.snac_llamacpp")
 NAME = "snac_llamacpp"
 SNAC_INSTALL_HINT = "pip install morpheus-tts[snac]"
 BATCH_MODES = ("auto", "on", "off")
+CONTEXT_FRAMES = 3  # what a window decodes around its new frames: 1 left, 2 of lookahead
 
 
 @dataclass(frozen=True)
@@ -188,13 +189,14 @@ class SnacLlamaCppAdapter(TTSAdapter):
         voice = resolve_voice(req.voice, req.language)
         params = self._completion_params(voice.id, text, req)
         c = self.config
-        # A bigger target chunk means the listener has buffer to spare: more new frames per
-        # window, less context decoded per frame of audio.
+        # More new frames per window when the listener has buffer to spare (live buffer when
+        # the orchestrator gives it, else the target chunk): less context decoded per frame.
         steady = max(1, (req.target_chunk or c.target_chunk_tokens) // TOKENS_PER_FRAME)
         first = 1 if req.low_latency else max(
             1, min(steady, c.first_chunk_tokens // TOKENS_PER_FRAME))
         pacing = Pacing(first_frames=first, steady_frames=steady,
-                        cap=steady if worker.batch else None)
+                        max_frames=max(1, c.max_window_frames - CONTEXT_FRAMES),
+                        buffer_ms=req.buffer_ms, equal_windows=worker.batch)
         # Low latency: the first frame leaves after one frame of lookahead instead of two
         # (7 tokens sooner; measured error on SNAC's random-weight twin: 3.9% vs 2.7% of peak).
         decoder = StreamingSnacDecoder(

@@ -7,16 +7,19 @@ window waits for the worker (other streams' windows ahead of it), frames keep pi
 the next window covers them all: under load each decode carries more new frames and less
 context, which is what lets several streams share two cores.
 
-How many new frames a window waits for (`Pacing`): `first_frames` before the first audio,
-then `steady_frames` (from the request's target chunk: a listener with buffer to spare asks
-for bigger chunks). On a batching device every window is capped at `steady_frames` new frames
-so that the streams' windows have equal length and decode in one call.
+How many new frames a window waits for (`Pacing`): `first_frames` before the first audio;
+then, when the listener's buffer is known (TTSInput.buffer_ms), as many as half of it covers
+(waiting for n frames at the token rate spends about n * 85 ms of it): one new frame per
+window when the buffer is low, up to `max_frames` when it has plenty to spare; when the buffer
+is unknown, `steady_frames` (from the request's target chunk). On a batching device the
+choice is `steady_frames` or, with a low buffer, 1, and every window is capped at it, so that
+the streams' windows have equal lengths and decode in one call.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 
@@ -30,14 +33,33 @@ MAX_PIECES_WITHOUT_AUDIO = 256
 MAX_BACKLOG_FRAMES = 256
 
 
+FRAME_MS = 1000 * SAMPLES_PER_FRAME / 24_000
+
+
 @dataclass(frozen=True)
 class Pacing:
-    """New frames per window: before the first audio, then steady; `cap` bounds each window
-    (None: everything ready, up to the decoder's max window)."""
+    """How many new frames each window of a stream waits for (see the module doc)."""
 
     first_frames: int = 1
-    steady_frames: int = 4
-    cap: int | None = None
+    steady_frames: int = 4  # when the listener's buffer is unknown
+    max_frames: int = 13  # the most a window waits for (the decoder's max window - context)
+    buffer_ms: Callable[[], float] | None = None  # the listener's buffer, live
+    equal_windows: bool = False  # batching device: windows of `steady_frames` (or 1), capped
+
+    def want(self, started: bool) -> int:
+        """New frames to wait for before the next window."""
+        if not started:
+            return self.first_frames
+        if self.buffer_ms is None:
+            return self.steady_frames
+        affordable = self.buffer_ms() / 2 / FRAME_MS
+        if self.equal_windows:
+            return self.steady_frames if affordable >= self.steady_frames else 1
+        return int(max(1, min(self.max_frames, affordable)))
+
+    def cap(self, want: int) -> int | None:
+        """The most new frames in the window (None: everything ready)."""
+        return want if self.equal_windows else None
 
 
 async def decode_stream(
@@ -81,23 +103,25 @@ async def decode_stream(
 
     reader = asyncio.create_task(read(), name="orpheus-tokens")
     try:
-        want = pacing.first_frames * SAMPLES_PER_FRAME
+        started = False
         while True:
-            while decoder.ready_samples < want and not reader.done():
+            frames = pacing.want(started)
+            while decoder.ready_samples < frames * SAMPLES_PER_FRAME and not reader.done():
                 changed.clear()
                 await changed.wait()
+                frames = min(frames, pacing.want(started))  # the buffer may have run low
             if reader.done() and not reader.cancelled() and reader.exception() is not None:
                 reader.result()  # the token source failed: stop now, nothing more is coming
-            if decoder.ready_samples < want:
-                break  # the reader finished (or failed): the tail is flushed below
-            window = decoder.plan(pacing.cap)
+            if decoder.ready_samples < frames * SAMPLES_PER_FRAME:
+                break  # the reader finished: the tail is flushed below
+            window = decoder.plan(pacing.cap(frames))
             assert window is not None
             audio = await worker.decode(window.frames,
                                         new_frames=window.new_samples / SAMPLES_PER_FRAME)
             pcm = decoder.complete(window, audio)
             room.set()
+            started = True
             yield pcm, False
-            want = pacing.steady_frames * SAMPLES_PER_FRAME
         reader.result()  # the token source's error, if it failed
         parser.finish()
         if decoder.frames_received == 0:

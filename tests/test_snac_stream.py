@@ -65,7 +65,7 @@ async def paced_tokens(frames: list[tuple[int, ...]], decoder: StreamingSnacDeco
     for text in ("".join(frames_to_token_text([f])) for f in frames):
         # polls the decoder's state (no event to wait on without hooks in the product code)
         while pacing is not None and decoder.ready_samples >= SAMPLES_PER_FRAME * (  # noqa: ASYNC110
-                pacing.first_frames if decoder.samples_emitted == 0 else pacing.steady_frames):
+                pacing.want(decoder.samples_emitted > 0)):
             await asyncio.sleep(0.001)
         yield text
 
@@ -126,6 +126,32 @@ async def test_three_new_frames_share_a_six_frame_window(worker, quiet) -> None:
     assert ours < 0.1 and todays < 0.1, (ours, todays)
 
 
+def test_pacing_follows_the_listeners_buffer() -> None:
+    buffer = [0.0]
+    pacing = Pacing(first_frames=2, steady_frames=4, max_frames=13, buffer_ms=lambda: buffer[0])
+    assert pacing.want(False) == 2  # first audio: as configured, whatever the buffer
+    wants = {}
+    for buffer[0] in (0.0, 100.0, 400.0, 1000.0, 5000.0):
+        wants[buffer[0]] = pacing.want(True)
+    assert wants == {0.0: 1, 100.0: 1, 400.0: 2, 1000.0: 5, 5000.0: 13}
+    assert pacing.cap(5) is None  # one by one: everything ready goes in the window
+    assert Pacing(steady_frames=4).want(True) == 4  # buffer unknown: the target chunk
+    batching = Pacing(steady_frames=4, buffer_ms=lambda: buffer[0], equal_windows=True)
+    buffer[0] = 5000.0
+    assert batching.want(True) == 4 and batching.cap(4) == 4  # equal windows to batch
+    buffer[0] = 300.0
+    assert batching.want(True) == 1
+
+
+async def test_a_listener_with_buffer_to_spare_gets_wider_windows(worker, quiet) -> None:
+    frames = random_frames(16, seed=25)
+    w = worker()
+    pcm = await stream_pcm(w, frames, Pacing(first_frames=1, steady_frames=1,
+                                             buffer_ms=lambda: 1000.0))
+    assert len(pcm) == 2 * 16 * SAMPLES_PER_FRAME
+    assert w.runner.lengths[1:3] == [8, 8]  # 1 left + 5 new + 2 lookahead
+
+
 async def test_first_window_keeps_low_latency_lookahead(worker, quiet) -> None:
     frames = random_frames(6, seed=23)
     w = worker()
@@ -158,7 +184,7 @@ async def test_batched_streams_equal_their_one_by_one_decodes(worker, quiet) -> 
     w = worker(batch=True)
     streams = [random_frames(8, seed=30 + i) for i in range(4)]
     outs = await asyncio.gather(*(stream_pcm(w, f, Pacing(first_frames=1, steady_frames=1,
-                                                          cap=1)) for f in streams))
+                                                          equal_windows=True)) for f in streams))
     assert w.stats().batches < w.stats().windows  # windows of several streams shared calls
     for frames, pcm in zip(streams, outs, strict=True):
         ref = np.frombuffer(todays_decoder(quiet, frames), "<i2").astype(np.int32)
