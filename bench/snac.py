@@ -165,7 +165,7 @@ def run(threads: int | None = None, onnx_path: str | None = None,
         onnx = Path(onnx_path) if onnx_path else export_onnx(load_snac(model_dir, "cpu"),
                                                              Path(tmp) / "snac.onnx")
         for device in devices:
-            runners = {"torch": TorchSnac(load_snac(model_dir, device)),
+            runners: dict[str, Any] = {"torch": TorchSnac(load_snac(model_dir, device)),
                        "onnx": OnnxSnac(onnx, device=device, threads=threads)}
             for kind, runner in runners.items():
                 if kind == "onnx" and runner.device != device:

@@ -74,8 +74,10 @@ async def test_a_lone_window_is_decoded_at_once_and_waiting_ones_batch(make_work
     runner = FakeRunner()
     worker = make_worker(runner, batch=True)
     runner.gate.clear()
+    submitted = asyncio.get_running_loop().time()
     lone = asyncio.create_task(worker.decode(window(4, 1)))
     await wait_until(runner.entered.is_set)
+    assert asyncio.get_running_loop().time() - submitted < 1.0  # no batching timer (~1 ms)
     assert [c.shape for c in runner.calls] == [(1, 4, 7)]  # decoding before anyone else came
     others = [asyncio.create_task(worker.decode(window(4, s))) for s in (2, 3, 4)]
     await wait_until(lambda: worker.stats().waiting == 3)
