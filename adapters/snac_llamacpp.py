@@ -26,7 +26,7 @@ from adapters.orpheus_voices import (
     format_prompt,
     resolve_voice,
 )
-from adapters.snac_stream import Pacing, decode_stream
+from adapters.snac_stream import CONTEXT_FRAMES, Pacing, decode_stream
 from adapters.snac_worker import DecoderStats, DecodeWorker
 from dsp.snac_codec import SAMPLES_PER_FRAME, SNAC_RATE_HZ, TOKENS_PER_FRAME, StreamingSnacDecoder
 
@@ -35,7 +35,6 @@ log = logging.getLogger("morpheus.adapters.snac_llamacpp")
 NAME = "snac_llamacpp"
 SNAC_INSTALL_HINT = "pip install morpheus-tts[snac]"
 BATCH_MODES = ("auto", "on", "off")
-CONTEXT_FRAMES = 3  # what a window decodes around its new frames: 1 left, 2 of lookahead
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,11 @@ from dsp.snac_codec import SAMPLES_PER_FRAME, StreamingSnacDecoder, TokenParser,
 MAX_PIECES_WITHOUT_AUDIO = 256
 # Frames parsed but not yet decoded before the reader stops reading (TCP then holds the rest).
 MAX_BACKLOG_FRAMES = 256
+# A window that takes everything ready is still cut to what decodes in this long at the
+# worker's recent pace: on an overloaded machine windows would otherwise grow until each
+# stream waits several seconds for its turn (and the orchestrator calls that a stall).
+WINDOW_BUDGET_MS = 400.0
+CONTEXT_FRAMES = 3  # a window's frames around its new ones: 1 left, 2 of lookahead
 
 
 FRAME_MS = 1000 * SAMPLES_PER_FRAME / 24_000
@@ -114,7 +119,7 @@ async def decode_stream(
                 reader.result()  # the token source failed: stop now, nothing more is coming
             if decoder.ready_samples < frames * SAMPLES_PER_FRAME:
                 break  # the reader finished: the tail is flushed below
-            window = decoder.plan(pacing.cap(frames))
+            window = decoder.plan(window_cap(pacing, frames, worker))
             assert window is not None
             audio = await worker.decode(window.frames,
                                         new_frames=window.new_samples / SAMPLES_PER_FRAME)
@@ -136,6 +141,15 @@ async def decode_stream(
         if not reader.done():
             reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
+
+
+def window_cap(pacing: Pacing, frames: int, worker: DecodeWorker) -> int | None:
+    """The most new frames the next window may take (at least the `frames` it waited for)."""
+    cap = pacing.cap(frames)
+    if cap is not None:
+        return cap
+    within = worker.frames_within(WINDOW_BUDGET_MS)
+    return None if within is None else max(frames, within - CONTEXT_FRAMES)
 
 
 def no_audio_message(parser: TokenParser, what: str) -> str:

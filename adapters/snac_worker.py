@@ -104,6 +104,12 @@ class DecodeWorker:
             if self._slots is not None:
                 self._slots.release()
 
+    def frames_within(self, ms: float) -> int | None:
+        """How many frames one window can hold and still decode within `ms`, at the recent
+        pace (None before the first decode)."""
+        per_frame = self._stats.recent_ms_per_frame
+        return int(ms / per_frame) if per_frame > 0 else None
+
     def stats(self) -> DecoderStats:
         with self._cond:
             snapshot = DecoderStats(**self._stats.as_dict())

@@ -1,7 +1,8 @@
 """`make bench`: every benchmark, medians and ratios against baselines run in the same process.
 
 Sections: speech (Piper over HTTP vs the raw engine), orchestrator (synthetic engine), snac
-(SNAC decode and the llama.cpp streaming path), realtime (WebRTC/WebSocket). Pick some with
+(SNAC decode and the llama.cpp streaming path), orpheus (concurrent Orpheus streams over HTTP),
+realtime (WebRTC/WebSocket). Pick some with
 `python -m bench speech orchestrator`; the default runs them all. Results are also written as
 JSON to bench-results.json.
 """
@@ -15,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-SECTIONS = ("speech", "orchestrator", "snac", "realtime")
+SECTIONS = ("speech", "orchestrator", "snac", "orpheus", "realtime")
 
 
 def main(argv: list[str]) -> int:

@@ -11,7 +11,7 @@ Reported per concurrency: first audio p50/max, underflows and stalled seconds ov
 the slowest stream's RTF (audio seconds / wall seconds from its request), the server's CPU
 seconds per audio second, and the decoder worker's figures from /metrics.
 
-`python -m bench orpheus`, or `python -m bench.orpheus --streams 1,2,4,8 --decoder onnx`.
+`python -m bench orpheus`, or `python -m bench.orpheus --streams 1,2,4,8 --decoders onnx`.
 """
 
 from __future__ import annotations
@@ -141,9 +141,13 @@ async def one_level(http: aiohttp.ClientSession, srv: ServerProcess, n: int) -> 
     voices = ("tara", "leo", "mia", "dan", "zoe", "zac", "jess", "leah")
     assert srv.proc is not None
     cpu0, load0 = cpu_seconds(srv.proc.pid), load_average()
+    before = await snac_metrics(http, srv.url)
+    t0 = time.perf_counter()
     runs = await asyncio.gather(*(listen(http, srv.url, f"{PARAGRAPH} ({i})", voices[i % 8])
                                   for i in range(n)))
+    wall = time.perf_counter() - t0
     cpu = cpu_seconds(srv.proc.pid) - cpu0
+    decoder = _decoder_delta(before, await snac_metrics(http, srv.url), wall)
     bad = [r.status for r in runs if r.status != 200]
     under = [r.underflows() for r in runs]
     audio = sum(r.audio_s for r in runs)
@@ -157,6 +161,25 @@ async def one_level(http: aiohttp.ClientSession, srv: ServerProcess, n: int) -> 
         "audio_s": round(audio, 2),
         "server_cpu_s_per_audio_s": round(cpu / audio, 3) if audio else None,
         "load_1min": round((load0 + load_average()) / 2, 2),
+        **decoder,
+    }
+
+
+def _decoder_delta(before: dict[str, float], after: dict[str, float],
+                   wall_s: float) -> dict[str, float]:
+    """What the decoder worker did during one level: frames decoded per frame of new audio
+    (1 = no context), frames per window, decode ms per new frame, share of the wall time it
+    was decoding."""
+    d = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
+    new = d.get("tts_snac_frames_new_total", 0.0)
+    windows = d.get("tts_snac_windows_total", 0.0)
+    if not new or not windows:
+        return {}
+    return {
+        "decoded_per_new_frame": round(d["tts_snac_frames_decoded_total"] / new, 2),
+        "frames_per_window": round(d["tts_snac_frames_decoded_total"] / windows, 2),
+        "decode_ms_per_new_frame": round(1000 * d["tts_snac_decode_seconds_total"] / new, 1),
+        "decoder_busy_share": round(d["tts_snac_decode_seconds_total"] / wall_s, 2),
     }
 
 
@@ -177,8 +200,7 @@ async def measure(levels: tuple[int, ...], *, decoder: str, repeats: int, model_
             for n in levels:
                 results = [await one_level(http, srv, n) for _ in range(repeats)]
                 out["levels"][str(n)] = _median_of(results)
-            async with http.get(srv.url + "/metrics") as r:
-                out["metrics"] = _snac_metrics(await r.text())
+            out["metrics"] = await snac_metrics(http, srv.url)
     return out
 
 
@@ -192,8 +214,10 @@ def _median_of(results: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-def _snac_metrics(text: str) -> dict[str, float]:
-    """The decoder worker's families (tts_snac_*), summed over label sets."""
+async def snac_metrics(http: aiohttp.ClientSession, url: str) -> dict[str, float]:
+    """The decoder worker's families (tts_snac_*) from /metrics, summed over label sets."""
+    async with http.get(url + "/metrics") as r:
+        text = await r.text()
     out: dict[str, float] = {}
     for line in text.splitlines():
         if line.startswith("tts_snac_") and not line.startswith("#"):
@@ -202,46 +226,51 @@ def _snac_metrics(text: str) -> dict[str, float]:
     return out
 
 
-def prepare(workdir: Path, decoder: str, onnx_path: Path | None) -> tuple[Path, Path | None]:
+def prepare(workdir: Path, onnx_path: Path | None, need_onnx: bool) -> tuple[Path, Path | None]:
     from tests.snac_fixture import write_snac_checkpoint
 
     model_dir = write_snac_checkpoint(workdir / "snac")
-    if decoder == "onnx" and onnx_path is None:
+    if need_onnx and onnx_path is None:
         onnx_path = workdir / "snac_decoder.onnx"
         subprocess.run([sys.executable, "-m", "server.cli", "--env-file", "", "snac", "export",
                         "--model", str(model_dir), "--out", str(onnx_path)], check=True,
-                       env={**os.environ, "PYTHONPATH": REPO})
+                       env={**os.environ, "PYTHONPATH": REPO}, capture_output=True)
     return model_dir, onnx_path
 
 
-def run(streams: tuple[int, ...] = (1, 2, 4, 8), *, decoder: str = "torch", repeats: int = 1,
-        onnx_path: str | None = None, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Measure each concurrency level; `decoder` is "torch" or "onnx" (exported here unless
-    `onnx_path` names an export); `env` adds server settings."""
+def run(streams: tuple[int, ...] = (1, 2, 4, 8), *, decoders: tuple[str, ...] = ("onnx", "torch"),
+        repeats: int = 1, onnx_path: str | None = None,
+        env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Measure each concurrency level with each decoder ("torch"; "onnx", exported here unless
+    `onnx_path` names an export); `env` adds server settings. Returns one report per decoder."""
+    out: dict[str, Any] = {"realtime": REALTIME, "start_delay_ms": 1000 * START_DELAY_S,
+                           "decoders": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir, onnx = prepare(Path(tmp), decoder, Path(onnx_path) if onnx_path else None)
-        t0 = time.perf_counter()
-        report = asyncio.run(measure(tuple(streams), decoder=decoder, repeats=repeats,
-                                     model_dir=model_dir, onnx_path=onnx, env=env or {}))
-    report["realtime"] = REALTIME
-    report["start_delay_ms"] = 1000 * START_DELAY_S
-    report["wall_s"] = round(time.perf_counter() - t0, 1)
-    _print(report)
-    return report
+        model_dir, onnx = prepare(Path(tmp), Path(onnx_path) if onnx_path else None,
+                                  "onnx" in decoders)
+        for decoder in decoders:
+            t0 = time.perf_counter()
+            report = asyncio.run(measure(tuple(streams), decoder=decoder, repeats=repeats,
+                                         model_dir=model_dir, onnx_path=onnx, env=env or {}))
+            report["wall_s"] = round(time.perf_counter() - t0, 1)
+            out["decoders"][decoder] = report
+            _print(report)
+    return out
 
 
 def _print(report: dict[str, Any]) -> None:
-    print(f"Orpheus over HTTP, SNAC decoder: {report['decoder']}; tokens at "
-          f"{report['realtime']}x real time; listeners play from {report['start_delay_ms']:.0f} "
-          f"ms after their first audio")
-    print("  streams  first audio p50/max (ms)  underflows  stalled (s)  slowest RTF  "
-          "server CPU s per audio s  load")
+    print(f"Orpheus over HTTP, SNAC decoder: {report['decoder']}; tokens at {REALTIME}x real "
+          f"time; listeners play from {1000 * START_DELAY_S:.0f} ms after their first audio")
+    print("  streams failed  first audio p50/max ms  underflows stalled s  slowest RTF  "
+          "CPU s/audio s  decoded/new  frames/window  decode ms/new  busy  load")
     for n, r in report["levels"].items():
-        print(f"  {n:>7}  {r['first_audio_p50_ms']:>10.0f} / {r['first_audio_max_ms']:<10.0f}  "
-              f"{r['underflows']:>10}  {r['stalled_s']:>11.2f}  {r['rtf_min']:>11.2f}  "
-              f"{r['server_cpu_s_per_audio_s']:>24}  {r['load_1min']}")
-    for k, v in report.get("metrics", {}).items():
-        print(f"  {k} {v:g}")
+        print(f"  {n:>7} {r['failed']:>6}  {r['first_audio_p50_ms']:>9.0f} / "
+              f"{r['first_audio_max_ms']:<9.0f}  {r['underflows']:>10} {r['stalled_s']:>9.2f}"
+              f"  {r['rtf_min']:>11.2f}  {r['server_cpu_s_per_audio_s']!s:>13}  "
+              f"{r.get('decoded_per_new_frame', '-')!s:>11}  "
+              f"{r.get('frames_per_window', '-')!s:>13}  "
+              f"{r.get('decode_ms_per_new_frame', '-')!s:>13}  "
+              f"{r.get('decoder_busy_share', '-')!s:>4}  {r['load_1min']}")
 
 
 def main() -> None:
@@ -250,7 +279,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--streams", default="1,2,4,8")
-    parser.add_argument("--decoder", choices=("torch", "onnx"), default="torch")
+    parser.add_argument("--decoders", default="onnx,torch", help="onnx, torch or both")
     parser.add_argument("--onnx", help="an exported decoder (else exported for the run)")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -258,8 +287,9 @@ def main() -> None:
     parser.add_argument("--json", help="also write the report here")
     args = parser.parse_args()
     env = dict(item.split("=", 1) for item in args.set)
-    report = run(tuple(int(s) for s in args.streams.split(",")), decoder=args.decoder,
-                 repeats=args.repeats, onnx_path=args.onnx, env=env)
+    report = run(tuple(int(s) for s in args.streams.split(",")),
+                 decoders=tuple(args.decoders.split(",")), repeats=args.repeats,
+                 onnx_path=args.onnx, env=env)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
 

@@ -236,3 +236,19 @@ async def test_batched_torch_decode_equals_one_by_one(quiet_runner) -> None:
     for a, b in zip(alone, together, strict=True):
         assert a.shape == b.shape == (6 * SAMPLES_PER_FRAME,)
         assert float(np.abs(a - b).max()) < 1e-4  # float tolerance: < 4 LSB of s16
+
+
+def test_windows_are_cut_to_what_decodes_within_the_budget() -> None:
+    """On an overloaded machine (slow decodes) a window that takes everything ready is cut,
+    so a stream's turn comes round before the orchestrator would call it a stall."""
+    from adapters.snac_stream import WINDOW_BUDGET_MS, Pacing, window_cap
+
+    worker = DecodeWorker(FakeRunner(), batch=False)
+    assert worker.frames_within(WINDOW_BUDGET_MS) is None  # no pace known yet: no cut
+    assert window_cap(Pacing(), 2, worker) is None
+    worker._stats.recent_ms_per_frame = 50.0  # 8 frames fit in 400 ms
+    assert window_cap(Pacing(), 1, worker) == 8 - 3  # context frames count too
+    assert window_cap(Pacing(), 6, worker) == 6  # never below what the stream waited for
+    worker._stats.recent_ms_per_frame = 5.0
+    assert window_cap(Pacing(), 1, worker) == 77  # the decoder's max window cuts first
+    assert window_cap(Pacing(equal_windows=True), 4, worker) == 4  # batching: equal windows
