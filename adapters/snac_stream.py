@@ -32,9 +32,10 @@ MAX_PIECES_WITHOUT_AUDIO = 256
 # Frames parsed but not yet decoded before the reader stops reading (TCP then holds the rest).
 MAX_BACKLOG_FRAMES = 256
 # A window that takes everything ready is still cut to what decodes in this long at the
-# worker's recent pace: on an overloaded machine windows would otherwise grow until each
-# stream waits several seconds for its turn (and the orchestrator calls that a stall).
-WINDOW_BUDGET_MS = 400.0
+# worker's recent pace. At a normal pace (under ~60 ms a frame) the decoder's max window cuts
+# first; on an overloaded machine windows would otherwise grow until each of several streams
+# waits seconds for its turn (and the orchestrator calls that a stall).
+WINDOW_BUDGET_MS = 1000.0
 CONTEXT_FRAMES = 3  # a window's frames around its new ones: 1 left, 2 of lookahead
 
 

@@ -1,7 +1,7 @@
 """The ONNX SNAC decoder: `morpheus snac export`, torch vs onnxruntime, and Orpheus with no torch.
 
 The export (about 20 s of CPU) runs once through the CLI and is cached on disk under a key of
-everything it depends on (checkpoint recipe, exporter code, torch/onnxscript versions), so
+everything it depends on (checkpoint recipe, the export code, torch/onnxscript versions), so
 later runs reuse it; a change to any of them exports again.
 """
 
@@ -43,7 +43,8 @@ def _export_key() -> str:
     import tests.snac_fixture as fixture
 
     h = hashlib.sha256()
-    for part in (inspect.getsource(runtime), inspect.getsource(fixture),
+    exporter = (runtime.export_onnx, runtime.decode_module, runtime._codebooks)
+    for part in (*(inspect.getsource(f) for f in exporter), inspect.getsource(fixture),
                  json.dumps(SNAC_24KHZ_CONFIG, sort_keys=True), str(SEED), torch.__version__,
                  onnxscript.__version__):
         h.update(part.encode())

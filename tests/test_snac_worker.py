@@ -246,9 +246,9 @@ def test_windows_are_cut_to_what_decodes_within_the_budget() -> None:
     worker = DecodeWorker(FakeRunner(), batch=False)
     assert worker.frames_within(WINDOW_BUDGET_MS) is None  # no pace known yet: no cut
     assert window_cap(Pacing(), 2, worker) is None
-    worker._stats.recent_ms_per_frame = 50.0  # 8 frames fit in 400 ms
+    worker._stats.recent_ms_per_frame = WINDOW_BUDGET_MS / 8  # 8 frames fit in the budget
     assert window_cap(Pacing(), 1, worker) == 8 - 3  # context frames count too
     assert window_cap(Pacing(), 6, worker) == 6  # never below what the stream waited for
-    worker._stats.recent_ms_per_frame = 5.0
-    assert window_cap(Pacing(), 1, worker) == 77  # the decoder's max window cuts first
+    worker._stats.recent_ms_per_frame = WINDOW_BUDGET_MS / 80
+    assert window_cap(Pacing(), 1, worker) == 77  # the decoder's max window (16) cuts first
     assert window_cap(Pacing(equal_windows=True), 4, worker) == 4  # batching: equal windows
