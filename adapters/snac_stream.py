@@ -31,11 +31,13 @@ from dsp.snac_codec import SAMPLES_PER_FRAME, StreamingSnacDecoder, TokenParser,
 MAX_PIECES_WITHOUT_AUDIO = 256
 # Frames parsed but not yet decoded before the reader stops reading (TCP then holds the rest).
 MAX_BACKLOG_FRAMES = 256
-# A window that takes everything ready is still cut to what decodes in this long at the
-# worker's recent pace. At a normal pace (under ~60 ms a frame) the decoder's max window cuts
-# first; on an overloaded machine windows would otherwise grow until each of several streams
-# waits seconds for its turn (and the orchestrator calls that a stall).
-WINDOW_BUDGET_MS = 1000.0
+# A window that takes everything ready is still cut so that the windows queued at the worker,
+# this one included, decode within ROUND_BUDGET_MS at its recent pace (never under
+# MIN_WINDOW_MS). At a normal pace the decoder's max window cuts first; on an overloaded
+# machine windows would otherwise grow until each stream waits seconds for its turn, which the
+# orchestrator rightly calls a stall.
+ROUND_BUDGET_MS = 2000.0
+MIN_WINDOW_MS = 250.0
 CONTEXT_FRAMES = 3  # a window's frames around its new ones: 1 left, 2 of lookahead
 
 
@@ -149,7 +151,8 @@ def window_cap(pacing: Pacing, frames: int, worker: DecodeWorker) -> int | None:
     cap = pacing.cap(frames)
     if cap is not None:
         return cap
-    within = worker.frames_within(WINDOW_BUDGET_MS)
+    budget = max(MIN_WINDOW_MS, ROUND_BUDGET_MS / (worker.waiting + 1))
+    within = worker.frames_within(budget)
     return None if within is None else max(frames, within - CONTEXT_FRAMES)
 
 

@@ -104,6 +104,11 @@ class DecodeWorker:
             if self._slots is not None:
                 self._slots.release()
 
+    @property
+    def waiting(self) -> int:
+        """Windows queued now (not counting the ones being decoded)."""
+        return len(self._jobs)
+
     def frames_within(self, ms: float) -> int | None:
         """How many frames one window can hold and still decode within `ms`, at the recent
         pace (None before the first decode)."""
