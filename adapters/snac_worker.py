@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from adapters.errors import EngineError
+from adapters.errors import BackendUnavailable, EngineError
 
 log = logging.getLogger("morpheus.snac.worker")
 
@@ -85,7 +85,7 @@ class DecodeWorker:
     async def decode(self, frames: np.ndarray, *, new_frames: float | None = None) -> np.ndarray:
         """Decode one window (`frames` [T, 7]) -> float32 [T * 2048]; cancel to drop it."""
         if self._closed:
-            raise RuntimeError("the SNAC decoder worker is closed")
+            raise BackendUnavailable("the SNAC decoder is closed", backend=self.backend)
         loop = asyncio.get_running_loop()
         if self._slots is not None:
             await self._slots.acquire()
@@ -126,8 +126,8 @@ class DecodeWorker:
             self._closed = True
             for job in self._jobs:
                 job.dropped = True
-                job.loop.call_soon_threadsafe(_fail, job.future,
-                                              RuntimeError("SNAC decoder closed"))
+                job.loop.call_soon_threadsafe(_fail, job.future, BackendUnavailable(
+                    "the SNAC decoder is closed", backend=self.backend))
             self._jobs.clear()
             self._cond.notify_all()
         thread, self._thread = self._thread, None

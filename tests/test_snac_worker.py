@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adapters.errors import EngineError
+from adapters.errors import BackendUnavailable, EngineError
 from adapters.snac_worker import DecodeWorker
 from dsp.snac_codec import SAMPLES_PER_FRAME
 from tests.snac_fixture import random_frames
@@ -199,11 +199,11 @@ async def test_closing_fails_what_waits_and_stops_the_thread(make_worker) -> Non
     await asyncio.sleep(0.01)
     runner.gate.set()
     await closing
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(BackendUnavailable, match="closed"):
         await queued
     await first
     assert not thread.is_alive()
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(BackendUnavailable, match="closed"):
         await worker.decode(window(2, 3))
 
 
