@@ -6,6 +6,7 @@ import asyncio
 import importlib.util
 import json
 import logging
+import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -47,7 +48,7 @@ class SnacConfig:
     device: str | None = None
     batch: str = "auto"  # batch windows across streams: auto = on CUDA only
     max_batch: int = 16
-    threads: int | None = None  # CPU threads per decode (torch or onnxruntime); None: all
+    threads: int | None = None  # CPU threads per decode; None: 1 (a lane per core, on CPU)
     target_chunk_tokens: int = 28
     first_chunk_tokens: int = 8
     window_frames: int = 4
@@ -245,22 +246,29 @@ class SnacLlamaCppAdapter(TTSAdapter):
                     raise BackendUnavailable(f"cannot load SNAC: {e}", backend=NAME) from e
                 c = self.config
                 batch = c.batch == "on" or (c.batch == "auto" and runner.device != "cpu")
-                self._worker = DecodeWorker(runner, batch=batch, max_batch=c.max_batch,
-                                            backend=NAME)
+                lanes = 1 if runner.device != "cpu" else max(
+                    1, (os.cpu_count() or 1) // self._threads())
+                self._worker = DecodeWorker(runner, batch=batch, lanes=lanes,
+                                            max_batch=c.max_batch, backend=NAME)
                 log.info("SNAC decoder: %s on %s, %s", runner.kind, runner.device,
-                         "batched across streams" if batch else "one window at a time")
+                         "batched across streams" if batch else
+                         f"one window at a time on {lanes} lane(s) of {self._threads()} thread(s)")
         return self._worker
+
+    def _threads(self) -> int:
+        """CPU threads per decode: SNAC_THREADS, else 1 (and one lane per core)."""
+        return self.config.threads or 1
 
     def _load_runner(self) -> Any:
         c = self.config
         if c.onnx_path:
             from dsp.snac_runtime import OnnxSnac  # onnxruntime only: never imports torch
 
-            return OnnxSnac(c.onnx_path, device=c.device, threads=c.threads)
+            return OnnxSnac(c.onnx_path, device=c.device, threads=self._threads())
         from dsp.snac_codec import load_snac
         from dsp.snac_runtime import TorchSnac
 
-        return TorchSnac(load_snac(str(c.model_dir), c.device), threads=c.threads)
+        return TorchSnac(load_snac(str(c.model_dir), c.device), threads=self._threads())
 
     def _decoder_unavailable_reason(self) -> str | None:
         if self.config.onnx_path:

@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     snac_device: str | None = None  # cuda / cpu; default: cuda when available
     snac_batch: Literal["auto", "on", "off"] = "auto"  # windows of streams in one call (auto: GPU)
     snac_max_batch: int = Field(16, ge=1, le=256)
-    snac_threads: int | None = Field(None, ge=1, le=256)  # CPU threads per decode; default: all
+    snac_threads: int | None = Field(None, ge=1, le=256)  # per decode; default 1, a lane per core
     snac_target_chunk: int = Field(28, ge=7, le=448)  # tokens
     snac_first_chunk: int = Field(8, ge=7, le=448)
     snac_window_frames: int = Field(4, ge=2, le=32)

@@ -117,6 +117,20 @@ async def test_one_by_one_on_a_device_where_batching_does_not_pay(make_worker) -
     assert [int(c[0, 0, 0]) for c in runner.calls] == [int(window(5, s)[0, 0]) for s in range(4)]
 
 
+async def test_lanes_decode_windows_side_by_side(make_worker) -> None:
+    """On a CPU, one lane per core: two windows decode at once, a third waits its turn."""
+    runner = FakeRunner()
+    worker = make_worker(runner, batch=False, lanes=2)
+    runner.gate.clear()
+    tasks = [asyncio.create_task(worker.decode(window(3, s))) for s in range(3)]
+    await wait_until(lambda: len(runner.calls) == 2)
+    assert worker.stats().waiting == 1 and worker.stats().lanes == 2
+    runner.gate.set()
+    for seed, audio in enumerate(await asyncio.gather(*tasks)):
+        np.testing.assert_array_equal(audio, expected(window(3, seed)))
+    assert make_worker(FakeRunner(), batch=True, lanes=4).lanes == 1  # batching: one place
+
+
 async def test_a_cancelled_streams_windows_never_come_back(make_worker) -> None:
     runner = FakeRunner()
     worker = make_worker(runner, batch=True)
@@ -193,8 +207,8 @@ async def test_closing_fails_what_waits_and_stops_the_thread(make_worker) -> Non
     await wait_until(runner.entered.is_set)
     queued = asyncio.create_task(worker.decode(window(2, 2)))
     await wait_until(lambda: worker.stats().waiting == 1)
-    thread = worker._thread
-    assert thread is not None and thread.is_alive()
+    (thread,) = worker._threads
+    assert thread.is_alive()
     closing = asyncio.create_task(worker.aclose())
     await asyncio.sleep(0.01)
     runner.gate.set()
