@@ -32,12 +32,13 @@ MAX_PIECES_WITHOUT_AUDIO = 256
 # Frames parsed but not yet decoded before the reader stops reading (TCP then holds the rest).
 MAX_BACKLOG_FRAMES = 256
 # A window that takes everything ready is still cut so that the windows queued at the worker,
-# this one included, decode within ROUND_BUDGET_MS at its recent pace (never under
-# MIN_WINDOW_MS). At a normal pace the decoder's max window cuts first; on an overloaded
-# machine windows would otherwise grow until each stream waits seconds for its turn, which the
-# orchestrator rightly calls a stall.
+# this one included, decode within ROUND_BUDGET_MS on its lanes at its recent pace (a window
+# is never cut under MIN_WINDOW_MS: smaller windows cost more per frame, which an overloaded
+# machine can afford least). At a normal pace the decoder's max window cuts first; on an
+# overloaded machine windows would otherwise grow until each stream waits seconds for its
+# turn, which the orchestrator rightly calls a stall.
 ROUND_BUDGET_MS = 2000.0
-MIN_WINDOW_MS = 250.0
+MIN_WINDOW_MS = 400.0
 CONTEXT_FRAMES = 3  # a window's frames around its new ones: 1 left, 2 of lookahead
 
 
@@ -151,7 +152,7 @@ def window_cap(pacing: Pacing, frames: int, worker: DecodeWorker) -> int | None:
     cap = pacing.cap(frames)
     if cap is not None:
         return cap
-    budget = max(MIN_WINDOW_MS, ROUND_BUDGET_MS / (worker.waiting + 1))
+    budget = max(MIN_WINDOW_MS, ROUND_BUDGET_MS * worker.lanes / (worker.waiting + 1))
     within = worker.frames_within(budget)
     return None if within is None else max(frames, within - CONTEXT_FRAMES)
 

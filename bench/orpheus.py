@@ -210,7 +210,7 @@ def _median_of(results: list[dict[str, Any]]) -> dict[str, Any]:
     merged: dict[str, Any] = {"runs": results}
     for key, value in results[0].items():
         if isinstance(value, (int, float)) and value is not None:
-            merged[key] = statistics.median(r[key] for r in results)
+            merged[key] = round(statistics.median(r[key] for r in results), 3)
     return merged
 
 

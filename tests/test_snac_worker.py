@@ -255,9 +255,9 @@ async def test_batched_torch_decode_equals_one_by_one(quiet_runner) -> None:
 def test_windows_are_cut_to_what_decodes_within_the_budget() -> None:
     """On an overloaded machine (slow decodes) a window that takes everything ready is cut,
     so that every stream's turn comes round before the orchestrator would call it a stall."""
-    from adapters.snac_stream import ROUND_BUDGET_MS, Pacing, window_cap
+    from adapters.snac_stream import MIN_WINDOW_MS, ROUND_BUDGET_MS, Pacing, window_cap
 
-    assert ROUND_BUDGET_MS == 2000.0  # the figures below assume it
+    assert (ROUND_BUDGET_MS, MIN_WINDOW_MS) == (2000.0, 400.0)  # the figures below assume them
     worker = DecodeWorker(FakeRunner(), batch=False)
     assert worker.frames_within(ROUND_BUDGET_MS) is None  # no pace known yet: no cut
     assert window_cap(Pacing(), 2, worker) is None
@@ -266,7 +266,9 @@ def test_windows_are_cut_to_what_decodes_within_the_budget() -> None:
     worker._jobs.extend([object()] * 3)  # type: ignore[list-item]  # three windows queued
     assert window_cap(Pacing(), 1, worker) == 10 - 3  # a quarter of the round each
     assert window_cap(Pacing(), 9, worker) == 9  # never below what the stream waited for
+    worker.lanes = 2
+    assert window_cap(Pacing(), 1, worker) == 20 - 3  # two lanes: twice the frames per round
     worker._jobs.extend([object()] * 20)  # type: ignore[list-item]
-    assert window_cap(Pacing(), 1, worker) == 5 - 3  # never under 250 ms of decoding
+    assert window_cap(Pacing(), 1, worker) == 8 - 3  # never under 400 ms of decoding
     worker._jobs.clear()
     assert window_cap(Pacing(equal_windows=True), 4, worker) == 4  # batching: equal windows
