@@ -35,6 +35,9 @@ class TTSInput:
     sampling: Sampling = field(default_factory=Sampling)
     target_chunk: int | None = None  # in the adapter's chunk_unit (tokens, or ms of audio)
     low_latency: bool = False  # smallest first chunk, flush early, no coalescing
+    # Live: ms of audio ahead of the listener's playback right now (None: unknown). Engines
+    # that trade latency for cost within a segment (SNAC windows) size their steps by it.
+    buffer_ms: Callable[[], float] | None = None
 
 
 @dataclass(frozen=True)

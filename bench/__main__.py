@@ -1,9 +1,9 @@
 """`make bench`: every benchmark, medians and ratios against baselines run in the same process.
 
 Sections: speech (Piper over HTTP vs the raw engine), orchestrator (synthetic engine), snac
-(SNAC decode and the llama.cpp streaming path), realtime (WebRTC/WebSocket), loose_bounds (the
-real figures behind the wall-clock bounds tests keep loose), wyoming (first audio of the
-Wyoming face vs wyoming-piper). Pick some with
+(SNAC decode and the llama.cpp streaming path), orpheus (concurrent Orpheus streams over HTTP),
+realtime (WebRTC/WebSocket), loose_bounds (the real figures behind the wall-clock bounds tests
+keep loose), wyoming (first audio of the Wyoming face vs wyoming-piper). Pick some with
 `python -m bench speech orchestrator`; the default runs them all. Results are also written as
 JSON to bench-results.json.
 """
@@ -17,8 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-SECTIONS = ("speech", "orchestrator", "snac", "realtime", "loose_bounds", "wyoming", "network",
-            "elevenlabs")
+SECTIONS = ("speech", "orchestrator", "snac", "orpheus", "realtime", "loose_bounds", "wyoming",
+            "network", "elevenlabs")
 
 
 def main(argv: list[str]) -> int:

@@ -1,64 +1,110 @@
-"""SNAC speed: decode cost per frame by window, streaming RTF at 100 tokens/s, token-to-PCM latency."""
+"""SNAC decoding: cost per new frame by window scheme, decoder (torch, ONNX) and batch size;
+the quality each scheme costs; the adapter streaming at 100 tokens/s.
+
+A window scheme is "n new frames per window": 1 frame of left context + n new + 2 frames of
+lookahead, so n = 1 is Orpheus' own 4-frame window and n = 3 a 6-frame window. Cost is
+reported per NEW frame (context included), as wall ms and as CPU ms: on a machine shared with
+other jobs the wall time swings, the CPU time much less. Quality is measured with SNAC's noise
+disabled, against one decode of the whole utterance: the largest error (% of peak), the error
+level around window seams (dB below the signal) and the log-spectral distance (dB).
+
+`python -m bench.snac [--threads N] [--onnx FILE] [--quick]`; the ONNX decoder is exported
+for the run unless --onnx names an export (`morpheus snac export`).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from dsp.snac_codec import SAMPLES_PER_FRAME, SNAC_RATE_HZ, StreamingSnacDecoder, load_snac
+import numpy as np
 
-WINDOWS = (4, 8, 12)
-RUNS = 10
+from dsp.snac_codec import SAMPLES_PER_FRAME, SNAC_RATE_HZ, StreamingSnacDecoder
+
+SCHEMES = (1, 2, 3, 6, 13)  # new frames per window: windows of 4, 5, 6, 9 and 16 frames
+BATCHES = (1, 2, 4, 8)
+RUNS = 5
+QUALITY_FRAMES = 40
 STREAM_FRAMES = 36  # about 3 s of speech
 TOKENS_PER_S = 100.0
 FRAME_MS = 1000.0 * SAMPLES_PER_FRAME / SNAC_RATE_HZ
+CONTEXT_FRAMES = 3  # 1 left + 2 lookahead
 
 
-def decode_cost_ms_per_frame(model: Any, frames: int, runs: int = RUNS) -> float:
-    """Median wall time of one `frames`-frame SNAC decode, divided by `frames`."""
-    import torch
-
+def cost_per_new_frame(runner: Any, new: int, batch: int, runs: int = RUNS) -> dict[str, float]:
+    """Median wall and CPU ms of one batched decode of `batch` windows of `new + 3` frames,
+    divided by the `new * batch` frames of new audio it yields."""
     from tests.snac_fixture import random_frames
 
-    device = next(model.parameters()).device
-    decoder = StreamingSnacDecoder(model, max_window_frames=frames)
-    for frame in random_frames(frames, seed=frames):
-        decoder.push(frame)
-    times = []
+    length = new + CONTEXT_FRAMES
+    frames = np.stack([np.asarray(random_frames(length, seed=b), dtype=np.int64)
+                       for b in range(batch)])
+    walls, cpus = [], []
     for i in range(runs + 2):  # two warm-up runs
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        started = time.perf_counter()
-        decoder._decode(0, frames)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        _sync(runner)
+        w0, c0 = time.perf_counter(), time.process_time()
+        runner.decode(frames)
+        _sync(runner)
         if i >= 2:
-            times.append(time.perf_counter() - started)
-    return 1000.0 * statistics.median(times) / frames
+            walls.append(time.perf_counter() - w0)
+            cpus.append(time.process_time() - c0)
+    per = new * batch
+    return {"wall_ms": round(1000 * statistics.median(walls) / per, 2),
+            "cpu_ms": round(1000 * statistics.median(cpus) / per, 2)}
 
 
-def decoder_compute_rtf(model: Any, *, one_by_one: bool) -> float:
-    """Decode time / audio time for a whole utterance through StreamingSnacDecoder: frames
-    arriving one at a time (a 4-frame window per frame) or all at once (grown windows)."""
+def _sync(runner: Any) -> None:
+    if runner.kind == "torch" and runner.device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def quality(runner: Any, new: int, frames: int = QUALITY_FRAMES) -> dict[str, float]:
+    """The scheme's audio against one whole-utterance decode (noise must be off)."""
     from tests.snac_fixture import random_frames
 
-    decoder = StreamingSnacDecoder(model)
-    started = time.perf_counter()
-    for frame in random_frames(STREAM_FRAMES, seed=1):
+    codes = random_frames(frames, seed=77)
+    reference = runner.decode(np.asarray(codes, dtype=np.int64)[None])[0]
+    decoder = StreamingSnacDecoder(runner)
+    pcm = bytearray()
+    seams: list[int] = []
+    for frame in codes:
         decoder.push(frame)
-        if one_by_one:
-            decoder.decode_ready()
-    decoder.decode_ready()
-    decoder.flush()
-    elapsed = time.perf_counter() - started
-    return elapsed / (STREAM_FRAMES * FRAME_MS / 1000.0)
+        while decoder.ready_samples >= new * SAMPLES_PER_FRAME:
+            pcm += decoder.decode_ready(max_frames=new)
+            seams.append(decoder.samples_emitted)
+    pcm += decoder.flush()
+    streamed = np.frombuffer(bytes(pcm), "<i2").astype(np.float32) / 32767.0
+    ref = np.clip(reference, -1.0, 1.0)
+    err = streamed - ref
+    around = np.concatenate([err[max(0, s - 256): s + 256] for s in seams[:-1]] or [err[:0]])
+    signal_rms = float(np.sqrt(np.mean(ref**2)))
+    seam_rms = float(np.sqrt(np.mean(around**2))) if around.size else 0.0
+    return {
+        "max_error_pct_of_peak": round(100 * float(np.abs(err).max()) / float(np.abs(ref).max()), 2),
+        "seam_error_db": round(20 * np.log10(max(seam_rms, 1e-9) / signal_rms), 1),
+        "log_spectral_distance_db": round(_lsd(streamed, ref), 2),
+    }
 
 
-async def stream_through_adapter(model_dir: Path, device: str) -> dict[str, float]:
+def _lsd(x: np.ndarray, y: np.ndarray, n: int = 1024, hop: int = 256) -> float:
+    """Log-spectral distance (dB RMS over frequency, mean over frames)."""
+    window = np.hanning(n).astype(np.float32)
+    frames = range(0, min(len(x), len(y)) - n, hop)
+    sx = np.abs(np.fft.rfft(np.stack([x[i:i + n] * window for i in frames]), axis=1))
+    sy = np.abs(np.fft.rfft(np.stack([y[i:i + n] * window for i in frames]), axis=1))
+    d = 20 * np.log10((sx + 1e-6) / (sy + 1e-6))
+    return float(np.mean(np.sqrt(np.mean(d**2, axis=1))))
+
+
+async def stream_through_adapter(model_dir: Path, device: str,
+                                 onnx_path: Path | None) -> dict[str, float]:
     """The adapter against the llama.cpp-protocol test server at TOKENS_PER_S."""
     from adapters.base import TTSInput
     from adapters.snac_llamacpp import SnacLlamaCppAdapter
@@ -69,7 +115,8 @@ async def stream_through_adapter(model_dir: Path, device: str) -> dict[str, floa
     script = script_from_tokens(tokens, tokens_per_s=TOKENS_PER_S)
     async with LlamaProtocolServer(script) as server:
         adapter = SnacLlamaCppAdapter.from_options(
-            {"snac_url": server.url, "snac_model": str(model_dir), "snac_device": device})
+            {"snac_url": server.url, "snac_model": str(model_dir), "snac_device": device,
+             "snac_onnx": str(onnx_path) if onnx_path else None})
         try:
             await adapter.warmup()
             results = {}
@@ -85,81 +132,97 @@ async def stream_through_adapter(model_dir: Path, device: str) -> dict[str, floa
                 first_token_at = server.requests[-1].first_event_at
                 assert first_pcm_at is not None and first_token_at is not None
                 key = "low_latency" if low_latency else "default"
-                results[f"{key}_wall_rtf"] = wall / (samples / SNAC_RATE_HZ)
-                results[f"{key}_first_token_to_pcm_ms"] = 1000.0 * (first_pcm_at - first_token_at)
+                results[f"{key}_wall_rtf"] = round(wall / (samples / SNAC_RATE_HZ), 3)
+                results[f"{key}_first_token_to_pcm_ms"] = round(
+                    1000.0 * (first_pcm_at - first_token_at), 1)
             return results
         finally:
             await adapter.aclose()
 
 
-def run(threads: int | None = None) -> dict[str, Any]:
-    """Measure on CPU (and CUDA when available); `threads` sets torch's CPU threads."""
+def run(threads: int | None = None, onnx_path: str | None = None,
+        quick: bool = False) -> dict[str, Any]:
+    """Measure on CPU (and CUDA when torch sees one); `threads` sets the decoders' threads."""
     import torch
 
+    from dsp.snac_codec import load_snac
+    from dsp.snac_runtime import OnnxSnac, TorchSnac, export_onnx
     from tests.snac_fixture import write_snac_checkpoint
 
     if threads:
         torch.set_num_threads(threads)
-
+    schemes = (1, 3, 13) if quick else SCHEMES
+    batches = (1, 4) if quick else BATCHES
     report: dict[str, Any] = {
-        "torch": torch.__version__,
-        "cpu_threads": torch.get_num_threads(),
-        "frame_ms": round(FRAME_MS, 2),
-        "stream_tokens_per_s": TOKENS_PER_S,
-        "stream_frames": STREAM_FRAMES,
-        # the token source alone: 7 tokens per 85.3 ms frame at TOKENS_PER_S
-        "source_rtf": round(7 / TOKENS_PER_S / (FRAME_MS / 1000.0), 3),
+        "torch": torch.__version__, "cpu_threads": torch.get_num_threads(),
+        "frame_ms": round(FRAME_MS, 2), "load_1min_start": round(os.getloadavg()[0], 2),
+        "schemes": {}, "quality": {}, "stream": {},
     }
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = write_snac_checkpoint(Path(tmp) / "snac")
+        quiet_dir = write_snac_checkpoint(Path(tmp) / "quiet", silent_noise=True)
+        onnx = Path(onnx_path) if onnx_path else export_onnx(load_snac(model_dir, "cpu"),
+                                                             Path(tmp) / "snac.onnx")
         for device in devices:
-            model = load_snac(model_dir, device)
-            section: dict[str, Any] = {}
-            for w in WINDOWS:
-                per_frame = decode_cost_ms_per_frame(model, w)
-                section[f"decode_ms_per_frame_w{w}"] = round(per_frame, 2)
-                # streaming keeps 1 frame of left and 2 of right context: W - 3 new frames
-                section[f"decode_ms_per_new_frame_w{w}"] = round(per_frame * w / (w - 3), 2)
-            section["decoder_rtf_one_by_one"] = round(decoder_compute_rtf(model, one_by_one=True), 3)
-            section["decoder_rtf_all_at_once"] = round(
-                decoder_compute_rtf(model, one_by_one=False), 3)
-            streamed = asyncio.run(stream_through_adapter(model_dir, device))
-            section.update({k: round(v, 3) for k, v in streamed.items()})
-            report[device] = section
-            del model
-    _print(report)
+            runners: dict[str, Any] = {"torch": TorchSnac(load_snac(model_dir, device)),
+                       "onnx": OnnxSnac(onnx, device=device, threads=threads)}
+            for kind, runner in runners.items():
+                if kind == "onnx" and runner.device != device:
+                    continue  # onnxruntime without CUDA: the CPU row covers it
+                for new in schemes:
+                    for batch in batches:
+                        key = f"{device}/{kind}/new{new}/batch{batch}"
+                        report["schemes"][key] = cost_per_new_frame(runner, new, batch)
+            quiet = TorchSnac(load_snac(quiet_dir, device))
+            for new in schemes:
+                report["quality"][f"{device}/new{new}"] = quality(quiet, new)
+            for kind in ("torch", "onnx"):
+                report["stream"][f"{device}/{kind}"] = asyncio.run(stream_through_adapter(
+                    model_dir, device, onnx if kind == "onnx" else None))
+    report["load_1min_end"] = round(os.getloadavg()[0], 2)
+    _print(report, schemes, batches)
     return report
 
 
-def _print(report: dict[str, Any]) -> None:
-    print(f"SNAC 24 kHz (random weights), torch {report['torch']}, "
-          f"{report['cpu_threads']} CPU threads; 1 frame = {report['frame_ms']} ms of audio")
-    for device in ("cpu", "cuda"):
-        section = report.get(device)
-        if section is None:
-            continue
-        print(f"[{device}]")
-        for w in WINDOWS:
-            ms = section[f"decode_ms_per_frame_w{w}"]
-            new = section[f"decode_ms_per_new_frame_w{w}"]
-            print(f"  decode, window {w:>2}: {ms:7.2f} ms per decoded frame; streaming "
-                  f"{new:7.2f} ms per new frame ({FRAME_MS / new:5.1f}x real time)")
-        print(f"  decoder compute RTF, frames one by one: {section['decoder_rtf_one_by_one']}")
-        print(f"  decoder compute RTF, frames all at once: {section['decoder_rtf_all_at_once']}")
-        for key in ("low_latency", "default"):
-            print(f"  adapter at {report['stream_tokens_per_s']:g} tokens/s ({key}): wall RTF "
-                  f"{section[f'{key}_wall_rtf']} (source alone {report['source_rtf']}), "
-                  f"first audio token -> first PCM "
-                  f"{section[f'{key}_first_token_to_pcm_ms']:.0f} ms")
+def _print(report: dict[str, Any], schemes: tuple[int, ...], batches: tuple[int, ...]) -> None:
+    print(f"SNAC 24 kHz (random weights), torch {report['torch']}, {report['cpu_threads']} CPU "
+          f"threads; 1 frame = {report['frame_ms']} ms of audio; load "
+          f"{report['load_1min_start']} -> {report['load_1min_end']}")
+    print("  ms per NEW frame (wall / CPU), by window scheme and batch size:")
+    devices_kinds = sorted({k.rsplit("/", 2)[0] for k in report["schemes"]})
+    for dk in devices_kinds:
+        for new in schemes:
+            cells = []
+            for b in batches:
+                r = report["schemes"].get(f"{dk}/new{new}/batch{b}")
+                cells.append(f"b{b} {r['wall_ms']:6.1f}/{r['cpu_ms']:6.1f}" if r else "")
+            print(f"  {dk:<10} {new:>2} new in {new + CONTEXT_FRAMES:>2}: " + "  ".join(cells))
+    print("  quality against a whole-utterance decode (noise off):")
+    for key, q in report["quality"].items():
+        print(f"  {key:<10} max error {q['max_error_pct_of_peak']:5.2f}% of peak, seams "
+              f"{q['seam_error_db']:6.1f} dB, log-spectral distance "
+              f"{q['log_spectral_distance_db']:.2f} dB")
+    for key, s in report["stream"].items():
+        print(f"  adapter at {TOKENS_PER_S:g} tokens/s, {key}: wall RTF default "
+              f"{s['default_wall_rtf']} / low latency {s['low_latency_wall_rtf']}; first "
+              f"token -> PCM {s['default_first_token_to_pcm_ms']:.0f} / "
+              f"{s['low_latency_first_token_to_pcm_ms']:.0f} ms")
 
 
 def main() -> None:
     import argparse
+    import json
 
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    run(parser.parse_args().threads)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=None, help="decoder CPU threads")
+    parser.add_argument("--onnx", help="an exported decoder (else exported for the run)")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", help="also write the report here")
+    args = parser.parse_args()
+    report = run(args.threads, args.onnx, args.quick)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ def create_app(settings: Settings, *, env_file: Path | None = None, warm: bool =
     metrics.init_backends(settings.enabled_backends, settings.fallback_backend)
     store.on_change(lambda s: metrics.init_backends(s.enabled_backends, s.fallback_backend))
     metrics.track_upstreams(pool.upstream_snapshots)
+    metrics.watch_decoders(pool.live)
     app[SETTINGS] = store
     app[BACKENDS] = pool
     app[METRICS] = metrics

@@ -78,6 +78,10 @@ class BackendPool:
         self._instances[name] = (key, adapter)
         return adapter
 
+    def live(self) -> list[TTSAdapter]:
+        """The current instance of each backend built so far (not the retired ones)."""
+        return [adapter for _, adapter in self._instances.values()]
+
     async def ready(self, name: str) -> TTSAdapter:
         """The adapter, warmed up; BackendUnavailable when it cannot be used."""
         self._last_used[name] = time.monotonic()

@@ -1,4 +1,5 @@
-"""`morpheus serve` and `morpheus say "text" -o out.wav`, both through the same pipeline."""
+"""`morpheus serve` and `morpheus say "text" -o out.wav`, both through the same pipeline;
+`morpheus snac export` writes the SNAC decoder as ONNX (for SNAC_ONNX: Orpheus without torch)."""
 
 from __future__ import annotations
 
@@ -83,6 +84,26 @@ async def _say(args: argparse.Namespace) -> int:
         await runner.cleanup()
 
 
+def snac_export(args: argparse.Namespace) -> int:
+    """SNAC_MODEL directory -> ONNX decoder (needs torch and snac, once)."""
+    import time
+
+    from dsp.snac_codec import load_snac
+    from dsp.snac_runtime import export_onnx
+
+    t0 = time.perf_counter()
+    try:
+        model = load_snac(args.model, "cpu")
+    except (ImportError, OSError, ValueError) as e:
+        print(f"error: cannot load SNAC from {args.model}: {e}", file=sys.stderr)
+        return 1
+    out = export_onnx(model, args.out)
+    print(f"{out}: SNAC decoder (frames [batch, T, 7] -> audio [batch, T*2048]), "
+          f"{out.stat().st_size / 2**20:.1f} MB, in {time.perf_counter() - t0:.0f} s; "
+          f"use it with SNAC_ONNX={out}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="morpheus", description=__doc__)
     parser.add_argument("--env-file", default=os.environ.get("MORPHEUS_ENV_FILE", ".env"))
@@ -97,9 +118,16 @@ def main(argv: list[str] | None = None) -> int:
     p_say.add_argument("--voice")
     p_say.add_argument("--speed", type=float, default=1.0)
     p_say.add_argument("--backend")
+    p_snac = sub.add_parser("snac", help="SNAC decoder tools")
+    snac_sub = p_snac.add_subparsers(dest="snac_cmd", required=True)
+    p_export = snac_sub.add_parser("export", help="write the SNAC decoder as ONNX (SNAC_ONNX)")
+    p_export.add_argument("--model", required=True, help="SNAC_MODEL directory (hub layout)")
+    p_export.add_argument("--out", default="snac_decoder.onnx")
     args = parser.parse_args(argv)
     if args.cmd == "serve":
         return serve(args)
+    if args.cmd == "snac":
+        return snac_export(args)
     return asyncio.run(_say(args))
 
 

@@ -80,9 +80,13 @@ class Settings(BaseSettings):
     synthetic_native_speed: bool = True
 
     # --- snac / orpheus via llama.cpp
-    snac_url: str = "http://127.0.0.1:8080/v1/completions"
+    snac_url: str = "http://127.0.0.1:8080/v1/completions"  # or a comma list (a pool)
     snac_model: str | None = path_setting()  # local dir in the hub layout (config.json + weights)
+    snac_onnx: str | None = path_setting()  # `morpheus snac export` file: onnxruntime, no torch
     snac_device: str | None = None  # cuda / cpu; default: cuda when available
+    snac_batch: Literal["auto", "on", "off"] = "auto"  # windows of streams in one call (auto: GPU)
+    snac_max_batch: int = Field(16, ge=1, le=256)
+    snac_threads: int | None = Field(None, ge=1, le=256)  # per decode; default 1, a lane per core
     snac_target_chunk: int = Field(28, ge=7, le=448)  # tokens
     snac_first_chunk: int = Field(8, ge=7, le=448)
     snac_window_frames: int = Field(4, ge=2, le=32)
@@ -167,11 +171,11 @@ class Settings(BaseSettings):
 
     @field_validator("fallback_backend", "default_voice", "piper_voice", "snac_model",
                      "orpheus_gguf", "chunk_lock", "synthetic_stall_after",
-                     "webrtc_host_addresses", "snac_device", "piper_voices_dir",
+                     "webrtc_host_addresses", "snac_device", "snac_onnx", "piper_voices_dir",
                      "openai_tts_api_key", "api_key", "models_dir", "idle_unload_s",
                      "wyoming_tts_voice", "command_tts_rate", "elevenlabs_api_key",
                      "elevenlabs_voice_id", "xtts_speakers_dir", "xtts_voice", "coqui_voice",
-                     mode="before")
+                     "snac_threads", mode="before")
     @classmethod
     def _empty_is_none(cls, v: Any) -> Any:
         return None if v == "" else v

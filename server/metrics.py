@@ -8,10 +8,11 @@ has its samples from the start (0 for each enabled backend), so a dashboard or a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 MS_BUCKETS = (5, 10, 20, 40, 60, 80, 100, 120, 150, 200, 300, 500, 800, 1200, 2000, 5000)
 RTF_BUCKETS = (0.5, 0.8, 1.0, 1.2, 1.5, 2, 3, 5, 10, 20, 50, 100)
@@ -116,6 +117,10 @@ class Metrics:
         for (backend, state), n in counts.items():
             self.state.labels(backend, state).set(n)
 
+    def watch_decoders(self, adapters: Callable[[], Iterable[Any]]) -> None:
+        """Export the decoder workers of `adapters()` (see DecoderCollector) at each scrape."""
+        self.registry.register(DecoderCollector(adapters))
+
     def render(self) -> bytes:
         self._refresh_states()
         self._refresh_upstreams()
@@ -129,3 +134,53 @@ def _without_userinfo(address: str) -> str:
         return address.rpartition("@")[2]
     host, slash, path = rest.partition("/")
     return f"{scheme}://{host.rpartition('@')[2]}{slash}{path}"
+
+
+# ------------------------------------------------ shared decoder workers (SNAC; issue 12)
+# Read at scrape time from every live adapter that has `decoder_stats()` (snac_llamacpp:
+# adapters/snac_worker.py DecoderStats). Labels: backend and device only.
+
+_DECODER_COUNTERS = (
+    ("tts_snac_decode_seconds", "decode_s", "Time the SNAC decoder spent in the model (s)"),
+    ("tts_snac_frames_decoded", "frames_decoded", "Frames decoded, window context included"),
+    ("tts_snac_frames_new", "frames_new", "Frames of new audio decoded (the rest is context)"),
+    ("tts_snac_windows", "windows", "Windows decoded"),
+    ("tts_snac_batches", "batches", "Model calls (windows per call = batch size)"),
+    ("tts_snac_windows_dropped", "dropped", "Windows of cancelled streams, never decoded"),
+)
+_DECODER_GAUGES = (
+    ("tts_snac_windows_waiting", "waiting", "Windows queued for the decoder now"),
+    ("tts_snac_decode_ms_per_frame", "recent_ms_per_frame", "Recent decode time per frame (ms)"),
+    ("tts_snac_frames_per_window", "recent_frames_per_window", "Recent frames per window"),
+    ("tts_snac_batch_size", "recent_batch_size", "Recent windows per model call"),
+)
+
+
+class DecoderCollector:
+    """Prometheus families for the adapters' shared decoder workers."""
+
+    def __init__(self, adapters: Callable[[], Iterable[Any]]) -> None:
+        self._adapters = adapters
+
+    def describe(self) -> list[Metric]:
+        return []  # families appear once a decoder is loaded
+
+    def collect(self) -> Iterator[Metric]:
+        rows = []
+        for adapter in self._adapters():
+            stats = getattr(adapter, "decoder_stats", None)
+            snapshot = stats() if callable(stats) else None
+            if snapshot is not None:
+                rows.append(([adapter.name, snapshot.device], snapshot))
+        if not rows:
+            return
+        for name, attr, doc in _DECODER_COUNTERS:
+            counter = CounterMetricFamily(name, doc, labels=["backend", "device"])
+            for labels, snapshot in rows:
+                counter.add_metric(labels, float(getattr(snapshot, attr)))
+            yield counter
+        for name, attr, doc in _DECODER_GAUGES:
+            gauge = GaugeMetricFamily(name, doc, labels=["backend", "device"])
+            for labels, snapshot in rows:
+                gauge.add_metric(labels, float(getattr(snapshot, attr)))
+            yield gauge

@@ -460,7 +460,8 @@ class Stream:
             text=text, voice=self.voice or None, language=self.spec.language,
             speed=self.spec.speed, sampling=self.spec.sampling,
             target_chunk=size if caps.chunk_unit == "tokens" else None,
-            low_latency=self.spec.low_latency or self.rate.state is RateState.UNDERFLOW)
+            low_latency=self.spec.low_latency or self.rate.state is RateState.UNDERFLOW,
+            buffer_ms=self.ahead_ms)
         resampler = StreamResampler(caps.native_rate_hz, PIPELINE_RATE_HZ)
         stretch = None if caps.native_speed or self.spec.speed == 1.0 else TimeStretcher(PIPELINE_RATE_HZ, self.spec.speed)
         self._stitcher.boundary()

@@ -4,6 +4,10 @@ Driven by a `Script` (the text of each SSE event, the token rate, a failure mode
 HTTP/1.1 with keep-alive and chunked transfer encoding over plain asyncio sockets, so tests see
 exactly what a client does on the wire, and it logs every connection's open and close so a test
 can assert that a cancelled stream closed its upstream socket.
+
+`orpheus_script(...)` answers like an Orpheus model: as many frames as the prompt's text would
+take to speak, paced at a given multiple of real time. `python -m tests.llama_protocol_server
+--port N --realtime 1.3` serves that from a child process (for benchmarks).
 """
 
 from __future__ import annotations
@@ -64,6 +68,26 @@ def script_from_tokens(
     return Script(events=events, tokens_per_s=tokens_per_s)
 
 
+FRAME_S = 2048 / 24_000  # one SNAC frame: 7 tokens, 85.3 ms of audio
+SPEECH_MS_PER_CHAR = 65.0  # about how long Orpheus takes to say one character of English
+
+
+def orpheus_script(body: dict[str, Any], *, realtime: float = 1.3,
+                   ms_per_char: float = SPEECH_MS_PER_CHAR) -> Script:
+    """Frames for the text in an Orpheus prompt (`voice: text<|eot_id|>`), reproducible per
+    text, one token per event at `realtime` x real time (7 tokens = 85.3 ms of audio)."""
+    import random
+    import zlib
+
+    prompt = str(body.get("prompt", ""))
+    text = prompt.split(": ", 1)[-1].split("<|eot_id|>", 1)[0]
+    frames = max(1, round(len(text) * ms_per_char / 1000 / FRAME_S))
+    rng = random.Random(zlib.crc32(text.encode()))
+    tokens = [f"<custom_token_{rng.randrange(4096) + 10 + 4096 * slot}>"
+              for _ in range(frames) for slot in range(7)]
+    return Script(events=tokens, tokens_per_s=realtime * 7 / FRAME_S)
+
+
 def refused_url() -> str:
     """A loopback URL nothing listens on (the port was just free): connecting is refused."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -95,8 +119,8 @@ class LlamaProtocolServer:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._on_connection, "127.0.0.1", 0)
+    async def start(self, port: int = 0) -> None:
+        self._server = await asyncio.start_server(self._on_connection, "127.0.0.1", port)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def aclose(self) -> None:
@@ -328,3 +352,29 @@ async def _sleep_or_gone(delay_s: float, gone: asyncio.Future[None]) -> bool:
     if delay_s > 0:
         await asyncio.wait([gone], timeout=delay_s)
     return gone.done()
+
+
+async def _serve_forever(port: int, realtime: float, ms_per_char: float) -> None:
+    server = LlamaProtocolServer(
+        lambda body: orpheus_script(body, realtime=realtime, ms_per_char=ms_per_char))
+    await server.start(port)
+    print(f"listening on {server.url}", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await server.aclose()
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="An Orpheus-like llama.cpp-protocol server")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--realtime", type=float, default=1.3, help="token pace, x real time")
+    parser.add_argument("--ms-per-char", type=float, default=SPEECH_MS_PER_CHAR)
+    args = parser.parse_args()
+    asyncio.run(_serve_forever(args.port, args.realtime, args.ms_per_char))
+
+
+if __name__ == "__main__":
+    main()

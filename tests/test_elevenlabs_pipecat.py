@@ -4,7 +4,12 @@ two turns, the second interrupting the first, driven with pipecat's own test pip
 from __future__ import annotations
 
 import pytest
-from pipecat.frames.frames import (
+
+from tests.extras import PIPECAT, import_or_skip_on_310
+
+import_or_skip_on_310("pipecat", PIPECAT)
+
+from pipecat.frames.frames import (  # noqa: E402
     InterruptionFrame,
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
@@ -12,11 +17,11 @@ from pipecat.frames.frames import (
     TTSAudioRawFrame,
     TTSTextFrame,
 )
-from pipecat.pipeline.worker import PipelineParams
-from pipecat.services.elevenlabs.tts import ElevenLabsTTSService
-from pipecat.tests.utils import SleepFrame, run_test
+from pipecat.pipeline.worker import PipelineParams  # noqa: E402
+from pipecat.services.elevenlabs.tts import ElevenLabsTTSService  # noqa: E402
+from pipecat.tests.utils import SleepFrame, run_test  # noqa: E402
 
-from server.app_keys import METRICS
+from server.app_keys import METRICS  # noqa: E402
 
 MS_PER_CHAR = 60.0
 FIRST = " ".join(f"Sentence number {i} of the first turn is being spoken now." for i in range(12))

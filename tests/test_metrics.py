@@ -50,7 +50,9 @@ async def test_no_label_names_a_stream(serve) -> None:
             await r.read()
     fams = await scrape(srv)
     allowed = {"backend", "transport", "state", "status", "kind", "reason", "le",
-               "from_backend", "to_backend"}
+               "from_backend", "to_backend",
+               "upstream",  # a configured upstream address (snac_llamacpp's SNAC_URL here)
+               "device"}  # a decoder's device (cpu, cuda)
     for samples in fams.values():
         for s in samples:
             assert set(s.labels) <= allowed, s

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,37 @@ async def test_llama_server_down_without_fallback_is_503(serve, snac_dir):
         assert r.status == 503
         body = await r.json()
     assert "refused" in body["error"]["message"].lower() or "connect" in body["error"]["message"].lower()
+
+
+async def test_concurrent_orpheus_streams_share_one_decoder(serve, snac_dir):
+    """Four listeners at once, tokens paced per stream: every stream gets every frame of its
+    own text, and the one decoder worker decoded all of them (its figures on /metrics)."""
+    from tests.llama_protocol_server import orpheus_script
+
+    texts = [f"Listener {name} hears this sentence." for name in ("one", "two", "three", "four")]
+    frames = [orpheus_script({"prompt": f"tara: {t}<|eot_id|>"}).events for t in texts]
+    async with LlamaProtocolServer(lambda body: orpheus_script(body, realtime=4.0)) as llama:
+        srv = await serve(tts_backend="snac_llamacpp", snac_url=llama.url,
+                          snac_model=str(snac_dir), snac_device="cpu", fallback_backend=None,
+                          stall_timeout_ms=60_000)
+
+        async def speak(text: str) -> bytes:
+            async with srv.http.post(srv.url + "/v1/audio/speech", json={
+                    "input": text, "voice": "tara", "response_format": "pcm"}) as r:
+                assert r.status == 200, await r.text()
+                return await r.read()
+
+        pcms = await asyncio.gather(*(speak(t) for t in texts))
+        async with srv.http.get(srv.url + "/metrics") as r:
+            metrics = {line.split("{")[0]: float(line.rsplit(" ", 1)[1])
+                       for line in (await r.text()).splitlines()
+                       if line.startswith("tts_snac_")}
+    assert len(llama.requests) == 4
+    for pcm, events in zip(pcms, frames, strict=True):
+        assert len(pcm) // 2 == len(events) // 7 * SAMPLES_PER_FRAME
+        assert pcm_stats(pcm).rms_dbfs > -60
+    total = sum(len(e) // 7 for e in frames)
+    assert metrics["tts_snac_frames_new_total"] == total
+    assert metrics["tts_snac_windows_dropped_total"] == 0
+    assert metrics["tts_snac_frames_decoded_total"] >= total
+    assert metrics["tts_snac_windows_waiting"] == 0
