@@ -147,6 +147,9 @@ class MorpheusWs(Subject):
                 raise RuntimeError(f"{self.name}: connection closed before {kind}")
 
     async def speak(self, text: str, *, first_audio_only: bool = False) -> StreamRecord:
+        if self.ws is None or self.ws.closed:  # the server may close an idle connection
+            await self.close()
+            await self.open()
         assert self.ws is not None
         while not self._inbox.empty():  # nothing of an earlier response counts
             self._inbox.get_nowait()

@@ -28,7 +28,7 @@ class Tally:
 
     subject: Subject
     first: dict[str, list[StreamRecord]] = field(default_factory=dict)  # prompt kind -> runs
-    whole: list[tuple[StreamRecord, Usage | None, float | None]] = field(default_factory=list)
+    whole: list[tuple[StreamRecord, Usage | None, int | None]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
     def note(self, rec: StreamRecord) -> None:
@@ -40,15 +40,15 @@ class Tally:
 
 
 async def server_underflows(http: aiohttp.ClientSession, url: str | None,
-                            backend: str) -> float | None:
+                            backend: str) -> int | None:
     """tts_underflow_count for `backend` from Morpheus' /metrics (None without a server)."""
     if url is None:
         return None
     async with http.get(url + "/metrics") as r:
         text = await r.text()
     label = f'backend="{backend}"'
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("tts_underflow_count_total") and label in line)
+    return int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("tts_underflow_count_total") and label in line))
 
 
 # --- 1. first audio -----------------------------------------------------------------------
@@ -89,7 +89,7 @@ async def whole_stream_phase(tallies: Sequence[Tally], text_for: Any, runs_for: 
             t.whole.append((rec, stats.usage, delta))
 
 
-async def _underflows(s: Subject, http: aiohttp.ClientSession, url: str | None) -> float | None:
+async def _underflows(s: Subject, http: aiohttp.ClientSession, url: str | None) -> int | None:
     return await server_underflows(http, url, s.backend) if s.kind == "morpheus" else None
 
 

@@ -95,6 +95,7 @@ def print_report(doc: dict[str, Any]) -> None:
         _print_backend(b)
     _print_peers(doc)
     _print_sweep(doc)
+    _print_targets(doc)
     for b in doc["backends"]:
         for transport, n in b.get("narration", {}).items():
             print(f"\nnarration, {b['backend']} over {transport}: {num(n['audio_s'])} s of audio"
@@ -163,6 +164,19 @@ def _print_sweep(doc: dict[str, Any]) -> None:
         print(f"{r['subject']:34s}{r['streams']:>4d}" + "".join(f"{c:>18s}" for c in cells))
         if r.get("first_error"):
             print(f"  errors: {r['errors']}, first: {r['first_error']}")
+
+
+def _print_targets(doc: dict[str, Any]) -> None:
+    if doc.get("capacity"):
+        print("\n== streams held with no underflow, 429 or error (largest N of the sweep) ==")
+        for subject, n in doc["capacity"].items():
+            print(f"{subject:44s}{n if n is not None else 'none':>8}")
+    if not doc.get("targets"):
+        return
+    print("\n== targets ==")
+    for t in doc["targets"]:
+        verdict = {True: "met", False: "MISSED", None: "not measured"}[t["met"]]
+        print(f"{t['target']:72s}{num(t['value']):>10s}  {t['op']} {t['limit']:<6g} {verdict}")
 
 
 # --- markdown (README) ---------------------------------------------------------------------

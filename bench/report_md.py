@@ -123,6 +123,21 @@ def sweep_table(doc: dict[str, Any]) -> list[str]:
     return out
 
 
+def targets_table(doc: dict[str, Any]) -> list[str]:
+    if not doc.get("targets"):
+        return []
+    out = ["| target | measured | threshold | |", "|---|---|---|---|"]
+    for t in doc["targets"]:
+        verdict = {True: "met", False: "**missed**", None: "not measured"}[t["met"]]
+        out.append(f"| {t['target']} | {num(t['value'])} | {t['op']} {t['limit']:g} | {verdict} |")
+    held = [f"{_who({'subject': s}, doc)}: {n if n is not None else 'none'}"
+            for s, n in doc.get("capacity", {}).items()]
+    if held:
+        out += ["", "Largest number of streams started at once that ran with no underflow, 429 "
+                "or error (of the levels measured): " + "; ".join(held) + "."]
+    return out
+
+
 def performance_md(doc: dict[str, Any], image_prefix: str = "") -> str:
     lines = header(doc)
     plots = doc.get("plots", [])
@@ -153,6 +168,9 @@ def performance_md(doc: dict[str, Any], image_prefix: str = "") -> str:
                   "server at the same stream count.", "", *sweep]
     if "first_audio_vs_concurrency.png" in plots:
         lines += ["", f"![first audio vs concurrency]({image_prefix}first_audio_vs_concurrency.png)"]
+    targets = targets_table(doc)
+    if targets:
+        lines += ["", "### Targets", "", *targets]
     narr = [(b["backend"], t, n) for b in doc["backends"] for t, n in b.get("narration", {}).items()]
     if narr:
         lines += ["", "### The 5-minute narration", "",

@@ -55,6 +55,7 @@ class Options:
     narration_transports: tuple[str, ...] = ("http", "ws")
     server_env: dict[str, str] = field(default_factory=dict)
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
+    api_key: str | None = None  # sent as `Authorization: Bearer` when the server wants one
     render: Path | None = None  # re-render this bench.json instead of measuring
     image_prefix: str = ""
 
@@ -149,8 +150,9 @@ async def run(opts: Options) -> dict[str, Any]:
         "skipped": [],
     }
     async with AsyncExitStack() as stack:
+        auth = {"Authorization": f"Bearer {opts.api_key}"} if opts.api_key else None
         http = await stack.enter_async_context(
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)))
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None), headers=auth))
         early: tuple[Path | None, Any] = (None, None)  # peers started beside the server
         if opts.url:
             srv = Morpheus(opts.url.rstrip("/"), opts.server_pid, False)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -65,9 +66,11 @@ def parse(argv: list[str]) -> Options:
                    help="transports for the 5-minute narration (full run only)")
     p.add_argument("--server-env", type=_env, action="append", default=[], metavar="KEY=VALUE",
                    help="setting for the server this starts (repeatable)")
+    p.add_argument("--api-key", default=os.environ.get("API_KEY"),
+                   help="the server's API_KEY, if it has one (default: $API_KEY)")
     p.add_argument("--render", type=Path, metavar="BENCH_JSON",
-                   help="measure nothing: redraw the plots and tables of an earlier bench.json "
-                        "into --out")
+                   help="measure nothing: judge, plot and tabulate an earlier bench.json into "
+                        "--out (bench.json there gains the targets and plot names)")
     p.add_argument("--image-prefix", default="",
                    help="path put before the plot names in performance.md (e.g. docs/bench/)")
     a = p.parse_args(argv)
@@ -78,8 +81,21 @@ def parse(argv: list[str]) -> Options:
         backends=[b.strip() for b in a.backends.split(",") if b.strip()] if a.backends else None,
         concurrency=a.concurrency, quick=a.quick, peers=not a.no_peers,
         narration_transports=tuple(t.strip() for t in a.narration.split(",") if t.strip()),
-        server_env=dict(a.server_env), argv=[_script(), *argv], image_prefix=a.image_prefix,
+        server_env=dict(a.server_env), argv=[_script(), *_masked(argv)], image_prefix=a.image_prefix,
+        api_key=a.api_key,
     )
+
+
+def _masked(argv: list[str]) -> list[str]:
+    """The command line as recorded in bench.json: an API key never is."""
+    out = []
+    for i, word in enumerate(argv):
+        if i and argv[i - 1] == "--api-key":
+            word = "***"
+        elif word.startswith("--api-key="):
+            word = "--api-key=***"
+        out.append(word)
+    return out
 
 
 def _script() -> str:
@@ -100,16 +116,16 @@ def main(argv: list[str]) -> int:
     from bench.plots import write_plots
     from bench.report import print_report
     from bench.report_md import performance_md
+    from bench.targets import capacity, judge
 
-    if not opts.render:  # the figures first: a plotting failure must not lose them
-        (opts.out / "bench.json").write_text(json.dumps(doc, indent=1, default=str))
+    doc["targets"], doc["capacity"] = judge(doc), capacity(doc)
+    out_json = opts.out / "bench.json"
+    out_json.write_text(json.dumps(doc, indent=1, default=str))  # before a plot can fail
     doc["plots"] = write_plots(doc, opts.out)
-    if not opts.render:
-        (opts.out / "bench.json").write_text(json.dumps(doc, indent=1, default=str))
+    out_json.write_text(json.dumps(doc, indent=1, default=str))
     (opts.out / "performance.md").write_text(performance_md(doc, opts.image_prefix))
     print_report(doc)
-    print(f"\nwrote {opts.out / 'bench.json'}, {opts.out / 'performance.md'} and "
-          f"{len(doc['plots'])} plots")
+    print(f"\nwrote {out_json}, {opts.out / 'performance.md'} and {len(doc['plots'])} plots")
     return 0
 
 

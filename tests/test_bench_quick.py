@@ -118,6 +118,10 @@ def test_quick_benchmark_writes_every_figure(tmp_path: Path) -> None:
         assert p["version"] and p["command"].startswith("python -m ")
         assert [r["streams"] for r in doc["concurrency"] if r["subject"] == p["name"]] == [1, 2]
 
+    assert {t["target"] for t in doc["targets"]} and all(
+        t["met"] in (True, False, None) and t["op"] in ("<=", ">=") for t in doc["targets"])
+    assert set(doc["capacity"]) == {r["subject"] for r in doc["concurrency"]}
+
     assert set(doc["plots"]) >= {"first_audio_vs_concurrency.png", "first_audio_peers.png"}
     for name in doc["plots"]:
         png = (out / name).read_bytes()
