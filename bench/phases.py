@@ -36,6 +36,19 @@ class Tally:
             self.errors.append(f"{rec.status}: {rec.error}")
 
 
+async def speak(s: Subject, text: str, *, first_audio_only: bool = False) -> StreamRecord:
+    """`s.speak`, with a failure of any kind recorded as an error stream: one broken
+    transport must not end a run of many minutes (its errors are counted and shown)."""
+    started = time.monotonic()
+    try:
+        return await s.speak(text, first_audio_only=first_audio_only)
+    except Exception as e:  # recorded, and reported as the subject's error
+        rec = StreamRecord(started)
+        rec.error = f"{type(e).__name__}: {e}"
+        rec.end(time.monotonic(), "error")
+        return rec
+
+
 # --- the server's own counters ------------------------------------------------------------
 
 
@@ -62,11 +75,11 @@ async def first_audio_phase(tallies: Sequence[Tally], prompts: Mapping[str, Sequ
         for kind, texts in prompts.items():
             for text in texts:
                 for t in tallies:
-                    rec = await t.subject.speak(text, first_audio_only=t.subject.paced)
+                    rec = await speak(t.subject, text, first_audio_only=t.subject.paced)
                     t.note(rec)
                     t.first.setdefault(kind, []).append(rec)
                     if t.subject.kind == "raw" and segment_of is not None:
-                        seg = await t.subject.speak(segment_of(text))
+                        seg = await speak(t.subject, segment_of(text))
                         t.first.setdefault("first_segment", []).append(seg)
 
 
@@ -82,7 +95,7 @@ async def whole_stream_phase(tallies: Sequence[Tally], text_for: Any, runs_for: 
                 continue
             before = await _underflows(t.subject, http, url)
             async with ProcStats(t.subject.pid) as stats:
-                rec = await t.subject.speak(text_for(t.subject))
+                rec = await speak(t.subject, text_for(t.subject))
             after = await _underflows(t.subject, http, url)
             t.note(rec)
             delta = None if before is None or after is None else after - before
@@ -151,7 +164,7 @@ async def sweep(s: Subject, levels: Sequence[int], text: str, http: aiohttp.Clie
         before = await _underflows(s, http, url)
         async with ProcStats(s.pid) as stats:
             t0 = time.monotonic()
-            recs = await asyncio.gather(*(s.speak(text) for _ in range(n)))
+            recs = await asyncio.gather(*(speak(s, text) for _ in range(n)))
             wall = time.monotonic() - t0
         after = await _underflows(s, http, url)
         ok = [r for r in recs if r.ok]
@@ -185,7 +198,7 @@ async def narration(s: Subject, text: str, http: aiohttp.ClientSession, url: str
                     buffer_ms: float = DEFAULT_BUFFER_MS) -> dict[str, Any]:
     before = await _underflows(s, http, url)
     async with ProcStats(s.pid) as stats:
-        rec = await s.speak(text)
+        rec = await speak(s, text)
     after = await _underflows(s, http, url)
     play = rec.playback(buffer_ms)
     return {
@@ -201,5 +214,5 @@ async def narration(s: Subject, text: str, http: aiohttp.ClientSession, url: str
     }
 
 
-__all__ = ["Tally", "figures", "first_audio_phase", "narration", "server_underflows", "sweep",
-           "whole_stream_phase"]
+__all__ = ["Tally", "figures", "first_audio_phase", "narration", "server_underflows", "speak",
+           "sweep", "whole_stream_phase"]

@@ -100,25 +100,31 @@ def first_audio_peers(doc: dict[str, Any], path: Path) -> bool:
         return False
     single = {f["subject"]: f for f in [*piper["transports"].values(), piper.get("raw") or {},
                                         *doc.get("peers", [])] if f}
-    groups: dict[str, dict[str, float]] = {"1 stream, ~120-char sentence": {
+    groups: dict[str, dict[str, float]] = {"1 stream\n~120-char sentence\np50": {
         s: f["first_audio_ms"]["p50"] for s, f in single.items()
         if f.get("first_audio_ms", {}).get("p50")}}
+    chars = doc["plan"]["sweep_text_chars"]
     for r in doc.get("concurrency", []):
         if r["backend"] == "piper" and r["first_audio_ms"]["p95"]:
-            key = f"{r['streams']} at once, p95"
+            key = f"{r['streams']} at once\n{chars}-char text\np95"
             groups.setdefault(key, {})[r["subject"]] = r["first_audio_ms"]["p95"]
     subjects = list(dict.fromkeys(s for g in groups.values() for s in g))
     if not subjects:
         return False
+    color = {s: COLORS[i % len(COLORS)] for i, s in enumerate(subjects)}
+    width = 0.8 / max(len(g) for g in groups.values())
     fig, ax = plt.subplots(figsize=(10, 5))
-    width = 0.8 / len(subjects)
-    for i, s in enumerate(subjects):
-        xs = [g + i * width for g, grp in enumerate(groups.values()) if s in grp]
-        ys = [grp[s] for grp in groups.values() if s in grp]
-        bars = ax.bar(xs, ys, width, label=_label(s), color=COLORS[i % len(COLORS)])
-        ax.bar_label(bars, [f"{y:.0f}" for y in ys], fontsize=6, rotation=90, padding=2)
-    ax.set_xticks([g + 0.4 - width / 2 for g in range(len(groups))], list(groups), fontsize=8)
+    labelled: set[str] = set()
+    for g, grp in enumerate(groups.values()):
+        left = g - width * (len(grp) - 1) / 2  # the bars of a group are centred on it
+        for i, (s, y) in enumerate(grp.items()):
+            bar = ax.bar(left + i * width, y, width, color=color[s],
+                         label=None if s in labelled else _label(s))
+            labelled.add(s)
+            ax.bar_label(bar, [f"{y:.0f}"], fontsize=6, rotation=90, padding=2)
+    ax.set_xticks(range(len(groups)), list(groups), fontsize=7)
     ax.set_yscale("log")
+    ax.set_ylim(top=3 * max(y for grp in groups.values() for y in grp.values()))  # the labels
     ax.set_ylabel("first audio (ms, log scale)")
     ax.set_title(_title(doc, "First audio: Morpheus (Piper voice) beside the raw engine and "
                         "the peers"))

@@ -25,6 +25,7 @@ from bench.phases import (
     figures,
     first_audio_phase,
     narration,
+    speak,
     sweep,
     whole_stream_phase,
 )
@@ -206,7 +207,7 @@ async def run(opts: Options) -> dict[str, Any]:
         tallies = [Tally(s) for s in subjects]
         _phase("warm-up")
         for t in tallies:  # warm-up: loads, first-run allocations, connections
-            await t.subject.speak(prompts.SMART_HOME[1], first_audio_only=t.subject.paced)
+            t.note(await speak(t.subject, prompts.SMART_HOME[1], first_audio_only=t.subject.paced))
 
         _phase(f"first audio: {len(subjects)} subjects")
         await first_audio_phase(tallies, plan.first_audio_prompts, plan.repeats,
