@@ -219,11 +219,12 @@ async def run(opts: Options) -> dict[str, Any]:
         by_name = {t.subject.name: figures(t, buffer_ms) for t in tallies}
 
         sweepers = [per_backend[b][0] for b in backends] + [p.subject for p in peers]
-        doc["concurrency"] = []
-        for s in sweepers:
-            _phase(f"concurrency: {s.name}")
-            doc["concurrency"] += await sweep(s, levels, plan.sweep_text, http, srv.url,
-                                              buffer_ms)
+        rows: dict[str, list[dict[str, Any]]] = {s.name: [] for s in sweepers}
+        for n in levels:  # level by level, so that load drift spreads over every subject
+            _phase(f"concurrency: {n} stream{'s' if n > 1 else ''} at once")
+            for s in sweepers:
+                rows[s.name] += await sweep(s, [n], plan.sweep_text, http, srv.url, buffer_ms)
+        doc["concurrency"] = [r for s in sweepers for r in rows[s.name]]
 
         narrations: dict[str, dict[str, Any]] = {}
         if plan.narration:
