@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from bench.targets import PROMPT_START_MS
+
 PEER_BASELINE = "peer/piper.http_server/http"
 
 PACED = {"ws", "webrtc"}  # real time by design: RTF, chunk and jitter have no engine ratio
@@ -168,7 +170,8 @@ def _print_sweep(doc: dict[str, Any]) -> None:
 
 def _print_targets(doc: dict[str, Any]) -> None:
     if doc.get("capacity"):
-        print("\n== streams held with no underflow, 429 or error (largest N of the sweep) ==")
+        print("\n== streams held: largest N of the sweep with no underflow, 429 or error and "
+              f"first audio p95 <= {PROMPT_START_MS:.0f} ms ==")
         for subject, n in doc["capacity"].items():
             print(f"{subject:44s}{n if n is not None else 'none':>8}")
     if not doc.get("targets"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.report import PEER_BASELINE, ROWS, SWEEP_COLS, _g, compares, num, ratio
+from bench.targets import PROMPT_START_MS
 
 TRANSPORT_NAMES = {"http": "HTTP", "ws": "WebSocket", "webrtc": "WebRTC", "wyoming": "Wyoming",
                    "in-process": "in process", "subprocess": "subprocess"}
@@ -133,8 +134,9 @@ def targets_table(doc: dict[str, Any]) -> list[str]:
     held = [f"{_who({'subject': s}, doc)}: {n if n is not None else 'none'}"
             for s, n in doc.get("capacity", {}).items()]
     if held:
-        out += ["", "Largest number of streams started at once that ran with no underflow, 429 "
-                "or error (of the levels measured): " + "; ".join(held) + "."]
+        out += ["", "Streams held (the largest number started at once, of the levels measured, "
+                "with no underflow, 429 or error and first audio p95 within "
+                f"{PROMPT_START_MS:.0f} ms): " + "; ".join(held) + "."]
     return out
 
 

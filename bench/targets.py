@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 PEER = "peer/piper.http_server/http"
+PROMPT_START_MS = 1000.0  # "holds N streams": every one starts within this (p95), none starves
 
 
 def _transport(doc: dict[str, Any], backend: str, transport: str) -> dict[str, Any]:
@@ -90,18 +91,22 @@ def judge(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def capacity(doc: dict[str, Any]) -> dict[str, int | None]:
-    """Per subject: the largest stream count of the sweep with no underflow, 429 or error
-    (counting up from 1: a level past the first failure does not count)."""
+    """Per subject: the largest stream count of the sweep that it held: no underflow, 429 or
+    error, and first audio p95 within PROMPT_START_MS (a server that serializes streams never
+    underflows, but its last listener waits for everyone else). Counting up from 1: a level
+    past the first failure does not count."""
     out: dict[str, int | None] = {}
     for subject in dict.fromkeys(r["subject"] for r in doc.get("concurrency", [])):
         best = None
         for r in sorted((r for r in doc["concurrency"] if r["subject"] == subject),
                         key=lambda r: r["streams"]):
-            if r["underflows"] or r["rejected_429"] or r["errors"]:
+            p95 = _p(r, "first_audio_ms", "p95")
+            if (r["underflows"] or r["rejected_429"] or r["errors"] or p95 is None
+                    or p95 > PROMPT_START_MS):
                 break
             best = r["streams"]
         out[subject] = best
     return out
 
 
-__all__ = ["TARGETS", "capacity", "judge"]
+__all__ = ["PROMPT_START_MS", "TARGETS", "capacity", "judge"]
