@@ -31,7 +31,7 @@ test: $(VENV)/.stamp-test-$(KEY) apt-test
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: $(VENV)/.stamp-test-$(KEY) apt-serve
-	$(BIN)/python -m bench $(BENCH_ARGS)
+	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
 
 $(VENV)/bin/python:
 	@[ -n "$(PY_VERSION)" ] || { echo "PYTHON=$(PYTHON): no such interpreter here" >&2; exit 1; }

