@@ -32,6 +32,7 @@ from typing import Any
 
 import aiohttp
 
+from bench.procs import end_process
 from bench.speech import PARAGRAPH, ServerProcess, free_port, speak
 
 TARGETS = {"overhead_ms": 15.0, "rtf_ratio": 0.95}
@@ -67,12 +68,7 @@ class Child:
 
     async def __aexit__(self, *exc: object) -> None:
         assert self.proc is not None
-        self.proc.terminate()
-        try:
-            await asyncio.wait_for(self.proc.wait(), 10)
-        except asyncio.TimeoutError:
-            self.proc.kill()
-            await self.proc.wait()
+        await end_process(self.proc)
 
 
 async def timed_body(resp: aiohttp.ClientResponse, t0: float, skip: int) -> dict[str, float]:

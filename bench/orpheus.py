@@ -29,6 +29,7 @@ from typing import Any
 
 import aiohttp
 
+from bench.procs import cpu_seconds, end_process
 from bench.speech import ServerProcess, free_port, pct
 
 PARAGRAPH = ("The lighthouse keeper climbed the stairs at dusk, as he had every evening for "
@@ -119,18 +120,7 @@ class TokenServer:
 
     async def __aexit__(self, *exc: object) -> None:
         assert self.proc is not None
-        self.proc.terminate()
-        try:
-            await asyncio.wait_for(self.proc.wait(), 10)
-        except asyncio.TimeoutError:
-            self.proc.kill()
-            await self.proc.wait()
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        await end_process(self.proc)
 
 
 def load_average() -> float:

@@ -100,6 +100,16 @@ def python_module(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
 
+async def end_process(proc: asyncio.subprocess.Process, grace_s: float = 10) -> None:
+    """SIGTERM a child started with asyncio, SIGKILL it if it has not exited within grace_s."""
+    proc.terminate()
+    try:
+        await asyncio.wait_for(proc.wait(), grace_s)
+    except asyncio.TimeoutError:
+        proc.kill()
+        await proc.wait()
+
+
 # --- /proc ---------------------------------------------------------------------------------
 
 

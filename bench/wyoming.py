@@ -38,6 +38,7 @@ from wyoming.tts import (
     SynthesizeStopped,
 )
 
+from bench.procs import end_process
 from bench.speech import ServerProcess, free_port, speak
 
 # A voice assistant's answer: its first sentence is the part a listener waits for.
@@ -73,12 +74,7 @@ class WyomingPiper:
 
     async def __aexit__(self, *exc: object) -> None:
         assert self.proc is not None
-        self.proc.terminate()
-        try:
-            await asyncio.wait_for(self.proc.wait(), 10)
-        except asyncio.TimeoutError:
-            self.proc.kill()
-            await self.proc.wait()
+        await end_process(self.proc)
 
 
 async def wait_for_describe(port: int, proc: asyncio.subprocess.Process) -> None:
