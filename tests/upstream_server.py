@@ -221,6 +221,23 @@ class UpstreamTestServer:
         return resp
 
 
+class FaultyRoute(UpstreamTestServer):
+    """One POST route (a JSON body) that only ever fails, the way `fault` says."""
+
+    def __init__(self, path: str, fault: Fault) -> None:
+        super().__init__()
+        self.path = path
+        self.fault = fault
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post(self.path, self.answer)
+
+    async def answer(self, request: web.Request) -> web.StreamResponse:
+        self.record(request, await request.json())
+        answer = await self.injected_fault(request, "audio/mpeg")
+        return answer or web.json_response({"detail": "no fault set"}, status=500)
+
+
 def serve_forever(server: UpstreamTestServer) -> None:
     """For `python -m tests.<x>_server --port N`: run until SIGINT/SIGTERM."""
     import signal

@@ -25,9 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
+
 from adapters import registry
 from adapters.base import TTSAdapter
 from adapters.errors import MalformedAudio
+from server.app import create_app
 from server.config import Settings
 
 SPEAKABLE = "Hello there, this is a short check of the adapter contract."
@@ -99,6 +102,25 @@ async def closing_adapter(adapter: TTSAdapter) -> AsyncIterator[TTSAdapter]:
         yield adapter
     finally:
         await adapter.aclose()
+
+
+@asynccontextmanager
+async def morpheus_upstream(env: CaseEnv) -> AsyncIterator[tuple[str, web.AppRunner]]:
+    """A second Morpheus on 127.0.0.1 speaking Piper (the upstream of the backends that talk
+    to another Morpheus); yields its root URL and runner."""
+    settings = Settings(tts_backend="piper", outputs_dir=env.tmp / "upstream-outputs",
+                        webrtc_host_addresses="127.0.0.1")
+    # Not warmed at start: a test that never speaks (faults, punctuation) need not wait.
+    runner = web.AppRunner(create_app(settings, env_file=None, warm=False),
+                           handler_cancellation=True, shutdown_timeout=2)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}", runner
+    finally:
+        await runner.cleanup()
 
 
 def discover() -> list[ContractCase]:
