@@ -32,8 +32,8 @@ from typing import Any
 
 import aiohttp
 
-from bench.procs import end_process
-from bench.speech import PARAGRAPH, ServerProcess, free_port, speak
+from bench.procs import end_process, free_port
+from bench.speech import PARAGRAPH, ServerProcess, speak
 
 TARGETS = {"overhead_ms": 15.0, "rtf_ratio": 0.95}
 SHORT = "The weather today is mild and sunny."  # one segment: the same work on both paths

@@ -29,8 +29,8 @@ from typing import Any
 
 import aiohttp
 
-from bench.procs import cpu_seconds, end_process
-from bench.speech import ServerProcess, free_port, pct
+from bench.procs import cpu_seconds, end_process, free_port
+from bench.speech import ServerProcess, pct
 
 PARAGRAPH = ("The lighthouse keeper climbed the stairs at dusk, as he had every evening for "
              "thirty years, and wound the great lamp until it turned.")  # ~9 s of speech

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -21,18 +20,13 @@ from typing import Any
 import aiohttp
 import numpy as np
 
+from bench import prompts
+from bench.procs import free_port
+
 SENTENCE_120 = ("Hello there! Thanks for calling the Morpheus help line, where every question "
                 "gets a clear answer in a friendly, natural voice.")
-PARAGRAPH = (
-    "The river ran quietly past the old mill, carrying leaves toward the sea. "
-    "Nobody in the village remembered when the wheel had last turned. "
-    "Doctor Adams said the water was three degrees warmer than the year before. "
-    "Still, the children came every evening, and they listened, and they waited. "
-    "Some said the mill would wake again; others laughed, but not unkindly. "
-    "On the last night of summer, a light appeared in the upper window. "
-    "By morning the wheel was turning, slowly at first, then with a steady rhythm. "
-    "And the whole village gathered on the bridge to hear it sing."
-)
+# The first eight sentences of the benchmark's paragraph (what this section has always timed).
+PARAGRAPH = prompts.PARAGRAPH[:prompts.PARAGRAPH.index("hear it sing.") + len("hear it sing.")]
 TARGETS = {
     "ttfa_p50_ms": 120.0, "overhead_ms": 10.0, "rtf_ratio": 0.90,
     "low_latency_ttfa_p50_ms": 80.0, "concurrent_ttfa_p95_ms": 300.0, "concurrent_rtf_min": 1.5,
@@ -41,12 +35,6 @@ TARGETS = {
 
 def pct(xs: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(xs), q)) if xs else float("nan")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class ServerProcess:

@@ -38,8 +38,8 @@ from wyoming.tts import (
     SynthesizeStopped,
 )
 
-from bench.procs import end_process
-from bench.speech import ServerProcess, free_port, speak
+from bench.procs import end_process, free_port
+from bench.speech import ServerProcess, speak
 
 # A voice assistant's answer: its first sentence is the part a listener waits for.
 REPLY = ("All right, the living room lights are off and the thermostat is set to twenty one "
