@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from adapters.errors import (
     BackendTimeout,
@@ -93,3 +93,16 @@ def from_morpheus(e: MorpheusError) -> web.Response:
     if isinstance(e, (EngineError, NoAudioError)):
         return json_error(502, str(e), type_="engine_error", code=getattr(e, "backend", None))
     return json_error(500, str(e), type_="server_error")
+
+
+Body = TypeVar("Body", bound=BaseModel)
+
+
+async def read_request(request: web.Request, model: type[Body]) -> Body | web.Response:
+    """The JSON body validated as `model`, or the 4xx (OpenAI's shape) that names what is wrong."""
+    try:
+        return model.model_validate(await read_json_object(request))
+    except MalformedBody as e:
+        return from_morpheus(e)
+    except ValidationError as e:
+        return from_validation(e)

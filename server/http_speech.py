@@ -7,7 +7,6 @@ import json
 import logging
 
 from aiohttp import web
-from pydantic import ValidationError
 
 from adapters import registry
 from adapters.base import PIPELINE_RATE_HZ, Sampling
@@ -15,12 +14,10 @@ from adapters.errors import MorpheusError, TTSError
 from dsp.encoders import CONTENT_TYPES, make_encoder
 from server.app_keys import BACKENDS, METRICS, ORCHESTRATOR, SETTINGS
 from server.errors import (
-    MalformedBody,
     busy_response,
     from_morpheus,
-    from_validation,
     json_error,
-    read_json_object,
+    read_request,
 )
 from server.orchestrator import Busy, Stream, StreamSpec
 from server.requests import SpeechRequest
@@ -69,12 +66,9 @@ async def open_stream(request: web.Request, spec: StreamSpec, text: str) -> Stre
 
 
 async def speech(request: web.Request) -> web.StreamResponse:
-    try:
-        req = SpeechRequest.model_validate(await read_json_object(request))
-    except MalformedBody as e:
-        return from_morpheus(e)
-    except ValidationError as e:
-        return from_validation(e)
+    req = await read_request(request, SpeechRequest)
+    if isinstance(req, web.Response):
+        return req
     settings = request.app[SETTINGS].current
     if len(req.input) > settings.max_input_chars:
         return json_error(413, f"input is {len(req.input)} characters; the limit is "

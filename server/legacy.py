@@ -13,16 +13,13 @@ from datetime import datetime
 from pathlib import Path
 
 from aiohttp import web
-from pydantic import ValidationError
 
 from adapters.errors import MorpheusError
 from server.app_keys import SETTINGS
 from server.errors import (
-    MalformedBody,
     from_morpheus,
-    from_validation,
     json_error,
-    read_json_object,
+    read_request,
 )
 from server.http_speech import open_stream
 from server.orchestrator import StreamSpec
@@ -56,12 +53,9 @@ def record_and_prune(outputs: Path, written: str, keep: int) -> None:
 
 async def legacy_speak(request: web.Request) -> web.Response:
     """POST /speak exactly as Orpheus-FastAPI answered: JSON pointing at /outputs/<file>.wav."""
-    try:
-        req = LegacySpeakRequest.model_validate(await read_json_object(request))
-    except MalformedBody as e:
-        return from_morpheus(e)
-    except ValidationError as e:
-        return from_validation(e)
+    req = await read_request(request, LegacySpeakRequest)
+    if isinstance(req, web.Response):
+        return req
     if not req.text or not req.text.strip():
         return web.json_response({"error": "Missing 'text'"}, status=400)
     try:
