@@ -1,5 +1,7 @@
 // A small live plot on a <canvas>: one series over a fixed time window, no libraries.
 
+import { fitCanvas } from "./canvas.js";
+
 export class Sparkline {
   constructor(canvas, { windowMs = 60000, minCeiling = 1 } = {}) {
     this.canvas = canvas;
@@ -17,17 +19,7 @@ export class Sparkline {
   }
 
   draw(nowMs) {
-    const c = this.canvas;
-    const dpr = window.devicePixelRatio || 1;
-    const w = Math.max(1, Math.round(c.clientWidth * dpr));
-    const h = Math.max(1, Math.round(c.clientHeight * dpr));
-    if (c.width !== w || c.height !== h) {
-      c.width = w;
-      c.height = h;
-    }
-    const g = c.getContext("2d");
-    const style = getComputedStyle(c);
-    g.clearRect(0, 0, w, h);
+    const { g, w, h, dpr, style } = fitCanvas(this.canvas);
     let max = this.minCeiling;
     for (const [, v] of this.points) if (v !== null && v > max) max = v;
     const pad = 2 * dpr;

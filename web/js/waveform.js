@@ -1,6 +1,8 @@
 // The waveform of a response, kept small: a min/max summary built as the audio arrives (never
 // the samples themselves), drawn on a <canvas> one peak per pixel column.
 
+import { fitCanvas } from "./canvas.js";
+
 const MAX_BINS = 4096; // memory is bounded by this, however long the response
 const FIRST_SAMPLES_PER_BIN = 32; // ~1.3 ms at 24 kHz: short responses still draw finely
 
@@ -61,17 +63,8 @@ export class PeakSummary {
 // or 1) is drawn faint: it was received but the listener never heard it.
 // Returns the number of pixel columns with ink.
 export function drawWaveform(canvas, summary, { heardUntil = 1 } = {}) {
-  const dpr = window.devicePixelRatio || 1;
-  const w = Math.max(1, Math.round(canvas.clientWidth * dpr));
-  const h = Math.max(1, Math.round(canvas.clientHeight * dpr));
-  if (canvas.width !== w || canvas.height !== h) {
-    canvas.width = w;
-    canvas.height = h;
-  }
-  const g = canvas.getContext("2d");
-  const style = getComputedStyle(canvas);
+  const { g, w, h, dpr, style } = fitCanvas(canvas);
   const color = (name, fallback) => style.getPropertyValue(name).trim() || fallback;
-  g.clearRect(0, 0, w, h);
   g.fillStyle = color("--plot-grid", "#ccc");
   g.fillRect(0, Math.floor(h / 2), w, Math.max(1, Math.round(dpr))); // the zero line
   const n = summary.count;
