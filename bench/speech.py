@@ -91,30 +91,37 @@ async def speak(http: aiohttp.ClientSession, url: str, text: str, **fields: Any)
 
 
 class RawPiper:
-    """The engine alone: the same voice and the same two sessions the adapter uses."""
+    """The engine alone: the same voice, Piper's whole graph a sentence per run, on the two
+    thread settings the adapter uses (`fast`: both cores, `lean`: one)."""
 
     def __init__(self) -> None:
-        from adapters.piper import PiperAdapter
-        self.adapter = PiperAdapter()
-        vid = self.adapter.default_voice()
-        assert vid
-        self.loaded = self.adapter._load(vid)
+        from bench.raw import piper_voice
+
+        self.fast, self.lean = piper_voice(2), piper_voice(1)
+
+    @staticmethod
+    def _run(voice: Any, phonemes: list[str]) -> int:
+        ids = voice.phonemes_to_ids(phonemes)
+        cfg = voice.config
+        audio = voice.session.run(None, {
+            "input": np.array([ids], dtype=np.int64),
+            "input_lengths": np.array([len(ids)], dtype=np.int64),
+            "scales": np.array([cfg.noise_scale, cfg.length_scale, cfg.noise_w_scale],
+                               dtype=np.float32)})[0]
+        return int(audio.size)
 
     def time_text(self, text: str, session: str = "fast") -> tuple[float, float]:
         """(wall ms, audio s) to synthesize `text` sentence by sentence, nothing else."""
-        sess = getattr(self.loaded, session)
+        voice = getattr(self, session)
         t0 = time.perf_counter()
-        audio = 0
-        for phonemes in self.loaded.voice.phonemize(text):
-            if phonemes:
-                audio += len(self.adapter._run_sentence(self.loaded, sess, phonemes, 1.0, None)[0])
-        return 1000 * (time.perf_counter() - t0), audio / self.loaded.sample_rate_hz
+        samples = sum(self._run(voice, p) for p in voice.phonemize(text) if p)
+        return 1000 * (time.perf_counter() - t0), samples / voice.config.sample_rate
 
     def first_chunk_ms(self, text: str) -> float:
-        """What the adapter does before its first chunk: phonemize all, run the first sentence."""
+        """Piper's way to its first chunk: phonemize all, run the first sentence whole."""
         t0 = time.perf_counter()
-        for phonemes in [p for p in self.loaded.voice.phonemize(text) if p][:1]:
-            self.adapter._run_sentence(self.loaded, self.loaded.fast, phonemes, 1.0, None)
+        for phonemes in [p for p in self.fast.phonemize(text) if p][:1]:
+            self._run(self.fast, phonemes)
         return 1000 * (time.perf_counter() - t0)
 
 

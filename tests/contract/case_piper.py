@@ -1,23 +1,25 @@
-"""Piper in-process with the bundled joe voice; engine work = sentences run."""
+"""Piper in-process with the bundled joe voice; engine work = runs (a sentence's front, a
+decoder window)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 from adapters.piper import PiperAdapter
 from tests.contract import CaseEnv, ContractCase, Running, closing_adapter
 
 
 class CountingPiper(PiperAdapter):
-    """Piper that counts the sentences it synthesises (the unit a cancel must stop at)."""
+    """Piper that counts its runs on the engine (the unit a cancel must stop at)."""
 
     runs = 0
 
-    def _run_sentence(self, *args: Any, **kwargs: Any) -> Any:
+    @contextmanager
+    def _engine_run(self) -> Iterator[bool]:
         self.runs += 1
-        return super()._run_sentence(*args, **kwargs)
+        with super()._engine_run() as alone:
+            yield alone
 
 
 @asynccontextmanager
