@@ -61,7 +61,7 @@ async def server_underflows(http: aiohttp.ClientSession, url: str | None,
         text = await r.text()
     label = f'backend="{backend}"'
     return int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith("tts_underflow_count_total") and label in line))
+                   if line.startswith("tts_underflow_count{") and label in line))
 
 
 # --- 1. first audio -----------------------------------------------------------------------
