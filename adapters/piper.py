@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -322,9 +323,11 @@ class PiperAdapter(TTSAdapter):
         hop = loaded.voice.config.hop_length
         start, index = 0, 0
         with self._engine_run() as alone, self._failing(stop):
+            t0 = time.perf_counter()
             sentence = split.start(alone, feeds, stop)
             total = sentence.total
-            end = next_window(start, total, index, ahead_ms(), split.pace.ms_per_frame(alone))
+            end = next_window(start, total, index, ahead_ms(), split.pace.ms_per_frame(alone),
+                              spent_ms=1000 * (time.perf_counter() - t0))
             audio = split.decode(alone, sentence, start, end, hop, stop)
         words = list(self._words(plan, i, phonemes, self._id_samples(loaded, sentence.durations),
                                  loaded, offset, total * hop))

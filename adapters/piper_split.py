@@ -5,12 +5,13 @@ proportion to the text), a flow over the latent frames (~20%) and a HiFi-GAN dec
 that turns latent frames (256 samples each) into audio. Flow and decoder are convolutional
 along the frames: a window decoded with `DECODER_PAD_FRAMES` of context each side gives the
 samples the whole sentence gives (measured on the joe voice: 8 frames of context leave the
-error 66 dB below the speech, 12 leave none), and a flow run over only the first window's
+error 66 dB below the speech, 12 leave none), and a flow run over only a small first window's
 frames needs `FLOW_PAD_FRAMES` more after them (8: 76 dB; none: 59 dB). So a sentence's first
-audio costs the text front, the flow over ~40 frames and the decoder over ~30 (~45 ms for a
-clause on one core, where the whole graph took ~110); the flow over the rest and one decoder
+audio costs the text front and the flow and decoder over ~40 frames (~45 ms for a clause on
+one core, where the whole graph took ~110); the flow over the whole sentence and one decoder
 run per window follow, and a newcomer waits for at most one window, not one sentence, before
-a core is free for it.
+a core is free for it. (A flow run per window instead needs 12 frames of context each side
+of every window: ~4% less throughput under load, measured.)
 
 `split_model` finds the cuts by structure (the decoder's input, and what the `flow` scope
 reads from before it) and extracts each part with onnx's extractor; a graph it cannot cut gets
@@ -28,7 +29,7 @@ import numpy as np
 from adapters.piper_timing import find_durations_tensor
 
 DECODER_PAD_FRAMES = 8  # decoder context each side of a window (see above)
-FLOW_PAD_FRAMES = 8  # flow context after the first window's frames
+FLOW_PAD_FRAMES = 8  # flow context after a first window's frames
 FIRST_WINDOW_FRAMES = 24  # ~280 ms at 22050 Hz: the first audio of a sentence
 MAX_WINDOW_FRAMES = 256  # ~3 s: how long a window holds a core (~180 ms) before others go
 LEAD_SHARE = 0.5  # a window may take this share of the listener's lead to make
@@ -129,19 +130,20 @@ def split_model(model_path: str | Path) -> SplitModel | None:
 
 
 def next_window(start: int, total: int, index: int, ahead_ms: float | None,
-                ms_per_frame: float | None) -> int:
+                ms_per_frame: float | None, spent_ms: float = 0.0) -> int:
     """Where the window that begins at frame `start` of `total` ends.
 
     A listener with no audio ahead gets 24 frames first (first audio), then windows that
     double; one with a lead gets the window it can afford: half its lead's worth of decoding
-    at `ms_per_frame` (the decoder's recent wall time per frame), and never more than 256
-    frames (so that others wait at most one such window for a core). Every window costs two
+    at `ms_per_frame` (the recent wall time per frame), less `spent_ms` already spent in
+    this step (the sentence's front), and never more than 256 frames (so that others wait
+    at most one such window for a core). Every window costs two
     pads of decoding, so a small window is paid for by every stream on the machine: under
     load, the leads are what keep the windows large.
     """
     size = FIRST_WINDOW_FRAMES << min(index, 8)
     if ahead_ms is not None and ahead_ms > 0 and ms_per_frame:
-        size = max(size, int(ahead_ms * LEAD_SHARE / ms_per_frame))
+        size = max(size, int((ahead_ms * LEAD_SHARE - spent_ms) / ms_per_frame))
     size = min(size, MAX_WINDOW_FRAMES)
     if total - start <= size + 2 * DECODER_PAD_FRAMES:
         return total

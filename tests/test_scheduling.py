@@ -57,3 +57,18 @@ async def test_the_http_listener_model_stalls_at_zero_instead_of_going_negative(
     obs.audio_sent(300)
     await asyncio.sleep(0.1)
     assert abs(obs.buffer_ms() - 200) < 1  # playing again from where it stalled
+
+
+async def test_the_http_listener_model_fills_its_buffer_before_it_plays() -> None:
+    obs = WallClockObserver(start_ms=300)
+    obs.audio_sent(200)
+    await asyncio.sleep(0.3)
+    assert abs(obs.buffer_ms() - 200) < 1  # not playing yet: 200 ms is under its 300
+    obs.audio_sent(200)
+    await asyncio.sleep(0.35)
+    assert abs(obs.buffer_ms() - 50) < 15  # playing since it held 400
+    await asyncio.sleep(0.2)
+    assert obs.buffer_ms() == 0.0  # ran dry
+    obs.audio_sent(250)
+    await asyncio.sleep(0.1)
+    assert abs(obs.buffer_ms() - 250) < 1  # filling again, as after the start
