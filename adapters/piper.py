@@ -27,7 +27,7 @@ from adapters.base import (
     iterate_in_thread,
 )
 from adapters.errors import BackendUnavailable, BadRequest, EngineError, NoAudioError
-from adapters.piper_sessions import Sessions, SplitSessions
+from adapters.piper_sessions import Sessions, SplitSessions, first_output
 from adapters.piper_split import next_window, split_model
 from adapters.piper_timing import (
     DURATIONS_OUTPUT,
@@ -39,11 +39,6 @@ from adapters.piper_timing import (
 )
 from adapters.piper_voices import PiperVoiceEntry, VoiceCatalog
 from adapters.piper_voices import bundled_voice_path as bundled_voice_path  # re-exported
-
-
-def _audio(outputs: dict[str, Any]) -> np.ndarray:
-    """A whole graph's audio: its first output."""
-    return np.asarray(next(iter(outputs.values()))).reshape(-1)
 
 
 class _Terminated(Exception):
@@ -281,7 +276,7 @@ class PiperAdapter(TTSAdapter):
         feeds = self._feeds(loaded, phonemes, 1.0, speaker_id)
         if loaded.split is None:
             assert loaded.whole is not None
-            return _audio(loaded.whole.run(alone, feeds, None))
+            return first_output(loaded.whole.run(alone, feeds, None))
         sentence = loaded.split.start(alone, feeds, None)
         return loaded.split.decode(alone, sentence, 0, sentence.total,
                                    loaded.voice.config.hop_length, None)
@@ -300,7 +295,7 @@ class PiperAdapter(TTSAdapter):
                 if loaded.split is None:
                     with self._engine_run() as alone, self._failing(stop):
                         out = loaded.whole.run(alone, feeds, stop)  # type: ignore[union-attr]
-                    audio = _audio(out)
+                    audio = first_output(out)
                     words = self._words(plan, i, phonemes,
                                         self._id_samples(loaded, out.get(DURATIONS_OUTPUT)),
                                         loaded, offset, len(audio))

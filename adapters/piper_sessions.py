@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -24,13 +25,25 @@ class Sessions:
     fast: Any
     lean: Any
 
+    @cached_property
+    def inputs(self) -> list[str]:
+        return [i.name for i in self.lean.get_inputs()]
+
+    @cached_property
+    def outputs(self) -> list[str]:
+        return [o.name for o in self.lean.get_outputs()]
+
     def run(self, alone: bool, tensors: dict[str, Any], run_options: Any) -> dict[str, Any]:
         """Outputs by name, fed what the graph reads of `tensors` (`sid` only reaches
         multi-speaker voices)."""
         session = self.fast if alone else self.lean
-        feeds = {i.name: tensors[i.name] for i in session.get_inputs()}
-        names = [o.name for o in session.get_outputs()]
-        return dict(zip(names, session.run(names, feeds, run_options), strict=True))
+        feeds = {name: tensors[name] for name in self.inputs}
+        return dict(zip(self.outputs, session.run(self.outputs, feeds, run_options), strict=True))
+
+
+def first_output(outputs: dict[str, Any]) -> np.ndarray:
+    """A graph's audio: its first output, as one flat array."""
+    return np.asarray(next(iter(outputs.values()))).reshape(-1)
 
 
 @dataclass
@@ -96,17 +109,15 @@ class SplitSessions:
             s.known = s.total if frames == s.total else frames - FLOW_PAD_FRAMES
         feeds = {**s.tensors, self.model.latent: s.latent[..., lo:hi]}
         t0 = time.perf_counter()
-        audio = self.decoder.run(alone, feeds, stop)
+        audio = first_output(self.decoder.run(alone, feeds, stop))
         self.pace.observe(alone, 1000 * (time.perf_counter() - t0), hi - lo)
-        out = np.asarray(next(iter(audio.values()))).reshape(-1)
-        return trim(out, start, end, lo, hop)
+        return trim(audio, start, end, lo, hop)
 
     def _flow(self, alone: bool, s: Sentence, frames: int, stop: Any) -> Any:
         assert self.flow is not None
-        feeds = {name: _first_frames(s.tensors[name], frames, s.total)
-                 for name in self.model.flow_inputs}
-        feeds.update({k: v for k, v in s.tensors.items() if k not in feeds})
-        return self.flow.run(alone, feeds, stop)[self.model.latent]
+        cut = {name: _first_frames(s.tensors[name], frames, s.total)
+               for name in self.model.flow_inputs}
+        return self.flow.run(alone, {**s.tensors, **cut}, stop)[self.model.latent]
 
 
 def _first_frames(tensor: Any, frames: int, total: int) -> Any:
@@ -117,4 +128,4 @@ def _first_frames(tensor: Any, frames: int, total: int) -> Any:
     return tensor
 
 
-__all__ = ["DecoderPace", "Sentence", "Sessions", "SplitSessions"]
+__all__ = ["DecoderPace", "Sentence", "Sessions", "SplitSessions", "first_output"]

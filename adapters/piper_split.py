@@ -137,9 +137,9 @@ def next_window(start: int, total: int, index: int, ahead_ms: float | None,
     double; one with a lead gets the window it can afford: half its lead's worth of decoding
     at `ms_per_frame` (the recent wall time per frame), less `spent_ms` already spent in
     this step (the sentence's front), and never more than 256 frames (so that others wait
-    at most one such window for a core). Every window costs two
-    pads of decoding, so a small window is paid for by every stream on the machine: under
-    load, the leads are what keep the windows large.
+    at most one such window for a core). Every window costs two pads of decoding, so a
+    small window is paid for by every stream on the machine: under load, the leads are what
+    keep the windows large.
     """
     size = FIRST_WINDOW_FRAMES << min(index, 8)
     if ahead_ms is not None and ahead_ms > 0 and ms_per_frame:

@@ -101,14 +101,8 @@ class RawPiper:
 
     @staticmethod
     def _run(voice: Any, phonemes: list[str]) -> int:
-        ids = voice.phonemes_to_ids(phonemes)
-        cfg = voice.config
-        audio = voice.session.run(None, {
-            "input": np.array([ids], dtype=np.int64),
-            "input_lengths": np.array([len(ids)], dtype=np.int64),
-            "scales": np.array([cfg.noise_scale, cfg.length_scale, cfg.noise_w_scale],
-                               dtype=np.float32)})[0]
-        return int(audio.size)
+        """One sentence through Piper's own API; its length in samples."""
+        return int(voice.phoneme_ids_to_audio(voice.phonemes_to_ids(phonemes)).size)
 
     def time_text(self, text: str, session: str = "fast") -> tuple[float, float]:
         """(wall ms, audio s) to synthesize `text` sentence by sentence, nothing else."""

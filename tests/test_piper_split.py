@@ -42,17 +42,14 @@ def still(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def whole_graph_audio(text: str) -> np.ndarray:
     """Piper's own way: the whole graph, one run per sentence, no noise (int16 as we send it)."""
     from piper import PiperVoice
-    from piper.config import PiperConfig
+    from piper.config import PiperConfig, SynthesisConfig
 
     config = PiperConfig.from_dict(json.loads(Path(f"{joe()}.json").read_text()))
     voice = PiperVoice(session=ort.InferenceSession(str(joe())), config=config)
+    still = SynthesisConfig(noise_scale=0.0, length_scale=1.0, noise_w_scale=0.0)
     out = []
     for phonemes in voice.phonemize(text):
-        ids = voice.phonemes_to_ids(phonemes)
-        audio = voice.session.run(None, {
-            "input": np.array([ids], dtype=np.int64),
-            "input_lengths": np.array([len(ids)], dtype=np.int64),
-            "scales": np.array([0.0, 1.0, 0.0], dtype=np.float32)})[0]
+        audio = voice.phoneme_ids_to_audio(voice.phonemes_to_ids(phonemes), still)
         out.append((np.clip(audio.reshape(-1), -1, 1) * 32767).astype(np.int16))
     return np.concatenate(out)
 
