@@ -98,8 +98,10 @@ class ElevenLabsSession(AdapterSession):
         done = False
         try:
             await ws.send_str(json.dumps({"text": " ", "context_id": cid}))
-            await ws.send_str(json.dumps({"text": req.text + " ", "context_id": cid,
-                                          "flush": True}))
+            await ws.send_str(json.dumps({"text": req.text + " ", "context_id": cid}))
+            # The end of a turn as ElevenLabs' guide spells it: a bare flush, then close.
+            # (close_context after text alone reads as an interruption on the other side.)
+            await ws.send_str(json.dumps({"context_id": cid, "flush": True}))
             await ws.send_str(json.dumps({"context_id": cid, "close_context": True}))
             async for chunk in self._receive(ws, cid):
                 done = chunk.is_final

@@ -71,6 +71,8 @@ async def el_socket(http: aiohttp.ClientSession, url: str, text: str,
         await ws.send_json({"text": " ", **ctx})
         t0 = time.perf_counter()
         await ws.send_json({"text": text + " ", **ctx, "flush": True})
+        if multi:  # the end of a turn: a bare flush, then close_context
+            await ws.send_json({**ctx, "flush": True})
         await ws.send_json({**ctx, "close_context": True} if multi else {"text": ""})
         first = None
         while True:

@@ -52,7 +52,10 @@ class Context:
         self._texts: list[str] = []
         self.chars = 0
         self.input_closed = False
-        self.unflushed = False  # text pushed since the last flush
+        # The last message for this context was a flush that carried no text: the end of a
+        # turn, as pipecat ({"flush": true}), LiveKit ({"text": "", "flush": true}) and
+        # ElevenLabs' own guide send it right before close_context.
+        self.turn_ended = False
         self.cancelled = False
         self.done = False  # the final message went out
         self.outcome = "completed"  # completed | cancelled | failed | bad_request
@@ -69,13 +72,15 @@ class Context:
                              "(MAX_INPUT_CHARS)", field="text")
         self.chars += len(text)
         self.aligner.add_text(text)
-        self.unflushed = self.unflushed or bool(text.strip())
+        self.turn_ended = self.turn_ended and not text.strip()
         self._apply("text", text)
         if self.task is None and text.strip():
             self.task = asyncio.create_task(self._run(), name=f"elevenlabs-context-{self.id}")
 
-    def flush(self) -> None:
-        self.unflushed = False
+    def flush(self, *, with_text: bool = False) -> None:
+        """Speak what is buffered now. A flush that carries no text of its own is how clients
+        end a turn (see `turn_ended`); one riding on a text piece is per-sentence pacing."""
+        self.turn_ended = not with_text
         self._apply("flush")
 
     async def end_input(self) -> None:

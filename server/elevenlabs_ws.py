@@ -10,10 +10,17 @@ or clause end anyway.
 
 `GET /v1/text-to-speech/{voice_id}/multi-stream-input`: contexts named by `context_id`, each
 its own Morpheus stream, interleaved on one socket; messages out name theirs in `contextId`.
-`{"text": ""}` is only a keep-alive here. `close_context` ends a context's input: after a
-`flush` (what pipecat and LiveKit send at the end of a turn) its audio is finished and then its
-final message is sent; with text still unflushed, a second time, or with `immediate: true` it
-is barge-in and the context's synthesis stops at once, the other contexts untouched.
+`{"text": ""}` is only a keep-alive here. `close_context` ends a context either way a client
+means it, told apart by what came just before it on that context:
+- right after a flush that carries no text (`{"flush": true}` or `{"text": "", "flush": true}`)
+  it is the end of a turn: the context's audio is finished, then its final message is sent.
+  pipecat 1.14 (`on_turn_context_completed`: flush, close), LiveKit's plugin 1.8.9 (end of
+  `_sentence_stream_task`: empty text with flush, close) and ElevenLabs' multi-context guide
+  ("flush and close this context") all end a turn this way;
+- otherwise (after text, after a flush riding on a text piece, which LiveKit sends for every
+  sentence, a second time, or with `immediate: true`) it is an interruption: all three send
+  `close_context` alone when the user barges in, and throw away what arrives for the context.
+  Its synthesis stops at once (Stream.interrupt), the other contexts untouched.
 `close_socket` stops every context, sends their finals and closes.
 
 Both check the API key themselves (server.security.DEFERRED_AUTH): from the handshake (header
@@ -237,9 +244,11 @@ class ElevenLabsSocket:
         if ctx is None:
             if msg.text is None or msg.text == "":
                 return  # a flush or keep-alive for a context that is not open
-            if len(self.contexts) >= MAX_CONTEXTS:
-                raise BadRequest(f"at most {MAX_CONTEXTS} open contexts per connection; "
-                                 "close one first", field="context_id")
+            # Interrupted contexts are stopping (their finals are on the way): only live ones
+            # count, so a client that barges in quickly never meets zombies of its own.
+            if sum(not c.cancelled for c in self.contexts.values()) >= MAX_CONTEXTS:
+                raise BadRequest(f"at most {MAX_CONTEXTS} open contexts per connection "
+                                 "(ElevenLabs allows 5); close one first", field="context_id")
             ctx = self.contexts[cid] = self._context(cid, msg.voice_settings)
         if speaks and msg.text:
             try:
@@ -248,11 +257,11 @@ class ElevenLabsSocket:
                 await ctx.cancel()  # its text would be cut short: better not spoken at all
                 raise
         if msg.flush:
-            ctx.flush()
+            ctx.flush(with_text=speaks)
 
     async def _close_context(self, ctx: Context, *, immediate: bool) -> None:
-        if immediate or ctx.input_closed or ctx.unflushed:
-            await ctx.cancel()  # barge-in
+        if immediate or ctx.input_closed or not ctx.turn_ended:
+            await ctx.cancel()  # an interruption: stop the engine now
         else:
             await ctx.end_input()  # the end of a turn: finish what was flushed
 

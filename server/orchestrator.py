@@ -281,6 +281,11 @@ class Stream:
             self._made_ms += len(item.pcm) / BYTES_PER_MS
         await self._queue.put(item)
 
+    @property
+    def made_ms(self) -> float:
+        """Audio the engine has made for this stream so far (taken by the sink or not)."""
+        return self._made_ms
+
     def ahead_ms(self) -> float:
         """Audio ahead of the listener's playback, counting what is made but not yet taken."""
         return self.observer.buffer_ms() + self._queued_ms

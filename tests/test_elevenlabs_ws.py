@@ -114,6 +114,8 @@ async def test_api_key_on_both_sockets(serve, kind: str) -> None:
             try:
                 await ws.send_json({"text": " ", **ctx, **first})
                 await ws.send_json({"text": "Hi there. ", **ctx, "flush": True})
+                if ctx:  # the end of a turn: a bare flush, then close_context
+                    await ws.send_json({**ctx, "flush": True})
                 await ws.send_json({**ctx, "close_context": True} if ctx else {"text": ""})
                 if ctx:  # wait for the context to finish, then close the socket
                     while not (got and (got[-1].get("isFinal") or got[-1].get("error"))):
@@ -137,6 +139,8 @@ async def test_api_key_on_both_sockets(serve, kind: str) -> None:
     async with srv.http.ws_connect(ws_url(srv, kind, api_key="k1")) as ws:  # query key
         await ws.send_json({"text": " ", **ctx})
         await ws.send_json({"text": "Query key. ", **ctx, "flush": True})
+        if ctx:
+            await ws.send_json({**ctx, "flush": True})
         await ws.send_json({**ctx, "close_context": True} if ctx else {"text": ""})
         first_msg = await ws.receive_json(timeout=10)
         assert first_msg.get("audio")
