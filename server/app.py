@@ -12,6 +12,7 @@ from server.admin import add_admin_routes
 from server.app_keys import BACKENDS, METRICS, ORCHESTRATOR, SETTINGS
 from server.backends import BackendPool
 from server.config import Settings
+from server.deliveries import DELIVERIES, Deliveries, track_http
 from server.guard import add_cors_headers, guard
 from server.http_speech import add_speech_routes
 from server.legacy import add_legacy_routes
@@ -26,7 +27,7 @@ def create_app(settings: Settings, *, env_file: Path | None = None, warm: bool =
                flags: dict[str, Any] | None = None) -> web.Application:
     """Build a Morpheus app. `env_file` is watched for hot reload when given; `flags` are the
     command-line settings, a layer every reload keeps."""
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[guard])
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[guard, track_http])
     app.on_response_prepare.append(add_cors_headers)
     store = SettingsStore(settings, env_file=env_file, flags=flags)
     pool = BackendPool(settings)
@@ -40,6 +41,7 @@ def create_app(settings: Settings, *, env_file: Path | None = None, warm: bool =
     app[BACKENDS] = pool
     app[METRICS] = metrics
     app[ORCHESTRATOR] = Orchestrator(store, pool, metrics)
+    app[DELIVERIES] = Deliveries()
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         if warm:  # load the active backend before the first request, not during it

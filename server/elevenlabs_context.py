@@ -36,7 +36,8 @@ class Context:
 
     def __init__(self, context_id: str | None, *, orch: Orchestrator, send: Send,
                  spec_for: SpecFor, fmt: OutputFormat, voice_settings: VoiceSettings | None,
-                 max_chars: int, on_end: Callable[[Context], None]) -> None:
+                 max_chars: int, on_end: Callable[[Context], None],
+                 on_audio: Callable[[float], None] = lambda ms: None) -> None:
         self.id = context_id  # None on stream-input: its messages name no context
         self._orch = orch
         self._send = send
@@ -45,6 +46,7 @@ class Context:
         self.voice_settings = voice_settings
         self._max_chars = max_chars
         self._on_end = on_end
+        self._on_audio = on_audio  # ms of audio sent to the client, for the playout model
         self.aligner = CharAligner()
         self.stream: Stream | None = None
         self.task: asyncio.Task[None] | None = None
@@ -161,6 +163,7 @@ class Context:
     async def _pump(self, stream: Stream) -> None:
         alignment, normalized = MsAlignment(), MsAlignment()
         parts = frames(stream, self._format.encoder(streaming=True), self.aligner)
+        sent_ms = 0.0
         try:
             async with aclosing(parts):
                 async for frame in parts:
@@ -168,6 +171,8 @@ class Context:
                         return
                     if frame.audio or frame.chars:
                         await self._send(self._audio_message(frame, alignment, normalized))
+                        self._on_audio(frame.audio_end_ms - sent_ms)
+                        sent_ms = frame.audio_end_ms
         except (TTSError, BadRequest) as e:
             if not self.cancelled:
                 self.outcome = "bad_request" if isinstance(e, BadRequest) else "failed"

@@ -51,6 +51,7 @@ from pydantic import (
 
 from adapters.errors import BadRequest
 from server.app_keys import METRICS, ORCHESTRATOR, SETTINGS
+from server.deliveries import DELIVERIES, Playout
 from server.elevenlabs_api import (
     SpeechQuery,
     VoiceSettings,
@@ -136,6 +137,7 @@ class ElevenLabsSocket:
         self._first = True
         self._ended = asyncio.Event()  # stream-input: the utterance is over
         self._end_code: int = WSCloseCode.OK
+        self.playout = Playout()  # ElevenLabs clients report no playback: the wall clock
 
     async def send(self, msg: dict[str, Any]) -> None:
         if self.ws.closed:
@@ -162,7 +164,8 @@ class ElevenLabsSocket:
     def _context(self, context_id: str | None, voice_settings: VoiceSettings | None) -> Context:
         return Context(context_id, orch=self.orch, send=self.send, spec_for=self._spec,
                        fmt=self.format, voice_settings=voice_settings,
-                       max_chars=self.settings.max_input_chars, on_end=self._context_ended)
+                       max_chars=self.settings.max_input_chars, on_end=self._context_ended,
+                       on_audio=self.playout.sent)
 
     def _context_ended(self, ctx: Context) -> None:
         if self.contexts.get(ctx.id) is ctx:
@@ -285,6 +288,27 @@ class ElevenLabsSocket:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
 
+    # --- the drain (server/deliveries.py) ------------------------------------------------
+
+    transport = "elevenlabs"
+
+    def owes(self) -> bool:
+        """A context is still speaking, or what was sent has not had time to play."""
+        if self.ws.closed:
+            return False
+        return any(not c.done for c in self.contexts.values()) or self.playout.remaining_ms() > 0
+
+    async def close_for_shutdown(self, reason: str) -> None:
+        """Each context still speaking is told why and ends with its final; then 1001."""
+        if self.ws.closed:
+            return
+        for ctx in list(self.contexts.values()):
+            if not ctx.done:
+                await self.send(ws_error("server_shutdown", f"{reason}; reconnect to continue",
+                                         context_id=ctx.id))
+        await self.close_all()
+        await self.ws.close(code=WSCloseCode.GOING_AWAY, message=reason.encode())
+
     # --- the connection -----------------------------------------------------------------
 
     async def run(self) -> int:
@@ -351,11 +375,13 @@ async def _serve(request: web.Request, *, multi: bool) -> web.StreamResponse:
     await ws.prepare(request)
     sockets.add(ws)
     sock = ElevenLabsSocket(request, ws, query, fmt, multi=multi)
+    request.app[DELIVERIES].add(sock)
     code: int = WSCloseCode.OK
     try:
         code = await sock.run()
     finally:
         sockets.discard(ws)
+        request.app[DELIVERIES].discard(sock)
         await ws.close(code=code)
     return ws
 

@@ -2,8 +2,12 @@
 
 On SIGTERM (or Ctrl-C) the server keeps listening but is no longer ready: `/readyz` answers
 503 at once (a balancer or Kubernetes stops sending traffic), new streams are refused with
-503, and running streams finish, for up to SHUTDOWN_GRACE_S; whatever still runs then is
-ended cleanly. A second signal stops at once.
+503, and every connection gets what it is owed (server/deliveries.py), for up to
+SHUTDOWN_GRACE_S: HTTP bodies written, WebSocket responses played out by the client's reports,
+ElevenLabs contexts played out by the wall clock, WebRTC tracks played out, Wyoming replies
+to their `audio-stop`. A connection that owes nothing is closed at once with a reason (its
+client reconnects, to another replica); whatever still runs at the end is closed with a
+reason the client can read. A second signal stops at once.
 """
 
 from __future__ import annotations
@@ -17,19 +21,20 @@ import sys
 from aiohttp import web
 
 from server.app_keys import ORCHESTRATOR, SETTINGS
+from server.deliveries import DELIVERIES
 
 log = logging.getLogger("morpheus.lifecycle")
 
+
 async def drain(app: web.Application, grace_s: float) -> None:
-    """Refuse new streams; wait up to `grace_s` for running ones; end the rest cleanly."""
+    """Refuse new streams; give every connection what it is owed for up to `grace_s`; close
+    the rest with a reason and end the streams still running."""
     orch = app[ORCHESTRATOR]
     orch.draining = True
-    if orch.streams:
-        log.info("draining: %d stream(s) running, up to %.0f s", len(orch.streams), grace_s)
-    try:
-        await asyncio.wait_for(orch.idle(), grace_s)
-    except asyncio.TimeoutError:
-        pass
+    deliveries = app[DELIVERIES]
+    log.info("draining: %d stream(s) running, %d connection(s) open, up to %.0f s",
+             len(orch.streams), len(deliveries), grace_s)
+    await deliveries.settle(grace_s, busy=lambda: bool(orch.streams))
     if orch.streams:
         log.warning("grace period over: ending %d stream(s)", len(orch.streams))
         await orch.aclose()

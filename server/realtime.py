@@ -389,6 +389,19 @@ class RealtimeSession:
         self._tasks.add(t)
         t.add_done_callback(self._tasks.discard)
 
+    # --- shutdown -----------------------------------------------------------------------
+
+    def owes(self) -> bool:
+        """A response is running or waiting to start, or its audio is not yet played out
+        (the sink knows: the client's reports, or the paced track)."""
+        return self.current is not None or bool(self._next_ops) or self.sink.unplayed_ms() > 0
+
+    async def shutdown(self, reason: str) -> None:
+        """The server is stopping: tell the client why; a response still running is cancelled
+        (with what was heard of it) so the client can finish its turn elsewhere."""
+        await self.send(P.error(P.SERVER_SHUTDOWN, f"{reason}; reconnect to continue"))
+        await self.cancel()
+
     async def aclose(self) -> None:
         """The client is gone: stop synthesis at once and wait for the streams to close."""
         self._closed = True

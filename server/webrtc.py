@@ -26,6 +26,7 @@ from aiortc import sdp as sdp_parser
 from aiortc.mediastreams import MediaStreamTrack
 
 from server.app_keys import METRICS, SETTINGS
+from server.deliveries import DELIVERIES
 from server.errors import MalformedBody, from_morpheus, json_error, read_json_object
 from server.realtime import RealtimeSession
 from signaling import protocol as P
@@ -44,6 +45,10 @@ EVENTS_LABEL = "events"
 INBOX_MAX = 256  # data channel messages waiting to be handled, per peer
 CLIENT_REPORT_TTL_S = 2.0  # a client's jitter-buffer figure older than this is ignored
 TRACK_QUEUE_MS = 1000.0
+# After the track's last audio frame is sent, the caller's jitter buffer still plays it: a
+# drain keeps the peer this long past an empty queue (a client report adds its own figure).
+PLAYOUT_TAIL_S = 0.3
+CHANNEL_FLUSH_S = 0.5  # at shutdown, the last event gets this long to leave before the close
 
 
 @dataclass
@@ -140,6 +145,7 @@ class WebRTCPeer:
         self.pc.on("datachannel", self._on_datachannel)
         self.pc.on("track", self._on_track)
         self.pc.on("connectionstatechange", self._on_connection_state)
+        self._quiet_since: float | None = None  # when the track last ran out of audio
 
     # --- setup --------------------------------------------------------------------------
 
@@ -242,6 +248,33 @@ class WebRTCPeer:
             if at >= b.cleared_at:
                 b.first_silent_frame_at = at
 
+    # --- the drain (server/deliveries.py) ------------------------------------------------
+
+    transport = "webrtc"
+
+    def owes(self) -> bool:
+        """A response is running, or its audio is queued on the track or still in the
+        caller's jitter buffer."""
+        if self._closing:
+            return False
+        if self.session.owes() or self.track.speaking:
+            self._quiet_since = None
+            return True
+        now = time.monotonic()
+        if self._quiet_since is None:
+            self._quiet_since = now
+        tail_s = PLAYOUT_TAIL_S + max(0.0, self.sink.buffer_ms()) / 1000.0
+        return now - self._quiet_since < tail_s
+
+    async def close_for_shutdown(self, reason: str) -> None:
+        await self.session.shutdown(reason)
+        deadline = time.monotonic() + CHANNEL_FLUSH_S
+        channel = self.channel
+        while (channel is not None and channel.readyState == "open"
+               and channel.bufferedAmount > 0 and time.monotonic() < deadline):
+            await asyncio.sleep(0.02)
+        await self.close()
+
     # --- teardown -----------------------------------------------------------------------
 
     async def _idle_close(self) -> None:
@@ -282,14 +315,19 @@ async def _drain(track: MediaStreamTrack) -> None:
 class PeerRegistry:
     """The peers of one app, so shutdown can close them all."""
 
-    def __init__(self) -> None:
+    def __init__(self, app: web.Application | None = None) -> None:
         self.peers: dict[str, WebRTCPeer] = {}
+        self._app = app  # its deliveries hold the peers too, for the drain
 
     def add(self, peer: WebRTCPeer) -> None:
         self.peers[peer.id] = peer
+        if self._app is not None:
+            self._app[DELIVERIES].add(peer)
 
     def discard(self, peer: WebRTCPeer) -> None:
         self.peers.pop(peer.id, None)
+        if self._app is not None:
+            self._app[DELIVERIES].discard(peer)
 
     def get(self, pc_id: str) -> WebRTCPeer | None:
         return self.peers.get(pc_id)
@@ -304,7 +342,7 @@ PEERS = web.AppKey("webrtc_peers", PeerRegistry)
 
 async def webrtc_ctx(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: a peer registry for the app's lifetime; every peer is closed at shutdown."""
-    app[PEERS] = PeerRegistry()
+    app[PEERS] = PeerRegistry(app)
     yield
     await app[PEERS].close_all()
 

@@ -12,11 +12,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from adapters.base import PIPELINE_RATE_HZ
 from dsp.resample import StreamResampler
 from server.app_keys import METRICS, SETTINGS
+from server.deliveries import DELIVERIES
 from server.errors import json_error
 from server.realtime import WS_FRAME_MS, WS_MIN_FRAME_MS, RealtimeSession
 from server.writes import closer, send_within
@@ -189,6 +190,26 @@ class WsAudioSink:
         return played
 
 
+class WsDelivery:
+    """A speech socket as the drain sees it: it owes audio while a response runs or its
+    audio is unplayed by the client's reports; at shutdown it is told why and closed (1001)."""
+
+    transport = "ws"
+
+    def __init__(self, ws: web.WebSocketResponse, session: RealtimeSession) -> None:
+        self.ws = ws
+        self.session = session
+
+    def owes(self) -> bool:
+        return not self.ws.closed and self.session.owes()
+
+    async def close_for_shutdown(self, reason: str) -> None:
+        if self.ws.closed:
+            return
+        await self.session.shutdown(reason)
+        await self.ws.close(code=WSCloseCode.GOING_AWAY, message=reason.encode())
+
+
 # --- the route ----------------------------------------------------------------------------
 
 
@@ -228,6 +249,8 @@ async def speech_ws(request: web.Request) -> web.StreamResponse:
         # backend None: each response uses the active backend (POST /config applies at once)
         session=P.SessionConfig(barge_in=False),
     )
+    delivery = WsDelivery(ws, session)
+    request.app[DELIVERIES].add(delivery)
     try:
         await session.start()
         async for msg in ws:
@@ -240,6 +263,7 @@ async def speech_ws(request: web.Request) -> web.StreamResponse:
                 break
     finally:
         sockets.discard(ws)
+        request.app[DELIVERIES].discard(delivery)
         await session.aclose()
         await ws.close()
     return ws
@@ -251,4 +275,4 @@ async def close_speech_sockets(app: web.Application) -> None:
         await ws.close(code=1001, message=b"server shutdown")
 
 
-__all__ = ["WS_SOCKETS", "WsAudioSink", "close_speech_sockets", "speech_ws"]
+__all__ = ["WS_SOCKETS", "WsAudioSink", "WsDelivery", "close_speech_sockets", "speech_ws"]

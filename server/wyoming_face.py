@@ -23,6 +23,7 @@ from wyoming.server import AsyncEventHandler, AsyncServer
 from adapters.base import TTSAdapter, Voice
 from adapters.errors import MorpheusError
 from server.app_keys import BACKENDS, ORCHESTRATOR, SETTINGS
+from server.deliveries import DELIVERIES
 from server.orchestrator import Orchestrator
 from server.wyoming_events import RequestError, VoiceChoice
 from server.wyoming_session import WyomingConnection
@@ -87,6 +88,7 @@ class WyomingFace:
         if len(self.connections) >= self.settings.wyoming_max_connections:
             return False
         self.connections.add(conn)
+        self.app[DELIVERIES].add(conn)
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
@@ -95,6 +97,7 @@ class WyomingFace:
 
     def release(self, conn: WyomingConnection) -> None:
         self.connections.discard(conn)
+        self.app[DELIVERIES].discard(conn)
 
     async def aclose(self) -> None:
         """Stop listening, end every connection (its streams stop) and wait for them."""

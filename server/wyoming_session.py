@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -62,6 +63,7 @@ BUSY, BACKEND_UNAVAILABLE, ENGINE_ERROR = "busy", "backend_unavailable", "engine
 NOTHING_SPEAKABLE, TEXT_TOO_LONG = "nothing_speakable", "text_too_long"
 OUT_OF_SEQUENCE, INVALID_EVENT = "out_of_sequence", "invalid_event"
 TOO_MANY_CONNECTIONS = "too_many_connections"
+SERVER_SHUTDOWN = "server_shutdown"
 
 
 @dataclass(eq=False)
@@ -323,6 +325,25 @@ class WyomingConnection(AsyncEventHandler):
             reply.fail(RequestError(ENGINE_ERROR, "the engine produced no audio"))
             return
         await self.write_event(AudioStop(timestamp=int(stream.audio_ms)).event())
+
+    # --- the drain (server/deliveries.py) ------------------------------------------------
+
+    transport = "wyoming"
+
+    def owes(self) -> bool:
+        """A reply is under way (its `audio-stop` not yet sent), or a streamed one is open.
+        Clients play what they received themselves: nothing is owed after `audio-stop`."""
+        if not self._is_running:
+            return False
+        return self._open is not None or any(
+            r.task is not None and not r.task.done() for r in self._replies)
+
+    async def close_for_shutdown(self, reason: str) -> None:
+        if any(r.task is not None and not r.task.done() for r in self._replies):
+            with contextlib.suppress(ConnectionError, OSError):
+                await self._error(SERVER_SHUTDOWN, f"{reason}; reconnect to continue")
+        await self.disconnect()
+        self.writer.close()
 
     async def disconnect(self) -> None:
         """The client left (or the server stops): stop every reply's synthesis now."""

@@ -27,6 +27,7 @@ BUSY = "busy"  # every synthesis slot and the queue are taken; retry later
 BACKEND_UNAVAILABLE = "backend_unavailable"
 ENGINE_ERROR = "engine_error"
 RATE_LIMITED = "rate_limited"  # messages arrive faster than they can be handled
+SERVER_SHUTDOWN = "server_shutdown"  # the server is stopping; reconnect (to another replica)
 
 
 class ProtocolError(Exception):
