@@ -104,7 +104,7 @@ def model_dir() -> Path:
 
 
 def _verified(folder: Path) -> bool:
-    """Every file is there and model.bin hashes to MODEL_SHA256 (0.4 s: once per process)."""
+    """Every file is there and model.bin hashes to MODEL_SHA256 (0.1 to 0.4 s here, once per process)."""
     model = folder / "model.bin"
     if not all((folder / name).is_file() for name in ("model.bin", *_SIDE_FILES)):
         return False
