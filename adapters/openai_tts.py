@@ -28,8 +28,8 @@ from adapters.errors import (
     TTSError,
     UpstreamRejected,
 )
-from adapters.http_upstream import HttpUpstreamAdapter, UpstreamConfig
-from adapters.upstream import Upstream
+from adapters.upstream.http import HttpUpstreamAdapter, UpstreamConfig
+from adapters.upstream.pool import Upstream
 from dsp.decoders import PCM_RATE_HZ, StreamDecoder, format_of, make_decoder, rate_param
 
 log = logging.getLogger("morpheus.adapters.openai_tts")

@@ -27,8 +27,8 @@ from typing import Any
 
 from adapters.base import AudioChunk, Capabilities, TTSInput, Voice
 from adapters.errors import BackendUnavailable, BadRequest, EngineError, UpstreamRejected
-from adapters.http_upstream import HttpUpstreamAdapter, UpstreamConfig
-from adapters.upstream import Upstream
+from adapters.upstream.http import HttpUpstreamAdapter, UpstreamConfig
+from adapters.upstream.pool import Upstream
 from dsp.decoders import WavDecoder
 
 log = logging.getLogger("morpheus.adapters.xtts")

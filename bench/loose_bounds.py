@@ -98,7 +98,7 @@ async def http_delete_end_ms(srv: Any) -> float:
 async def snac_socket_close_ms(tmp: Path, trials: int) -> dict[str, float]:
     """Closing or cancelling a SNAC stream -> the llama.cpp connection closed (needs torch)."""
     from adapters.base import TTSInput
-    from adapters.snac_llamacpp import SnacLlamaCppAdapter
+    from adapters.orpheus.adapter import SnacLlamaCppAdapter
     from tests.llama_protocol_server import LlamaProtocolServer, script_from_tokens
     from tests.snac_fixture import frames_to_token_text, random_frames, write_snac_checkpoint
 

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from adapters.synthetic import SyntheticAdapter, SyntheticKnobs
-from server.orchestrator import StreamSpec
-from server.stream import AudioOut
+from server.core.orchestrator import StreamSpec
+from server.core.events import AudioOut
 from tests.sim import Listener, make_orchestrator, narrate, narration
 
 TARGETS = {"underflows": 0, "jitter_p95_ms": 50.0}

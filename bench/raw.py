@@ -23,7 +23,7 @@ WAV_HEADER_BYTES = 44
 
 
 def _voice_path(voice_path: Path | None) -> Path:
-    from adapters.piper import bundled_voice_path
+    from adapters.piper.adapter import bundled_voice_path
 
     path = voice_path or bundled_voice_path()
     if path is None:

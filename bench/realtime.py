@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from server.config import Settings
-from server.webrtc import PEERS
+from server.faces.realtime.webrtc import PEERS
 from tests.conftest import running_server
 from tests.rtc_client import SILENT_DBFS, RtcClient
 from tests.test_webrtc import LONG_TEXT, caller_speech, first_silence_after
@@ -145,7 +145,7 @@ import asyncio, json, signal, sys
 from aiohttp import web
 from server.app import create_app
 from server.config import Settings
-from server.webrtc import PEERS
+from server.faces.realtime.webrtc import PEERS
 
 async def main():
     app = create_app(Settings(tts_backend="synthetic", webrtc_host_addresses="127.0.0.1",

@@ -117,7 +117,7 @@ def first_segment_of(config: dict[str, Any]) -> Any:
 
 
 def _voice_path(config: dict[str, Any]) -> Path | None:
-    from adapters.piper import bundled_voice_path
+    from adapters.piper.adapter import bundled_voice_path
 
     return Path(config["piper_voice"]) if config.get("piper_voice") else bundled_voice_path()
 

@@ -10,14 +10,14 @@ from aiohttp import web
 
 from server.admin import add_admin_routes
 from server.app_keys import BACKENDS, METRICS, ORCHESTRATOR, SETTINGS
-from server.backends import BackendPool
+from server.core.backends import BackendPool
 from server.config import Settings
 from server.deliveries import DELIVERIES, Deliveries, track_http
 from server.guard import add_cors_headers, guard
-from server.http_speech import add_speech_routes
-from server.legacy import add_legacy_routes
+from server.faces.openai.speech import add_speech_routes
+from server.faces.openai.legacy import add_legacy_routes
 from server.metrics import Metrics
-from server.orchestrator import Orchestrator
+from server.core.orchestrator import Orchestrator
 from server.settings_store import SettingsStore
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # MAX_INPUT_CHARS of text, JSON-escaped, fits with room
@@ -68,11 +68,11 @@ def create_app(settings: Settings, *, env_file: Path | None = None, warm: bool =
 
 def _add_optional_routes(app: web.Application) -> None:
     """Transports and UI, each in its own module."""
-    from server.elevenlabs_http import add_elevenlabs_routes
+    from server.faces.elevenlabs.http import add_elevenlabs_routes
     from server.web_routes import add_web_routes
-    from server.webrtc import webrtc_ctx, webrtc_offer
-    from server.ws import WS_SOCKETS, close_speech_sockets, speech_ws
-    from server.wyoming_face import add_wyoming
+    from server.faces.realtime.webrtc import webrtc_ctx, webrtc_offer
+    from server.faces.realtime.ws import WS_SOCKETS, close_speech_sockets, speech_ws
+    from server.faces.wyoming.face import add_wyoming
 
     app[WS_SOCKETS] = set()
     app.on_shutdown.append(close_speech_sockets)

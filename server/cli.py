@@ -50,8 +50,8 @@ async def _say(args: argparse.Namespace) -> int:
     from dsp.encoders import make_encoder
     from server.app import create_app
     from server.app_keys import ORCHESTRATOR
-    from server.orchestrator import StreamSpec
-    from server.stream import AudioOut
+    from server.core.orchestrator import StreamSpec
+    from server.core.events import AudioOut
 
     settings, _ = _settings(args)
     settings = settings.model_copy(update={"wyoming_uri": ""})  # `say` serves nothing
@@ -88,8 +88,8 @@ def snac_export(args: argparse.Namespace) -> int:
     """SNAC_MODEL directory -> ONNX decoder (needs torch and snac, once)."""
     import time
 
-    from dsp.snac_codec import load_snac
-    from dsp.snac_runtime import export_onnx
+    from adapters.orpheus.codec import load_snac
+    from adapters.orpheus.runtime import export_onnx
 
     t0 = time.perf_counter()
     try:

@@ -213,8 +213,8 @@ class Settings(BaseSettings):
     @field_validator("wyoming_tts_uri")
     @classmethod
     def _wyoming_uris(cls, v: str) -> str:
-        from adapters.upstream import parse_addresses
-        from adapters.wyoming_client import check_uri
+        from adapters.upstream.pool import parse_addresses
+        from adapters.wyoming.client import check_uri
 
         for uri in parse_addresses(v):
             check_uri(uri)

@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from adapters.piper_voices import bundled_voice_path
+from adapters.piper.voices import bundled_voice_path
 
 SPEAKER_GAINS = {"alto": 1.0, "whisper": 0.25}  # speaker name -> output gain (sid = order)
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from adapters.synthetic import SyntheticAdapter
-from server.orchestrator import Busy, StreamSpec
+from server.core.orchestrator import Busy, StreamSpec
 from tests.sim import make_orchestrator
 
 

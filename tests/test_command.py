@@ -15,8 +15,8 @@ from adapters.base import AudioChunk, TTSInput
 from adapters.command import CommandAdapter
 from adapters.errors import BackendTimeout, BackendUnavailable, EngineError, MalformedAudio
 from adapters.espeak import EspeakAdapter
-from adapters.piper import PiperAdapter
-from adapters.piper_voices import bundled_voice_path
+from adapters.piper.adapter import PiperAdapter
+from adapters.piper.voices import bundled_voice_path
 from server.config import Settings
 from tests.audio_check import decode, pcm_stats
 from tests.procs import live_children, live_in_group

@@ -15,9 +15,9 @@ import pytest
 from aiohttp import web
 
 from adapters.base import TTSInput
-from adapters.elevenlabs import ElevenLabsAdapter, TailHold
+from adapters.elevenlabs.adapter import ElevenLabsAdapter, TailHold
 from adapters.errors import BackendTimeout, BackendUnavailable, BadCredentials, MalformedAudio
-from adapters.upstream import Timeouts
+from adapters.upstream.pool import Timeouts
 from server.app_keys import ORCHESTRATOR
 from server.config import Settings
 from tests.audio_check import pcm_stats

@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 
 from server.app_keys import ORCHESTRATOR
-from server.orchestrator import Stream
+from server.core.orchestrator import Stream
 from tests.test_elevenlabs_ws import audio_of, ws_url
 
 SENTENCES = [f"This is sentence number {i} of a long reply that goes on for a while." for i in range(8)]
@@ -262,7 +262,7 @@ async def test_too_many_live_contexts_is_a_clear_error_and_the_socket_stays(serv
 
 
 def test_the_rule_is_documented_where_the_face_is() -> None:
-    import server.elevenlabs_ws as face
+    import server.faces.elevenlabs.ws as face
 
     doc = face.__doc__ or ""
     assert "pipecat 1.14" in doc and "LiveKit" in doc and json.dumps("flush")[1:-1] in doc

@@ -10,8 +10,8 @@ import aiohttp
 import pytest
 
 from server.app_keys import METRICS, ORCHESTRATOR
-from server.webrtc import PEERS
-from server.whole_audio import SPOOL_RAM_BYTES, spool_response
+from server.faces.realtime.webrtc import PEERS
+from server.faces.whole_audio import SPOOL_RAM_BYTES, spool_response
 from signaling.peer import create_offer, create_peer_connection
 from tests.audio_check import read_wave
 
@@ -138,7 +138,7 @@ async def test_delete_ends_a_websocket_response_as_cancelled(serve) -> None:
 async def test_whole_responses_spool_to_disk_not_memory(serve) -> None:
     srv = await serve(tts_backend="synthetic")
     orch = srv.app[ORCHESTRATOR]
-    from server.orchestrator import StreamSpec
+    from server.core.orchestrator import StreamSpec
 
     stream = await orch.open(StreamSpec())
     text = "Ninety seconds of audio go to a spool file, never into memory. " * 24

@@ -30,8 +30,8 @@ if os.environ.get("MORPHEUS_TEST_LLAMACPP") != "1":
 import httpx  # noqa: E402
 
 from adapters.base import TTSInput  # noqa: E402
-from adapters.snac_llamacpp import SnacLlamaCppAdapter  # noqa: E402
-from dsp.snac_codec import SAMPLES_PER_FRAME  # noqa: E402
+from adapters.orpheus.adapter import SnacLlamaCppAdapter  # noqa: E402
+from adapters.orpheus.codec import SAMPLES_PER_FRAME  # noqa: E402
 from tests.extras import torch_or_skip  # noqa: E402
 from tests.snac_fixture import write_snac_checkpoint  # noqa: E402
 

@@ -15,8 +15,8 @@ import pytest
 from onnx import TensorProto, helper
 
 from adapters.base import AudioChunk, TTSInput
-from adapters.piper import PiperAdapter
-from adapters.piper_split import (
+from adapters.piper.adapter import PiperAdapter
+from adapters.piper.split import (
     DECODER_PAD_FRAMES,
     FIRST_WINDOW_FRAMES,
     MAX_WINDOW_FRAMES,

@@ -12,7 +12,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from adapters.piper_timing import (
+from adapters.piper.timing import (
     DURATIONS_OUTPUT,
     find_durations_tensor,
     plan_words,

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from adapters.base import AudioChunk, TTSInput
-from adapters.piper import PiperAdapter
-from adapters.piper_voices import VoiceCatalog
+from adapters.piper.adapter import PiperAdapter
+from adapters.piper.voices import VoiceCatalog
 from tests.audio_check import pcm_stats
 from tests.piper_test_voices import add_multi_speaker_voice, add_voice, multi_speaker_model
 

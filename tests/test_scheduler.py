@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from server.scheduler import EdfGate
+from server.core.scheduler import EdfGate
 
 
 class Waiter:

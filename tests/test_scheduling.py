@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from adapters.synthetic import SyntheticAdapter, SyntheticKnobs
-from server.orchestrator import StreamSpec, WallClockObserver
+from server.core.orchestrator import StreamSpec, WallClockObserver
 from tests.sim import make_orchestrator, narration
 
 pytestmark = pytest.mark.looptime

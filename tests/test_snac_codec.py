@@ -1,4 +1,4 @@
-"""dsp.snac_codec: token parsing, codebook layout, the SNAC loader and the streaming decoder."""
+"""adapters.orpheus.codec: token parsing, codebook layout, the SNAC loader and the streaming decoder."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from dsp.snac_codec import (
+from adapters.orpheus.codec import (
     SAMPLES_PER_FRAME,
     StreamingSnacDecoder,
     TokenParser,

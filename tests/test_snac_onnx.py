@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 import pytest
 
-from dsp.snac_codec import SAMPLES_PER_FRAME
+from adapters.orpheus.codec import SAMPLES_PER_FRAME
 from tests.extras import SNAC_EXTRA, import_or_skip_on_310, torch_or_skip
 from tests.snac_fixture import SNAC_24KHZ_CONFIG, random_frames, write_snac_checkpoint
 
@@ -39,7 +39,7 @@ def _cache_dir() -> Path:
 def _export_key() -> str:
     import onnxscript
 
-    import dsp.snac_runtime as runtime
+    import adapters.orpheus.runtime as runtime
     import tests.snac_fixture as fixture
 
     h = hashlib.sha256()
@@ -78,15 +78,15 @@ def exported(quiet_checkpoint: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def torch_runner(quiet_checkpoint: Path):  # noqa: ANN201
-    from dsp.snac_codec import load_snac
-    from dsp.snac_runtime import TorchSnac
+    from adapters.orpheus.codec import load_snac
+    from adapters.orpheus.runtime import TorchSnac
 
     return TorchSnac(load_snac(quiet_checkpoint, "cpu"))
 
 
 @pytest.mark.parametrize("batch,frames", [(1, 1), (1, 6), (3, 9), (8, 6)])
 def test_torch_and_onnx_agree(exported: Path, torch_runner, batch: int, frames: int) -> None:
-    from dsp.snac_runtime import OnnxSnac
+    from adapters.orpheus.runtime import OnnxSnac
 
     ort = OnnxSnac(exported, device="cpu", threads=1)
     codes = np.stack([np.asarray(random_frames(frames, seed=100 + b), dtype=np.int64)
@@ -109,7 +109,7 @@ def test_the_export_keeps_snacs_noise(exported: Path) -> None:
 
 
 def test_a_wrong_file_is_refused(tmp_path: Path) -> None:
-    from dsp.snac_runtime import OnnxSnac
+    from adapters.orpheus.runtime import OnnxSnac
 
     with pytest.raises(FileNotFoundError):
         OnnxSnac(tmp_path / "missing.onnx")
@@ -132,7 +132,7 @@ def test_orpheus_on_onnx_never_imports_torch(exported: Path, tmp_path: Path) -> 
         sys.meta_path.insert(0, NoTorch())
 
         from adapters.base import TTSInput
-        from adapters.snac_llamacpp import SnacLlamaCppAdapter
+        from adapters.orpheus.adapter import SnacLlamaCppAdapter
         from tests.llama_protocol_server import LlamaProtocolServer, script_from_tokens
         from tests.snac_fixture import frames_to_token_text, random_frames
 
@@ -165,7 +165,7 @@ def test_orpheus_on_onnx_never_imports_torch(exported: Path, tmp_path: Path) -> 
 
 async def test_the_adapter_decodes_with_onnx_when_configured(exported: Path) -> None:
     from adapters.base import TTSInput
-    from adapters.snac_llamacpp import SnacLlamaCppAdapter
+    from adapters.orpheus.adapter import SnacLlamaCppAdapter
     from tests.llama_protocol_server import LlamaProtocolServer, script_from_tokens
     from tests.snac_fixture import frames_to_token_text
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from adapters.orpheus_voices import format_prompt
+from adapters.orpheus.voices import format_prompt
 from tests.audio_check import pcm_stats
 from tests.extras import torch_or_skip
 from tests.llama_protocol_server import LlamaProtocolServer, orpheus_script
@@ -57,7 +57,7 @@ async def metric(srv: Any, prefix: str) -> float:
 
 
 def completions(server: LlamaProtocolServer) -> list[str]:
-    return [r.body["prompt"] for r in server.requests if r.path.endswith("completions")]
+    return [r.body["prompt"] for r in server.faces.openai.requests if r.path.endswith("completions")]
 
 
 def spoken(prompt: str) -> str:

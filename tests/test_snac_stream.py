@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from adapters.errors import NoAudioError
-from adapters.snac_stream import Pacing, decode_stream
-from adapters.snac_worker import DecodeWorker
-from dsp.snac_codec import SAMPLES_PER_FRAME, StreamingSnacDecoder
+from adapters.orpheus.stream import Pacing, decode_stream
+from adapters.orpheus.worker import DecodeWorker
+from adapters.orpheus.codec import SAMPLES_PER_FRAME, StreamingSnacDecoder
 from tests.extras import torch_or_skip
 from tests.snac_fixture import frames_to_token_text, random_frames, write_snac_checkpoint
 
@@ -37,8 +37,8 @@ class Recording:
 
 @pytest.fixture(scope="module")
 def quiet(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from dsp.snac_codec import load_snac
-    from dsp.snac_runtime import TorchSnac
+    from adapters.orpheus.codec import load_snac
+    from adapters.orpheus.runtime import TorchSnac
 
     path: Path = write_snac_checkpoint(tmp_path_factory.mktemp("snac_q"), silent_noise=True,
                                        legacy_keys=False)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from adapters.errors import BackendUnavailable, EngineError
-from adapters.snac_worker import DecodeWorker
-from dsp.snac_codec import SAMPLES_PER_FRAME
+from adapters.orpheus.worker import DecodeWorker
+from adapters.orpheus.codec import SAMPLES_PER_FRAME
 from tests.extras import torch_or_skip
 from tests.snac_fixture import random_frames
 
@@ -228,8 +228,8 @@ async def test_closing_fails_what_waits_and_stops_the_thread(make_worker) -> Non
 @pytest.fixture(scope="module")
 def quiet_runner(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     torch = torch_or_skip()
-    from dsp.snac_codec import load_snac
-    from dsp.snac_runtime import TorchSnac
+    from adapters.orpheus.codec import load_snac
+    from adapters.orpheus.runtime import TorchSnac
     from tests.snac_fixture import write_snac_checkpoint
 
     torch.set_num_threads(1)
@@ -256,7 +256,7 @@ async def test_batched_torch_decode_equals_one_by_one(quiet_runner) -> None:
 def test_windows_are_cut_to_what_decodes_within_the_budget() -> None:
     """On an overloaded machine (slow decodes) a window that takes everything ready is cut,
     so that every stream's turn comes round before the orchestrator would call it a stall."""
-    from adapters.snac_stream import MIN_WINDOW_MS, ROUND_BUDGET_MS, Pacing, window_cap
+    from adapters.orpheus.stream import MIN_WINDOW_MS, ROUND_BUDGET_MS, Pacing, window_cap
 
     assert (ROUND_BUDGET_MS, MIN_WINDOW_MS) == (2000.0, 400.0)  # the figures below assume them
     worker = DecodeWorker(FakeRunner(), batch=False)

@@ -13,9 +13,9 @@ import pytest
 
 from adapters.base import AudioChunk, Capabilities, TTSAdapter, TTSInput, WordTiming
 from adapters.synthetic import SyntheticAdapter, SyntheticKnobs, tone
-from server.orchestrator import StreamSpec
-from server.stream import AudioOut, SegmentDone, WordMark, Words
-from server.timings import SegmentClock, heard_text
+from server.core.orchestrator import StreamSpec
+from server.core.events import AudioOut, SegmentDone, WordMark, Words
+from server.core.timings import SegmentClock, heard_text
 from tests.sim import make_orchestrator, spoken
 
 # ------------------------------------------------------------------------------ the clock

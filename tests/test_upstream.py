@@ -14,7 +14,7 @@ from adapters.errors import (
     UpstreamLost,
     UpstreamRejected,
 )
-from adapters.upstream import (
+from adapters.upstream.pool import (
     Upstream,
     UpstreamPool,
     parse_addresses,

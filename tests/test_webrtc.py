@@ -12,7 +12,7 @@ import pytest
 
 from dsp.resample import resample
 from server.app_keys import ORCHESTRATOR
-from server.webrtc import PEERS
+from server.faces.realtime.webrtc import PEERS
 from signaling.peer import create_offer, create_peer_connection
 from tests.rtc_client import RATE, SILENT_DBFS, Received, RtcClient
 

@@ -18,9 +18,9 @@ from adapters.errors import (
     UpstreamLost,
     UpstreamRejected,
 )
-from adapters.piper import PiperAdapter
-from adapters.upstream import Timeouts
-from adapters.wyoming import WyomingAdapter
+from adapters.piper.adapter import PiperAdapter
+from adapters.upstream.pool import Timeouts
+from adapters.wyoming.adapter import WyomingAdapter
 from server.app_keys import BACKENDS, ORCHESTRATOR
 from server.config import Settings
 from tests.audio_check import pcm_stats

@@ -14,7 +14,7 @@ from wyoming.event import Event, async_read_event, async_write_event
 from wyoming.tts import Synthesize
 
 from server.app_keys import ORCHESTRATOR
-from server.wyoming_face import WYOMING
+from server.faces.wyoming.face import WYOMING
 from tests.wyoming_client import serve_wyoming, wait_until
 
 

@@ -27,7 +27,7 @@ from wyoming.tts import (
 
 from server.app_keys import BACKENDS, ORCHESTRATOR
 from server.config import Settings, ValidationError
-from server.wyoming_face import WYOMING
+from server.faces.wyoming.face import WYOMING
 from tests.audio_check import pcm_stats
 from tests.conftest import free_port, running_server
 from tests.wyoming_client import client, read_reply, serve_wyoming, wait_until

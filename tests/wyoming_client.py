@@ -12,7 +12,7 @@ from wyoming.audio import AudioChunk, AudioStart
 from wyoming.client import AsyncTcpClient
 from wyoming.event import Event
 
-from server.wyoming_face import WYOMING
+from server.faces.wyoming.face import WYOMING
 from tests.conftest import free_port
 
 

