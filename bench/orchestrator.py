@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from adapters.synthetic import SyntheticAdapter, SyntheticKnobs
-from server.core.orchestrator import StreamSpec
+from server.core.stream import StreamSpec
 from server.core.events import AudioOut
 from tests.sim import Listener, make_orchestrator, narrate, narration
 

@@ -68,12 +68,22 @@ def create_app(settings: Settings, *, env_file: Path | None = None, warm: bool =
 
 def _add_optional_routes(app: web.Application) -> None:
     """Transports and UI, each in its own module."""
+    from server.faces.elevenlabs.catalog import is_elevenlabs_client, list_models
     from server.faces.elevenlabs.http import add_elevenlabs_routes
-    from server.web_routes import add_web_routes
+    from server.faces.openai.speech import models
     from server.faces.realtime.webrtc import webrtc_ctx, webrtc_offer
-    from server.faces.realtime.ws import WS_SOCKETS, close_speech_sockets, speech_ws
+    from server.faces.realtime.ws import speech_ws
+    from server.faces.sockets import WS_SOCKETS, close_speech_sockets
     from server.faces.wyoming.face import add_wyoming
+    from server.web_routes import add_web_routes
 
+    async def either_models(request: web.Request) -> web.Response:
+        """GET /v1/models is a path of both APIs: ElevenLabs clients get its bare array."""
+        if is_elevenlabs_client(request):
+            return await list_models(request)
+        return await models(request)
+
+    app.router.add_get("/v1/models", either_models)
     app[WS_SOCKETS] = set()
     app.on_shutdown.append(close_speech_sockets)
     app.router.add_get("/v1/audio/speech/ws", speech_ws)

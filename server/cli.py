@@ -50,7 +50,7 @@ async def _say(args: argparse.Namespace) -> int:
     from dsp.encoders import make_encoder
     from server.app import create_app
     from server.app_keys import ORCHESTRATOR
-    from server.core.orchestrator import StreamSpec
+    from server.core.stream import StreamSpec
     from server.core.events import AudioOut
 
     settings, _ = _settings(args)

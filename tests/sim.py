@@ -10,7 +10,8 @@ from adapters.base import TTSAdapter
 from server.core.backends import BackendPool
 from server.config import Settings
 from server.metrics import Metrics
-from server.core.orchestrator import Orchestrator, StreamSpec
+from server.core.orchestrator import Orchestrator
+from server.core.stream import StreamSpec
 from server.settings_store import SettingsStore
 from server.core.events import AudioOut, Degraded, SegmentDone
 from tests import looptime_compat

@@ -7,7 +7,8 @@ import asyncio
 import pytest
 
 from adapters.synthetic import SyntheticAdapter
-from server.core.orchestrator import Busy, StreamSpec
+from server.core.admission import Busy
+from server.core.stream import StreamSpec
 from tests.sim import make_orchestrator
 
 
@@ -26,7 +27,7 @@ async def test_waiters_are_admitted_in_arrival_order_and_newcomers_queue_behind(
     for name in "bcd":
         waiters.append(asyncio.create_task(opened(orch, name, order)))
         await asyncio.sleep(0.01)
-    assert order == ["a"] and len(orch._waiters) == 3
+    assert order == ["a"] and orch.admission.queued == 3
     await a.aclose()  # frees the slot: it goes to b ...
     late = asyncio.create_task(opened(orch, "late", order))  # ... even though late asks now
     await asyncio.sleep(0.01)
@@ -38,7 +39,7 @@ async def test_waiters_are_admitted_in_arrival_order_and_newcomers_queue_behind(
         assert order[-1] == expected, order
     await orch.get("late").aclose()
     await asyncio.gather(*waiters, late)
-    assert not orch.streams and not orch._waiters and orch._granted == 0
+    assert not orch.streams and not orch.admission.queued and orch.admission.pending_grants == 0
 
 
 async def test_a_waiter_that_times_out_gets_busy_and_leaves_the_queue() -> None:
@@ -48,7 +49,7 @@ async def test_a_waiter_that_times_out_gets_busy_and_leaves_the_queue() -> None:
     a = await opened(orch, "a", order)
     with pytest.raises(Busy):
         await opened(orch, "b", order)
-    assert not orch._waiters
+    assert not orch.admission.queued
     await a.aclose()
     c = await asyncio.wait_for(opened(orch, "c", order), 1)  # the slot is free again at once
     await c.aclose()
@@ -76,7 +77,7 @@ async def test_a_cancelled_waiter_passes_a_granted_slot_on() -> None:
         assert order == ["a", "b", "c"]
     await orch.get("c").aclose()
     await c
-    assert not orch.streams and not orch._waiters and orch._granted == 0
+    assert not orch.streams and not orch.admission.queued and orch.admission.pending_grants == 0
 
 
 async def test_queue_full_is_busy_at_once() -> None:

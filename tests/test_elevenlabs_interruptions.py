@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 
 from server.app_keys import ORCHESTRATOR
-from server.core.orchestrator import Stream
+from server.core.stream import Stream
 from tests.test_elevenlabs_ws import audio_of, ws_url
 
 SENTENCES = [f"This is sentence number {i} of a long reply that goes on for a while." for i in range(8)]

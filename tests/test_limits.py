@@ -138,7 +138,7 @@ async def test_delete_ends_a_websocket_response_as_cancelled(serve) -> None:
 async def test_whole_responses_spool_to_disk_not_memory(serve) -> None:
     srv = await serve(tts_backend="synthetic")
     orch = srv.app[ORCHESTRATOR]
-    from server.core.orchestrator import StreamSpec
+    from server.core.stream import StreamSpec
 
     stream = await orch.open(StreamSpec())
     text = "Ninety seconds of audio go to a spool file, never into memory. " * 24

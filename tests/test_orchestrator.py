@@ -8,7 +8,8 @@ import pytest
 
 from adapters.synthetic import SyntheticAdapter, SyntheticKnobs
 from dsp.chunker import normalize_whitespace
-from server.core.orchestrator import Busy, StreamSpec
+from server.core.admission import Busy
+from server.core.stream import StreamSpec
 from server.core.rate import RateConfig, RateController, RateState
 from tests.sim import Listener, make_orchestrator, narrate, narration
 
@@ -286,7 +287,7 @@ async def test_mid_segment_failure_resumes_at_the_unspoken_words():
 
 
 def test_resume_point_cuts_at_whole_words():
-    from server.core.orchestrator import resume_point
+    from server.core.recovery import resume_point
 
     assert resume_point("one two three four", 4 * 60, 60) == "one "
     assert resume_point("one two three four", 9 * 60, 60) == "one two "

@@ -10,7 +10,7 @@ import pytest
 from adapters.base import AdapterSession, AudioChunk, Capabilities, TTSAdapter, TTSInput
 from adapters.errors import BadRequest, EngineError, UpstreamLost
 from adapters.synthetic import tone
-from server.core.orchestrator import StreamSpec
+from server.core.stream import StreamSpec
 from server.core.events import AudioOut, Degraded
 from tests.sim import make_orchestrator
 from tests.sim import spoken as speak

@@ -8,7 +8,8 @@ import asyncio
 import pytest
 
 from adapters.synthetic import SyntheticAdapter, SyntheticKnobs
-from server.core.orchestrator import StreamSpec, WallClockObserver
+from server.core.listener import WallClockObserver
+from server.core.stream import StreamSpec
 from tests.sim import make_orchestrator, narration
 
 pytestmark = pytest.mark.looptime

@@ -13,7 +13,7 @@ import pytest
 
 from adapters.base import AudioChunk, Capabilities, TTSAdapter, TTSInput, WordTiming
 from adapters.synthetic import SyntheticAdapter, SyntheticKnobs, tone
-from server.core.orchestrator import StreamSpec
+from server.core.stream import StreamSpec
 from server.core.events import AudioOut, SegmentDone, WordMark, Words
 from server.core.timings import SegmentClock, heard_text
 from tests.sim import make_orchestrator, spoken

@@ -30,6 +30,7 @@ from adapters.base import (
     Voice,
 )
 from adapters.errors import MalformedAudio
+from adapters.elevenlabs.tail import TailHold
 from adapters.upstream.http import HttpUpstreamAdapter, UpstreamConfig
 from adapters.upstream.pool import Timeouts, Upstream, parse_addresses
 
@@ -37,32 +38,8 @@ log = logging.getLogger("morpheus.adapters.elevenlabs")
 
 PUBLIC_API = "https://api.elevenlabs.io"
 OUTPUT_FORMAT = "pcm_24000"  # s16le mono at the pipeline's rate: no decoding, no resampling
-TAIL_BYTES = PIPELINE_RATE_HZ * 2 * 50 // 1000  # 50 ms held back to mark the segment's end
-MIN_CHUNK_BYTES = PIPELINE_RATE_HZ * 2 * 20 // 1000  # network reads below 20 ms are merged
 # What raw PCM may be labelled (ElevenLabs says audio/pcm); anything else is not what we asked.
 PCM_TYPES = ("", "audio/pcm", "audio/l16", "audio/x-pcm", "audio/raw", "application/octet-stream")
-
-
-class TailHold:
-    """Network bytes -> whole samples out at once, except the last 50 ms, which wait for the
-    next bytes or for the end: the segment's last chunk then carries `is_final` and the
-    orchestrator's crossfade has its tail."""
-
-    def __init__(self) -> None:
-        self._held = b""
-
-    def push(self, data: bytes) -> bytes:
-        self._held += data
-        cut = len(self._held) - TAIL_BYTES
-        cut -= cut % 2
-        if cut < MIN_CHUNK_BYTES:
-            return b""
-        out, self._held = self._held[:cut], self._held[cut:]
-        return out
-
-    def finish(self) -> bytes:
-        out, self._held = self._held, b""
-        return out[: len(out) - len(out) % 2]  # half a sample cannot be played
 
 
 class ElevenLabsAdapter(HttpUpstreamAdapter):
@@ -192,4 +169,4 @@ def _voice(v: Mapping[str, Any], backend: str) -> Voice:
                  description=str(v.get("description") or ""), backend=backend)
 
 
-__all__ = ["ElevenLabsAdapter", "TailHold"]
+__all__ = ["ElevenLabsAdapter"]

@@ -20,7 +20,7 @@ import binascii
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import aiohttp
@@ -34,18 +34,32 @@ from adapters.errors import (
     TTSError,
     UpstreamLost,
 )
-from adapters.upstream.pool import Upstream, is_upstream_fault, status_error
-
-if TYPE_CHECKING:
-    from adapters.elevenlabs.adapter import ElevenLabsAdapter
+from adapters.elevenlabs.tail import TailHold
+from adapters.upstream.pool import Timeouts, Upstream, UpstreamPool, is_upstream_fault, status_error
 
 INACTIVITY_TIMEOUT_S = 180  # the most ElevenLabs allows: a listener may pause between turns
+
+
+class SessionHost(Protocol):
+    """What a session needs of the adapter that opened it (adapters/elevenlabs/adapter.py)."""
+
+    name: str
+    model_id: str
+
+    @property
+    def timeouts(self) -> Timeouts: ...
+
+    def require_pool(self) -> UpstreamPool: ...
+
+    def ws_session(self) -> aiohttp.ClientSession: ...
+
+    def default_voice(self) -> str | None: ...
 
 
 class ElevenLabsSession(AdapterSession):
     """A stream's conversation with one upstream: segments in order, one context each."""
 
-    def __init__(self, adapter: ElevenLabsAdapter) -> None:
+    def __init__(self, adapter: SessionHost) -> None:
         self.adapter = adapter
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._up: Upstream | None = None
@@ -64,7 +78,7 @@ class ElevenLabsSession(AdapterSession):
         try:
             ws = await asyncio.wait_for(
                 a.ws_session().ws_connect(url, heartbeat=20.0, max_msg_size=16 * 1024 * 1024),
-                a.upstream.timeouts.connect_s)
+                a.timeouts.connect_s)
         except aiohttp.WSServerHandshakeError as e:
             err = (status_error(e.status, e.message, url.split("?")[0], a.name)
                    if e.status >= 400 else
@@ -133,9 +147,7 @@ class ElevenLabsSession(AdapterSession):
 
     async def _receive(self, ws: aiohttp.ClientWebSocketResponse,
                        cid: str) -> AsyncIterator[AudioChunk]:
-        from adapters.elevenlabs.adapter import TailHold  # the adapter's module imports this one
-
-        read_s = self.adapter.upstream.timeouts.read_s
+        read_s = self.adapter.timeouts.read_s
         tail = TailHold()
         words = _Words()
         while True:

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from adapters.base import PIPELINE_RATE_HZ, SAMPLE_WIDTH_BYTES
+
+BYTES_PER_MS = PIPELINE_RATE_HZ * SAMPLE_WIDTH_BYTES / 1000  # of AudioOut.pcm
+
 
 @dataclass(frozen=True)
 class AudioOut:

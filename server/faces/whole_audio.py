@@ -17,7 +17,7 @@ from typing import IO
 from adapters.base import PIPELINE_RATE_HZ
 from dsp.encoders import make_encoder
 from dsp.wav import HEADER_BYTES, wav_header
-from server.core.orchestrator import Stream
+from server.core.stream import Stream
 from server.core.events import AudioOut
 
 SPOOL_RAM_BYTES = 4 * 1024 * 1024

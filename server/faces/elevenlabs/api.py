@@ -32,8 +32,9 @@ from adapters.errors import (
 )
 from server.app_keys import SETTINGS
 from server.errors import read_json_object
-from server.core.orchestrator import Busy, StreamSpec
-from server.faces.openai.requests import speakable
+from server.core.admission import Busy
+from server.core.stream import StreamSpec
+from server.faces.input import speakable
 from server.security import key_ok, presented_key
 
 # ElevenLabs' model ids: each means "the active backend" here (a backend name selects one).

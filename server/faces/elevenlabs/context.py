@@ -23,7 +23,9 @@ from server.faces.elevenlabs.alignment import CharAligner, MsAlignment
 from server.faces.elevenlabs.api import VoiceSettings, ws_error
 from server.faces.elevenlabs.formats import OutputFormat
 from server.faces.elevenlabs.frames import Frame, frames
-from server.core.orchestrator import Busy, Orchestrator, Stream, StreamSpec
+from server.core.admission import Busy
+from server.core.orchestrator import Orchestrator
+from server.core.stream import Stream, StreamSpec
 
 log = logging.getLogger("morpheus.elevenlabs")
 

@@ -12,13 +12,11 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
-from adapters.base import PIPELINE_RATE_HZ
 from server.faces.elevenlabs.alignment import CharAligner, CharTime
 from server.faces.elevenlabs.formats import OutputEncoder
-from server.core.orchestrator import Stream
-from server.core.events import AudioOut, Words
+from server.core.stream import Stream
+from server.core.events import BYTES_PER_MS, AudioOut, Words
 
-BYTES_PER_MS = PIPELINE_RATE_HZ * 2 / 1000
 
 
 @dataclass

@@ -36,7 +36,8 @@ from server.faces.elevenlabs.api import (
 from server.faces.elevenlabs.formats import OutputFormat, parse_output_format
 from server.faces.elevenlabs.frames import Frame, frames
 from server.faces.elevenlabs.whole import send_audio, send_timestamps, spool_whole
-from server.core.orchestrator import Busy, Stream
+from server.core.admission import Busy
+from server.core.stream import Stream
 from server.faces.writes import closer, send_within
 
 log = logging.getLogger("morpheus.elevenlabs")

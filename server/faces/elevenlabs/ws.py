@@ -64,10 +64,10 @@ from server.faces.elevenlabs.api import (
 )
 from server.faces.elevenlabs.context import Context
 from server.faces.elevenlabs.formats import OutputFormat, parse_output_format
-from server.core.orchestrator import StreamSpec
+from server.core.stream import StreamSpec
 from server.security import key_ok, presented_key
 from server.faces.writes import closer, send_within
-from server.faces.realtime.ws import WS_SOCKETS
+from server.faces.sockets import WS_SOCKETS
 
 log = logging.getLogger("morpheus.elevenlabs")
 

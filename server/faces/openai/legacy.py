@@ -22,8 +22,9 @@ from server.errors import (
     read_request,
 )
 from server.faces.openai.speech import open_stream
-from server.core.orchestrator import StreamSpec
-from server.faces.openai.requests import LegacySpeakRequest, speakable
+from server.core.stream import StreamSpec
+from server.faces.input import speakable
+from server.faces.openai.requests import LegacySpeakRequest
 from server.faces.whole_audio import write_wav
 
 MANIFEST = ".morpheus-outputs"  # one name per line: the files Morpheus wrote here, oldest first

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator
 
 from dsp.encoders import FORMATS
-from dsp.text import clean_text, has_speech
+from server.faces.input import speakable
 
 ResponseFormat = Literal["wav", "pcm", "mp3", "opus", "flac", "aac"]
 assert set(FORMATS) == {"wav", "pcm", "mp3", "opus", "flac", "aac"}
@@ -37,18 +37,6 @@ class SpeechRequest(BaseModel):
     @classmethod
     def _speakable(cls, v: str) -> str:
         return speakable(v)
-
-
-def speakable(text: str) -> str:
-    """`text` cleaned for engines; ValueError (a 400 naming the field) when nothing is left
-    to say. Every face checks whole-text input with this before opening a stream."""
-    if not text.strip():
-        raise ValueError("must not be empty")
-    cleaned = clean_text(text)
-    if not has_speech(cleaned):
-        raise ValueError("nothing speakable: no letters or digits once control characters "
-                         "and invalid code points are removed")
-    return cleaned
 
 
 class LegacySpeakRequest(BaseModel):

@@ -19,7 +19,8 @@ from server.errors import (
     json_error,
     read_request,
 )
-from server.core.orchestrator import Busy, Stream, StreamSpec
+from server.core.admission import Busy
+from server.core.stream import Stream, StreamSpec
 from server.faces.openai.requests import SpeechRequest
 from server.security import header_value
 from server.core.events import AudioOut, Degraded, Words
@@ -233,11 +234,7 @@ async def voices(request: web.Request) -> web.Response:
 
 
 async def models(request: web.Request) -> web.Response:
-    """OpenAI's model list; ElevenLabs clients get ElevenLabs' bare array from the same path."""
-    from server.faces.elevenlabs.catalog import is_elevenlabs_client, list_models
-
-    if is_elevenlabs_client(request):
-        return await list_models(request)
+    """OpenAI's model list (GET /v1/models; app wiring sends ElevenLabs clients elsewhere)."""
     settings = request.app[SETTINGS].current
     ids = ["tts-1", "tts-1-hd", "orpheus", *settings.enabled_backends]
     return web.json_response({"object": "list", "data": [
@@ -248,4 +245,3 @@ def add_speech_routes(app: web.Application) -> None:
     app.router.add_post("/v1/audio/speech", speech)
     app.router.add_delete("/v1/audio/speech/{request_id}", cancel_speech)
     app.router.add_get("/v1/audio/voices", voices)
-    app.router.add_get("/v1/models", models)

@@ -20,13 +20,12 @@ from server.app_keys import METRICS, SETTINGS
 from server.deliveries import DELIVERIES
 from server.errors import json_error
 from server.faces.realtime.session import WS_FRAME_MS, WS_MIN_FRAME_MS, RealtimeSession
+from server.faces.sockets import WS_SOCKETS
 from server.faces.writes import closer, send_within
 from signaling import protocol as P
 
 log = logging.getLogger("morpheus.realtime")
 
-# Open speech WebSockets of an app: counted against WS_MAX_CONNECTIONS, closed at shutdown.
-WS_SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("speech_sockets", set)
 
 
 class WsAudioSink:
@@ -269,10 +268,4 @@ async def speech_ws(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-async def close_speech_sockets(app: web.Application) -> None:
-    """on_shutdown: open speech WebSockets are told the server is going away."""
-    for ws in list(app[WS_SOCKETS]):
-        await ws.close(code=1001, message=b"server shutdown")
-
-
-__all__ = ["WS_SOCKETS", "WsAudioSink", "WsDelivery", "close_speech_sockets", "speech_ws"]
+__all__ = ["WsAudioSink", "WsDelivery", "speech_ws"]

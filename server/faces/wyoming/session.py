@@ -19,12 +19,13 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from aiohttp import web
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.error import Error
 from wyoming.event import Event, async_write_event
-from wyoming.info import Describe
+from wyoming.info import Describe, Info
 from wyoming.ping import Ping, Pong
 from wyoming.server import AsyncEventHandler
 from wyoming.tts import (
@@ -38,21 +39,22 @@ from wyoming.tts import (
 from adapters.base import PIPELINE_RATE_HZ, SAMPLE_WIDTH_BYTES
 from adapters.errors import BackendUnavailable, BadRequest, MorpheusError, TTSError
 from server.app_keys import METRICS
-from server.core.orchestrator import BYTES_PER_MS, Busy, Stream, StreamSpec
-from server.faces.openai.requests import speakable
+from server.core.admission import Busy
+from server.core.events import BYTES_PER_MS
+from server.core.orchestrator import Orchestrator
+from server.core.stream import Stream, StreamSpec
+from server.faces.input import speakable
 from server.core.events import AudioOut
 from server.faces.writes import send_within
 from server.faces.wyoming.events import (
     MalformedEvent,
     RequestError,
     SynthesisRequest,
+    VoiceChoice,
     chunk_text,
     parse_synthesis,
     read_event,
 )
-
-if TYPE_CHECKING:
-    from server.faces.wyoming.face import WyomingFace
 
 log = logging.getLogger("morpheus.wyoming")
 
@@ -119,12 +121,34 @@ class Reply:
                 and (not self.streaming or self.input_done.is_set()))
 
 
+class Host(Protocol):
+    """What a connection needs from the face that accepted it (server/faces/wyoming/face.py)."""
+
+    app: web.Application
+
+    @property
+    def settings(self) -> Any: ...
+
+    @property
+    def orch(self) -> Orchestrator: ...
+
+    def admit(self, conn: WyomingConnection) -> bool:
+        """Count the connection in; False when the face is full."""
+
+    def release(self, conn: WyomingConnection) -> None: ...
+
+    async def info(self) -> Info: ...
+
+    async def resolve_voice(self, choice: VoiceChoice | None) -> tuple[str, str | None]:
+        """(backend, voice id) for a request; RequestError when the voice is unknown."""
+
+
 class WyomingConnection(AsyncEventHandler):
     """The `wyoming` package's handler with a bounded reader, an idle timeout and replies
     that run as tasks, so events (and the client leaving) are seen while audio goes out."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 face: WyomingFace) -> None:
+                 face: Host) -> None:
         super().__init__(reader, writer)
         self.face = face
         self._write_lock = asyncio.Lock()  # one event at a time; 3.10's drain() is not shared
