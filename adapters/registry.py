@@ -22,7 +22,7 @@ class BackendEntry:
 BACKENDS: dict[str, BackendEntry] = {
     e.name: e
     for e in (
-        BackendEntry("piper", "adapters.piper.adapter:PiperAdapter", None,
+        BackendEntry("piper", "adapters.piper:PiperAdapter", None,
                      "Piper (onnxruntime, in-process), bundled en_US joe voice"),
         BackendEntry("espeak", "adapters.espeak:EspeakAdapter", None,
                      "espeak-ng subprocess, formant voice; the fallback"),
@@ -30,11 +30,11 @@ BACKENDS: dict[str, BackendEntry] = {
                      "deterministic tones with latency/RTF/stall/failure knobs"),
         BackendEntry("snac_llamacpp", "adapters.orpheus:SnacLlamaCppAdapter", "snac",
                      "Orpheus tokens from llama.cpp (HTTP or in-process GGUF), SNAC decode"),
-        BackendEntry("wyoming", "adapters.wyoming.adapter:WyomingAdapter", None,
+        BackendEntry("wyoming", "adapters.wyoming:WyomingAdapter", None,
                      "any Wyoming TTS server (wyoming-piper, Home Assistant add-ons)"),
         BackendEntry("command", "adapters.command:CommandAdapter", None,
                      "any local command-line engine: text on stdin, WAV or raw PCM on stdout"),
-        BackendEntry("elevenlabs", "adapters.elevenlabs.adapter:ElevenLabsAdapter", None,
+        BackendEntry("elevenlabs", "adapters.elevenlabs:ElevenLabsAdapter", None,
                      "the ElevenLabs API or any server that speaks it (HTTP and WebSocket)"),
         BackendEntry("openai_tts", "adapters.openai_tts:OpenAITTSAdapter", None,
                      "any OpenAI-compatible /v1/audio/speech upstream (OPENAI_TTS_BASE_URL)"),

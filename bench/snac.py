@@ -24,7 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from adapters.orpheus.codec import SAMPLES_PER_FRAME, SNAC_RATE_HZ, StreamingSnacDecoder
+from adapters.orpheus.tokens import SAMPLES_PER_FRAME, SNAC_RATE_HZ
+
+from adapters.orpheus.windows import StreamingSnacDecoder
 
 SCHEMES = (1, 2, 3, 6, 13)  # new frames per window: windows of 4, 5, 6, 9 and 16 frames
 BATCHES = (1, 2, 4, 8)
@@ -129,7 +131,7 @@ async def stream_through_adapter(model_dir: Path, device: str,
                     first_pcm_at = first_pcm_at or time.monotonic()
                     samples += chunk.samples
                 wall = time.monotonic() - started
-                first_token_at = server.faces.openai.requests[-1].first_event_at
+                first_token_at = server.requests[-1].first_event_at
                 assert first_pcm_at is not None and first_token_at is not None
                 key = "low_latency" if low_latency else "default"
                 results[f"{key}_wall_rtf"] = round(wall / (samples / SNAC_RATE_HZ), 3)
@@ -145,7 +147,7 @@ def run(threads: int | None = None, onnx_path: str | None = None,
     """Measure on CPU (and CUDA when torch sees one); `threads` sets the decoders' threads."""
     import torch
 
-    from adapters.orpheus.codec import load_snac
+    from adapters.orpheus.model import load_snac
     from adapters.orpheus.runtime import OnnxSnac, TorchSnac, export_onnx
     from tests.snac_fixture import write_snac_checkpoint
 

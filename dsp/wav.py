@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dsp.pcm import float_to_pcm16
+
 STREAMING_SIZE = 0xFFFFFFFF  # what OpenAI sends as RIFF and data size when the length is unknown
 HEADER_BYTES = 44
 
@@ -183,4 +185,4 @@ def to_s16_mono(raw: bytes, fmt: WavFormat) -> bytes:
         x = np.frombuffer(raw, dtype=f"<i{width}").astype(np.float64) / float(1 << (fmt.bits - 1))
     if fmt.channels > 1:
         x = x.reshape(-1, fmt.channels).mean(axis=1)
-    return np.clip(np.rint(x * 32768.0), -32768, 32767).astype("<i2").tobytes()
+    return float_to_pcm16(x)

@@ -88,7 +88,7 @@ def snac_export(args: argparse.Namespace) -> int:
     """SNAC_MODEL directory -> ONNX decoder (needs torch and snac, once)."""
     import time
 
-    from adapters.orpheus.codec import load_snac
+    from adapters.orpheus.model import load_snac
     from adapters.orpheus.runtime import export_onnx
 
     t0 = time.perf_counter()

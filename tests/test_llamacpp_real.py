@@ -31,7 +31,7 @@ import httpx  # noqa: E402
 
 from adapters.base import TTSInput  # noqa: E402
 from adapters.orpheus.adapter import SnacLlamaCppAdapter  # noqa: E402
-from adapters.orpheus.codec import SAMPLES_PER_FRAME  # noqa: E402
+from adapters.orpheus.tokens import SAMPLES_PER_FRAME  # noqa: E402
 from tests.extras import torch_or_skip  # noqa: E402
 from tests.snac_fixture import write_snac_checkpoint  # noqa: E402
 

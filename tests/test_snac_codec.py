@@ -1,4 +1,4 @@
-"""adapters.orpheus.codec: token parsing, codebook layout, the SNAC loader and the streaming decoder."""
+"""The Orpheus SNAC pieces: token parsing, codebook layout, the SNAC loader, the streaming decoder."""
 
 from __future__ import annotations
 
@@ -8,15 +8,10 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from adapters.orpheus.codec import (
-    SAMPLES_PER_FRAME,
-    StreamingSnacDecoder,
-    TokenParser,
-    float_to_s16le,
-    frames_to_codebooks,
-    load_snac,
-    split_frames,
-)
+from adapters.orpheus.model import load_snac
+from adapters.orpheus.tokens import SAMPLES_PER_FRAME, TokenParser, frames_to_codebooks, split_frames
+from adapters.orpheus.windows import StreamingSnacDecoder
+from dsp.pcm import float_to_pcm16
 from tests.extras import torch_or_skip
 from tests.snac_fixture import frames_to_token_text, random_frames, write_snac_checkpoint
 
@@ -123,7 +118,7 @@ def test_split_frames_rejects_partial() -> None:
 
 
 def test_float_to_s16le_clips_and_rounds(torch: ModuleType) -> None:
-    pcm = float_to_s16le(torch.tensor([-2.0, -1.0, 0.0, 0.5, 1.0, 3.0]))
+    pcm = float_to_pcm16(torch.tensor([-2.0, -1.0, 0.0, 0.5, 1.0, 3.0]))
     assert np.frombuffer(pcm, "<i2").tolist() == [-32767, -32767, 0, 16384, 32767, 32767]
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.orpheus.codec import SAMPLES_PER_FRAME
+from adapters.orpheus.tokens import SAMPLES_PER_FRAME
 from tests.audio_check import pcm_stats
 from tests.extras import torch_or_skip
 from tests.llama_protocol_server import LlamaProtocolServer, refused_url, script_from_tokens

@@ -25,7 +25,7 @@ from adapters.errors import (
 from adapters.orpheus.llama_inproc import llama_cpp_available
 from adapters.orpheus.voices import EMOTION_TAGS, LANGUAGES, ORPHEUS_VOICES
 from adapters.orpheus.adapter import SnacLlamaCppAdapter
-from adapters.orpheus.codec import SAMPLES_PER_FRAME
+from adapters.orpheus.tokens import SAMPLES_PER_FRAME
 from tests.extras import torch_or_skip
 from tests.llama_protocol_server import (
     LlamaProtocolServer,
@@ -101,7 +101,7 @@ async def test_request_body_is_what_llama_cpp_needs(
         await collect(adapter, TTSInput(text="Again", voice="nobody-by-that-name",
                                         sampling=Sampling(temperature=0.2, top_p=0.5,
                                                           repetition_penalty=1.0, max_tokens=77)))
-    first, second = (r.body for r in server.faces.openai.requests)
+    first, second = (r.body for r in server.requests)
     assert first["prompt"] == ("<custom_token_3><|begin_of_text|>leo: Hi <laugh> there<|eot_id|>"
                                "<custom_token_4><custom_token_5><custom_token_1>")
     assert first["stream"] is True and first["cache_prompt"] is True
@@ -290,7 +290,7 @@ async def test_endless_text_gives_up_early(adapters: Callable[..., SnacLlamaCppA
     async with LlamaProtocolServer(script) as server:
         with pytest.raises(NoAudioError, match="gave up"):
             await collect(adapters(server.url), TTSInput(text="x"))
-        assert len(server.faces.openai.requests) == 1
+        assert len(server.requests) == 1
 
 
 async def test_only_bad_frames_is_an_error(adapters: Callable[..., SnacLlamaCppAdapter]) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 import pytest
 
-from adapters.orpheus.codec import SAMPLES_PER_FRAME
+from adapters.orpheus.tokens import SAMPLES_PER_FRAME
 from tests.extras import SNAC_EXTRA, import_or_skip_on_310, torch_or_skip
 from tests.snac_fixture import SNAC_24KHZ_CONFIG, random_frames, write_snac_checkpoint
 
@@ -78,7 +78,7 @@ def exported(quiet_checkpoint: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def torch_runner(quiet_checkpoint: Path):  # noqa: ANN201
-    from adapters.orpheus.codec import load_snac
+    from adapters.orpheus.model import load_snac
     from adapters.orpheus.runtime import TorchSnac
 
     return TorchSnac(load_snac(quiet_checkpoint, "cpu"))

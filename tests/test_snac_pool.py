@@ -57,7 +57,7 @@ async def metric(srv: Any, prefix: str) -> float:
 
 
 def completions(server: LlamaProtocolServer) -> list[str]:
-    return [r.body["prompt"] for r in server.faces.openai.requests if r.path.endswith("completions")]
+    return [r.body["prompt"] for r in server.requests if r.path.endswith("completions")]
 
 
 def spoken(prompt: str) -> str:

@@ -15,7 +15,8 @@ import pytest
 from adapters.errors import NoAudioError
 from adapters.orpheus.stream import Pacing, decode_stream
 from adapters.orpheus.worker import DecodeWorker
-from adapters.orpheus.codec import SAMPLES_PER_FRAME, StreamingSnacDecoder
+from adapters.orpheus.tokens import SAMPLES_PER_FRAME
+from adapters.orpheus.windows import StreamingSnacDecoder
 from tests.extras import torch_or_skip
 from tests.snac_fixture import frames_to_token_text, random_frames, write_snac_checkpoint
 
@@ -37,7 +38,7 @@ class Recording:
 
 @pytest.fixture(scope="module")
 def quiet(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from adapters.orpheus.codec import load_snac
+    from adapters.orpheus.model import load_snac
     from adapters.orpheus.runtime import TorchSnac
 
     path: Path = write_snac_checkpoint(tmp_path_factory.mktemp("snac_q"), silent_noise=True,

@@ -12,7 +12,7 @@ import pytest
 
 from adapters.errors import BackendUnavailable, EngineError
 from adapters.orpheus.worker import DecodeWorker
-from adapters.orpheus.codec import SAMPLES_PER_FRAME
+from adapters.orpheus.tokens import SAMPLES_PER_FRAME
 from tests.extras import torch_or_skip
 from tests.snac_fixture import random_frames
 
@@ -228,7 +228,7 @@ async def test_closing_fails_what_waits_and_stops_the_thread(make_worker) -> Non
 @pytest.fixture(scope="module")
 def quiet_runner(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     torch = torch_or_skip()
-    from adapters.orpheus.codec import load_snac
+    from adapters.orpheus.model import load_snac
     from adapters.orpheus.runtime import TorchSnac
     from tests.snac_fixture import write_snac_checkpoint
 

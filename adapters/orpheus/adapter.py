@@ -29,7 +29,8 @@ from adapters.orpheus.voices import (
 )
 from adapters.orpheus.stream import CONTEXT_FRAMES, Pacing, decode_stream
 from adapters.orpheus.worker import DecoderStats, DecodeWorker
-from adapters.orpheus.codec import SAMPLES_PER_FRAME, SNAC_RATE_HZ, TOKENS_PER_FRAME, StreamingSnacDecoder
+from adapters.orpheus.tokens import SAMPLES_PER_FRAME, SNAC_RATE_HZ, TOKENS_PER_FRAME
+from adapters.orpheus.windows import StreamingSnacDecoder
 
 log = logging.getLogger("morpheus.adapters.snac_llamacpp")
 
@@ -265,7 +266,7 @@ class SnacLlamaCppAdapter(TTSAdapter):
             from adapters.orpheus.runtime import OnnxSnac  # onnxruntime only: never imports torch
 
             return OnnxSnac(c.onnx_path, device=c.device, threads=self._threads())
-        from adapters.orpheus.codec import load_snac
+        from adapters.orpheus.model import load_snac
         from adapters.orpheus.runtime import TorchSnac
 
         return TorchSnac(load_snac(str(c.model_dir), c.device), threads=self._threads())

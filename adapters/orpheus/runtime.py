@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from adapters.orpheus.codec import TOKENS_PER_FRAME
+from adapters.orpheus.tokens import TOKENS_PER_FRAME
 
 log = logging.getLogger("morpheus.snac")
 

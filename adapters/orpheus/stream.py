@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 from adapters.errors import NoAudioError
 from adapters.orpheus.worker import DecodeWorker
-from adapters.orpheus.codec import SAMPLES_PER_FRAME, StreamingSnacDecoder, TokenParser, split_frames
+from adapters.orpheus.tokens import SAMPLES_PER_FRAME, TokenParser, split_frames
+from adapters.orpheus.windows import StreamingSnacDecoder
 
 # A wrong upstream (a chat model, a misrouted URL) streams text forever; give up early.
 MAX_PIECES_WITHOUT_AUDIO = 256

@@ -27,6 +27,7 @@ from adapters.base import (
     iterate_in_thread,
 )
 from adapters.errors import BackendUnavailable, BadRequest, EngineError, NoAudioError
+from dsp.pcm import float_to_pcm16
 from adapters.piper.sessions import Sessions, SplitSessions, first_output
 from adapters.piper.split import next_window, split_model
 from adapters.piper.timing import (
@@ -358,7 +359,7 @@ class PiperAdapter(TTSAdapter):
     def _chunk(loaded: _LoadedVoice, audio: np.ndarray, words: tuple[WordTiming, ...], *,
                is_final: bool) -> AudioChunk:
         # Fixed gain, not per-window peak normalisation: segments keep one loudness.
-        pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+        pcm = float_to_pcm16(audio)
         return AudioChunk(pcm, loaded.sample_rate_hz, is_final=is_final, words=words)
 
     @staticmethod
