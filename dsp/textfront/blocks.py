@@ -54,6 +54,14 @@ def _tail(items: list[Atom | Piece], current: str) -> str:
     return current
 
 
+def _rstrip(items: list[Atom | Piece]) -> None:
+    while items and isinstance(items[-1], Atom) and items[-1].exact and not items[-1].text.strip():
+        items.pop()
+    if items and isinstance(items[-1], Atom) and items[-1].exact:
+        a = items[-1]
+        items[-1] = Atom(a.text.rstrip(), a.start, a.start + len(a.text.rstrip()), True)
+
+
 class Blocks:
     """Turns one decided unit (part of one line, maybe ending with its newline) into atoms
     and pieces, keeping the document state."""
@@ -63,7 +71,8 @@ class Blocks:
         self.say_as = say_as
         self.st = BlockState()
 
-    def unit(self, text: str, base: int) -> list[Atom | Piece]:
+    def unit(self, text: str, base: int, *, last: bool = False) -> list[Atom | Piece]:
+        """last: the input ends with this unit, which closes its line."""
         st = self.st
         nl = text.endswith("\n")
         body_end = len(text) - 1 if nl else len(text)
@@ -83,8 +92,10 @@ class Blocks:
             items += inline(text[pos:end], base + pos, self.opts, row=st.kind == "row",
                             say_as=self.say_as)
         st.tail = _tail(items, st.tail)
-        if nl:
-            items += self.line_end(base + body_end, newline=True)
+        if nl or last:
+            if st.kind in _ITEMY and st.tail not in _ENDS:
+                _rstrip(items)  # "item ." -> "item."
+            items += self.line_end(base + body_end, newline=nl)
         return items
 
     def line_end(self, at: int, *, newline: bool) -> list[Atom | Piece]:

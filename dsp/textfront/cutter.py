@@ -66,6 +66,13 @@ class Cutter:
 
     def __init__(self, sticky: Callable[[str], bool]) -> None:
         self._sticky = sticky  # the language's and the lexicon's sticky words
+        # Candidates before this were ruled out for good by the text before them: text only
+        # grows at the end between calls, so a push never re-examines them (reset() after a cut).
+        self._resume = 0
+
+    def reset(self) -> None:
+        """The unit found was taken off the buffer's head."""
+        self._resume = 0
 
     def _is_sticky(self, word: str) -> bool:
         return _generic_sticky(word) or self._sticky(word)
@@ -75,7 +82,7 @@ class Cutter:
         final: the buffer's end is a boundary (end of input, or a flush)."""
         if not buf:
             return None
-        for m in _CANDIDATE.finditer(buf, 0, HOLD_CHARS + 1):
+        for m in _CANDIDATE.finditer(buf, self._resume, HOLD_CHARS + 1):
             p = m.end()
             if m.group() == "\n":
                 return p
@@ -90,6 +97,7 @@ class Cutter:
             if ws is None and not final and len(buf) <= p + WORD_CHARS:
                 if _has_digit(buf[p:]):
                     continue  # sticky however it ends
+                self._resume = m.start()
                 return None  # the next word is not complete yet
             w2 = buf[p:ws.start()] if ws is not None else buf[p:p + WORD_CHARS + 1]
             if self._is_sticky(w2):
@@ -97,7 +105,10 @@ class Cutter:
             return p
         if len(buf) > HOLD_CHARS:
             return self._hard_cut(buf)
-        return len(buf) if final else None
+        if final:
+            return len(buf)
+        self._resume = max(self._resume, len(buf) - 1)  # a candidate needs the char before it
+        return None
 
     def _hard_cut(self, buf: str) -> int:
         head = buf[:HOLD_CHARS]

@@ -14,12 +14,19 @@ Nothing raises on any input text.
 
 from __future__ import annotations
 
+import re
+
 from dsp.textfront.blocks import Blocks
 from dsp.textfront.cutter import Cutter
 from dsp.textfront.languages import Normalizer, normalizer_for
 from dsp.textfront.options import FrontOptions
 from dsp.textfront.pieces import Piece
 from dsp.textfront.render import render
+
+
+_LAST_WORD = re.compile(r"\S+$")
+_HEAD_WORD = re.compile(r"\S*")
+_URL_START = re.compile(r"(?i)[^\w]{0,3}(?:https?://|www\.)")
 
 
 class TextFront:
@@ -45,6 +52,7 @@ class TextFront:
         self._buf = ""
         self._base = 0  # source offset of _buf[0]
         self._ended = False
+        self._url_tail = False  # the last unit ended inside a URL too long for one unit
 
     @property
     def consumed(self) -> int:
@@ -73,21 +81,30 @@ class TextFront:
         """No more text: decide the rest and close the last line."""
         if self._ended:
             return []
-        pieces = self._drain(final=True)
+        pieces = self._drain(final=True, last=True)
         self._ended = True
         if not self._blocks.st.at_line_start:
             pieces += render(self._blocks.line_end(self._base, newline=False), self.options,
                              self._norm, self.options.lexicon)
         return pieces
 
-    def _drain(self, *, final: bool) -> list[Piece]:
+    def _drain(self, *, final: bool, last: bool = False) -> list[Piece]:
         out: list[Piece] = []
         while self._buf:
             cut = self._cutter.cut(self._buf, final=final, in_code=bool(self._blocks.st.fence))
             if cut is None:
                 break
+            self._cutter.reset()
             unit, self._buf = self._buf[:cut], self._buf[cut:]
-            items = self._blocks.unit(unit, self._base)
+            text, all_url = unit, False
+            if self._url_tail:  # the rest of a URL whose head the last unit read: not read
+                n = _HEAD_WORD.match(unit).end()  # type: ignore[union-attr]
+                text, all_url = "\x00" * n + unit[n:], n == len(unit)
+            mid_word = not unit[-1].isspace() and self._buf[:1] and not self._buf[0].isspace()
+            tail = _LAST_WORD.search(unit)
+            self._url_tail = bool(mid_word) and (
+                all_url or bool(tail and _URL_START.match(tail.group())))
+            items = self._blocks.unit(text, self._base, last=last and not self._buf)
             self._base += cut
             out += render(items, self.options, self._norm, self.options.lexicon)
         return out

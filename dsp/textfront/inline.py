@@ -112,7 +112,7 @@ def _token(m: re.Match[str], text: str, base: int, opts: FrontOptions, row: bool
         ch = html.unescape(m.group())
         if ch == m.group():
             _exact(text, m.start(), m.end(), base, out)
-        elif ch and not _NEVER.search(ch) and (ch.isprintable() or ch.isspace()):
+        elif ch and (ch in "<>" or not _NEVER.search(ch)) and (ch.isprintable() or ch.isspace()):
             out.append(Atom(" " if ch.isspace() else ch, s, e, False))
     elif kind == "power":
         out.append(Atom("^", s, e, False))

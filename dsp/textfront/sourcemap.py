@@ -82,11 +82,12 @@ class SourceMap:
         heard. A rewritten piece counts only when heard in full. With `source`, markup right
         after the heard text (up to the next whitespace or spoken piece) is taken in."""
         end = 0
+        heard = False
         nxt: int | None = None
         for p, ps, part in zip(self.pieces, self._starts, self._parts):
             pe = ps + len(part)
             if pe <= heard_chars and (pe > ps or ps < heard_chars):
-                end = max(end, p.end)
+                end, heard = max(end, p.end), heard or pe > ps
                 continue
             if ps < heard_chars < pe and isinstance(p, Say) and p.verbatim:
                 end = max(end, p.start + heard_chars - ps)
@@ -94,7 +95,7 @@ class SourceMap:
             else:
                 nxt = p.start
             break
-        if source is not None:
+        if source is not None and heard:
             stop = len(source) if nxt is None else max(end, nxt)
             while end < stop and not source[end].isspace():
                 end += 1

@@ -14,6 +14,7 @@ from dsp.textfront.languages import Rewrite
 if TYPE_CHECKING:
     from dsp.textfront.options import FrontOptions
 
+_DOTTED = re.compile(r"(?:[A-Za-z]\.){2,6}")
 _STRIP = ".,;:!?\"'()[]{}*_`~“”‘’"
 _DATE_FORMATS = {"mdy": r"(\d{1,2})\D(\d{1,2})\D(\d{2,4})", "dmy": r"(\d{1,2})\D(\d{1,2})\D(\d{2,4})",
                  "ymd": r"(\d{4})\D(\d{1,2})\D(\d{1,2})"}
@@ -78,6 +79,8 @@ class EnglishNormalizer:
 
     def sticky(self, word: str) -> bool:
         core = word.strip(_STRIP).lower()
+        if _DOTTED.fullmatch(word.strip(_STRIP[1:])):
+            return True  # "U.S." "a.m.": whether the period ends a sentence is in the next word
         return core in STICKY_WORDS or core.rstrip(".") in STICKY_WORDS
 
 

@@ -22,7 +22,7 @@ UNIT_GL = _alts(GLUED_UNITS)
 MON = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?"
        r"|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)")
 DAY = r"(?:3[01]|[12]\d|0?[1-9])"
-NUM = r"(?:\d{1,3}(?:,\d{3})+|\d{1,40})"
+NUM = r"(?:\d{1,3}(?:,\d{3})+|\d+)"
 YEAR = r"(?:1\d{3}|20\d{2})"
 _URL_END = r"""[^\s<>"'`.,;:!?)\]}]"""
 _URL_CH = r"""[^\s<>"'`]"""
@@ -30,7 +30,7 @@ TLDS = "com|org|net|io|dev|ai|app|edu|gov|info|co|me|tv|ly|gg|xyz|tech|uk|de|fr|
 
 MASTER = re.compile(rf"""
  (?P<url>(?<![\w@])(?:https?://|ftp://|www\.){_URL_CH}{{0,2000}}{_URL_END})
-|(?P<scheme>(?<![\w])[A-Za-z][A-Za-z0-9+.-]{{1,15}}://)
+|(?P<scheme>[A-Za-z][A-Za-z0-9+.-]{{1,15}}://)
 |(?P<email>(?<![\w.+-])[A-Za-z0-9._%+-]{{1,64}}@[A-Za-z0-9-]{{1,63}}(?:\.[A-Za-z0-9-]{{1,63}}){{1,8}})
 |(?P<domain>(?<![\w@./-])[A-Za-z0-9][A-Za-z0-9-]{{0,62}}(?:\.[A-Za-z0-9-]{{1,63}}){{0,4}}\.(?:{TLDS})(?![\w-]|\.\w)(?:/{_URL_CH}{{0,300}}{_URL_END})?)
 |(?P<phone>(?<![\w+])(?:\+\d{{1,3}}[ .-]?|1[ .-])?(?:\(\d{{3}}\)[ ]?|\d{{3}}[ .-])\d{{3}}[ .-]\d{{4}}(?![\w-]))
@@ -57,8 +57,8 @@ MASTER = re.compile(rf"""
 |(?P<num>(?:(?<![\w.,-])-)?(?<![\d.,])(?P<nv>{NUM})(?:\.(?P<nf>\d{{1,40}}))?(?!\d))
 |(?P<hnum>(?<![\w&#])\#(?P<hn>\d{{1,9}})(?!\w))
 |(?P<sharp>(?<![\w\#])(?P<sl>[A-G])\#(?![\w\#]))
-|(?P<htag>(?<![\w&\#])\#(?P<ht>[A-Za-z][A-Za-z0-9_]{{0,49}})(?!\w))
-|(?P<at>(?<![\w@.])@(?P<an>[A-Za-z0-9_]{{1,30}})(?![\w@]))
+|(?P<htag>(?<![\w&\#])\#(?P<ht>[A-Za-z][A-Za-z0-9_]{{0,49}})(?![\w:]))
+|(?P<at>(?<![\w@.])@(?P<an>[A-Za-z0-9_]{{1,30}})(?![\w@:]))
 |(?P<abbr>(?<![\w.])(?P<ab>[eE]\.g|[iI]\.e|etc|vs|approx|cf|est|Dr|Mr|Mrs|Ms|Prof|Mt|Gen|Capt|Lt|Sgt|Col|Gov|Sen|Rep|Fig|Jr|Sr|Inc|Ltd|Corp|Ave|Blvd|Rd|Dept|St|No)\.(?!\w))
 |(?P<vs>(?<![\w.])vs(?![\w.]))
 |(?P<mabbr>(?<![\w.])(?P<mab>Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.(?!\w))

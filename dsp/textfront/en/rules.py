@@ -18,8 +18,8 @@ _WORD = re.compile(r"[A-Za-z][\w'’-]{0,40}")
 
 def _int_words(s: str) -> str:
     """A bare integer: a year-like 1100..2099 as a year, leading zeros and IDs digit by digit."""
+    n = int(s) if s.isdigit() and len(s) <= 15 else -1  # "1,234" is never a year
     s = s.replace(",", "")
-    n = int(s) if s.isdigit() and len(s) <= 15 else -1
     if 1100 <= n <= 2099 and len(s) == 4 and n % 100 != 0 or n in (1900, 2000):
         return year(n)
     return number(s)
@@ -63,14 +63,14 @@ def _spell(letters: str) -> str:
 
 def _name_words(label: str) -> str:
     """A URL or e-mail piece: words kept, digits read one by one, separators named."""
-    out = re.sub(r"\d+", lambda m: f" {digits(m.group())} ", label)
+    out = re.sub(r"\d+", lambda m: f" {digits(m.group())} ", re.sub(r"[^\w.+-]", " ", label))
     for ch, name in ((".", " dot "), ("-", " dash "), ("_", " underscore "), ("+", " plus ")):
         out = out.replace(ch, name)
     return " ".join(out.split())
 
 
 def url(m: re.Match[str], text: str, order: str) -> str:
-    u = re.sub(r"^[A-Za-z][A-Za-z0-9+.-]{1,15}://", "", m.group())
+    u = re.sub(r"[A-Za-z][A-Za-z0-9+.-]{0,15}://", "", m.group())
     u = re.sub(r"^www\.", "", u, flags=re.IGNORECASE)
     host, _, path = u.partition("/")
     host = host.split("@")[-1].split(":")[0]
@@ -260,7 +260,7 @@ def sharp(m: re.Match[str], text: str, order: str) -> str:
 
 
 def _split_camel(s: str) -> str:
-    return " ".join(re.sub(r"(?<=[a-z0-9])(?=[A-Z])|_", " ", s).split())
+    return " ".join(re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|_", " ", s).split())
 
 
 def hashtag(m: re.Match[str], text: str, order: str) -> str:
