@@ -8,8 +8,17 @@ from pathlib import Path
 import pytest
 
 from dsp.textfront import (
-    FrontOptions, Lexicon, LexiconEntry, LexiconError, LexiconFile, Phonemes, Say, arpabet_to_ipa,
-    from_elevenlabs_rules, load_lexicon, parse_lexicon,
+    FrontOptions,
+    Lexicon,
+    LexiconEntry,
+    LexiconError,
+    LexiconFile,
+    Phonemes,
+    Say,
+    arpabet_to_ipa,
+    from_elevenlabs_rules,
+    load_lexicon,
+    parse_lexicon,
 )
 from tests.textfront_util import pieces, said
 

@@ -61,6 +61,7 @@ def test_table_is_read_a_row_at_a_time() -> None:
     text = "| Name | Age |\n|------|:---:|\n| Alice | 30 |\n| Bob | 41 |\n"
     assert said(text) == "Name, Age. Alice, thirty. Bob, forty-one."
     assert sum(isinstance(p, Pause) for p in pieces(text)) == 2
+    assert said("| a | b |\n|---|---|\n| 1 | 2 |") == "a, b. one, two."  # no newline at the end
 
 
 @pytest.mark.parametrize("policy, expected", [

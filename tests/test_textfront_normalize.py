@@ -37,7 +37,8 @@ CASES = {
               ("$0.50 or $1", "fifty cents or one dollar"), ("€20, £15.99, ¥3000", "twenty euros, fifteen "
                "pounds and ninety-nine pence, three thousand yen"), ("$2k and $3B", "two thousand dollars "
                "and three billion dollars"), ("5€ or 10 USD", "five euros or ten dollars"),
-              ("-$5", "minus five dollars")],
+              ("-$5", "minus five dollars"), ("$9/mo or $99/yr", "nine dollars per month or ninety-nine "
+                                               "dollars per year")],
     "date": [("on 2026-12-05", "on December fifth, twenty twenty-six"), ("Dec 5", "December fifth"),
              ("March 3rd, 2025", "March third, twenty twenty-five"), ("5 December 2026", "the fifth of "
               "December, twenty twenty-six"), ("on 12/05/2026", "on December fifth, twenty twenty-six"),

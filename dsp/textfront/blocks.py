@@ -85,9 +85,9 @@ class Blocks:
             items += inline(text[pos:body_end], base + pos, self.opts, row=False, say_as=None)
         elif st.kind not in ("code", "quiet"):
             end = body_end
-            if nl and st.kind == "heading" and (m := _CLOSING_HASHES.search(text, pos, end)):
+            if (nl or last) and st.kind == "heading" and (m := _CLOSING_HASHES.search(text, pos, end)):
                 end = m.start()
-            if nl and st.kind == "row" and (m := _TRAILING_PIPE.search(text, pos, end)):
+            if (nl or last) and st.kind == "row" and (m := _TRAILING_PIPE.search(text, pos, end)):
                 end = m.start()
             items += inline(text[pos:end], base + pos, self.opts, row=st.kind == "row",
                             say_as=self.say_as)

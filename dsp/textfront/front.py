@@ -23,7 +23,6 @@ from dsp.textfront.options import FrontOptions
 from dsp.textfront.pieces import Piece
 from dsp.textfront.render import render
 
-
 _LAST_WORD = re.compile(r"\S+$")
 _HEAD_WORD = re.compile(r"\S*")
 _URL_START = re.compile(r"(?i)[^\w]{0,3}(?:https?://|www\.)")

@@ -174,13 +174,12 @@ def from_elevenlabs_rules(rules: Iterable[Mapping[str, Any]]) -> Lexicon:
         kind, key = r.get("type"), r.get("string_to_replace")
         if not isinstance(key, str) or not key:
             raise LexiconError(f"rule {i}: string_to_replace must be a non-empty string")
-        common = dict(case_sensitive=bool(r.get("case_sensitive", True)),
-                      word_boundaries=bool(r.get("word_boundaries", True)))
+        cs, wb = bool(r.get("case_sensitive", True)), bool(r.get("word_boundaries", True))
         if kind == "alias":
             alias = r.get("alias")
             if not isinstance(alias, str):
                 raise LexiconError(f"rule {i}: an alias rule needs a string 'alias'")
-            entries.append(LexiconEntry(key, alias=alias, **common))
+            entries.append(LexiconEntry(key, alias=alias, case_sensitive=cs, word_boundaries=wb))
         elif kind == "phoneme":
             phoneme, alphabet = r.get("phoneme"), str(r.get("alphabet", "ipa")).lower()
             if not isinstance(phoneme, str) or not phoneme.strip():
@@ -193,7 +192,7 @@ def from_elevenlabs_rules(rules: Iterable[Mapping[str, Any]]) -> Lexicon:
                     raise LexiconError(f"rule {i}: unknown ARPAbet symbol in {phoneme!r}")
             else:
                 raise LexiconError(f"rule {i}: alphabet must be 'ipa' or 'cmu-arpabet'")
-            entries.append(LexiconEntry(key, ipa=ipa, **common))
+            entries.append(LexiconEntry(key, ipa=ipa, case_sensitive=cs, word_boundaries=wb))
         else:
             raise LexiconError(f"rule {i}: type must be 'alias' or 'phoneme', got {kind!r}")
     return Lexicon(tuple(entries))

@@ -84,7 +84,7 @@ class SourceMap:
         end = 0
         heard = False
         nxt: int | None = None
-        for p, ps, part in zip(self.pieces, self._starts, self._parts):
+        for p, ps, part in zip(self.pieces, self._starts, self._parts, strict=True):
             pe = ps + len(part)
             if pe <= heard_chars and (pe > ps or ps < heard_chars):
                 end, heard = max(end, p.end), heard or pe > ps

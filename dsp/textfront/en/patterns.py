@@ -9,12 +9,13 @@ backtracking on floods of digits, dots or letters).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from dsp.textfront.en.tables import GLUED_UNITS, SPACED_UNITS
 
 
-def _alts(words: object) -> str:
-    return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))  # type: ignore[arg-type]
+def _alts(words: Iterable[str]) -> str:
+    return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
 
 
 UNIT_SP = _alts(SPACED_UNITS)
@@ -42,7 +43,7 @@ MASTER = re.compile(rf"""
 |(?P<dm>(?<![\w.,])(?P<dday>{DAY})(?:st|nd|rd|th)?[ ](?:of[ ])?(?P<dmon>{MON})(?:\.(?![\w])|(?![\w.]))(?:,?[ ](?P<dyear>{YEAR})(?!\w))?)
 |(?P<t12>(?<![\d:.])(?P<th>1[0-2]|0?[1-9])(?::(?P<tm>[0-5]\d))?(?::(?P<ts>[0-5]\d))?[ ]?(?P<ap>[AaPp])(?:[Mm]|\.[Mm]\.)(?!\w))
 |(?P<t24>(?<![\d:.,])(?P<hh>[01]?\d|2[0-3]):(?P<mm>[0-5]\d)(?::(?P<ss>[0-5]\d))?(?![\d:]))
-|(?P<money>(?<![\w.])(?P<neg>-)?(?P<cur>[$€£¥₹]|(?:USD|EUR|GBP|JPY|INR|CHF)[ ])[ ]?(?P<amt>{NUM})(?:\.(?P<cents>\d{{1,6}}))?(?!\d|,\d)(?:[ ](?P<magw>thousand|million|billion|trillion)|(?P<magl>bn|mn|[KkMmBbTt]))?(?!\w))
+|(?P<money>(?<![\w.])(?P<neg>-)?(?P<cur>[$€£¥₹]|(?:USD|EUR|GBP|JPY|INR|CHF)[ ])[ ]?(?P<amt>{NUM})(?:\.(?P<cents>\d{{1,6}}))?(?!\d|,\d)(?:[ ](?P<magw>thousand|million|billion|trillion)|(?P<magl>bn|mn|[KkMmBbTt]))?(?:/(?P<per>mo|month|yr|year|hr|hour|day|wk|week|user|person|seat))?(?!\w))
 |(?P<money2>(?<![\w.,])(?P<amt2>{NUM})(?:[.,](?P<cents2>\d\d))?[ ]?(?P<cur2>[€£¥₹$]|(?:USD|EUR|GBP|JPY|INR|CHF)(?!\w)))
 |(?P<pct>(?<![\w.,])(?P<pneg>-)?(?P<pa>{NUM}(?:\.\d{{1,20}})?)(?:[ ]?[-–][ ]?(?P<pb>{NUM}(?:\.\d{{1,20}})?))?[ ]?%)
 |(?P<decade>(?<![\w.])'?(?P<dec>1[1-9]\d0|20\d0|[2-9]0)s(?!\w))

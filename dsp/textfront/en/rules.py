@@ -7,8 +7,17 @@ from collections.abc import Callable
 
 from dsp.textfront.en.numbers import cardinal, decimal, digits, fraction, number, ordinal, year
 from dsp.textfront.en.tables import (
-    ABBREVIATIONS, ACRONYM_WORDS, CURRENCIES, GLUED_UNITS, MAGNITUDES, MONTH_BY_PREFIX, MONTHS,
-    SHOUTED_WORDS, SPACED_UNITS, SPELLED_WORDS, TITLES,
+    ABBREVIATIONS,
+    ACRONYM_WORDS,
+    CURRENCIES,
+    GLUED_UNITS,
+    MAGNITUDES,
+    MONTH_BY_PREFIX,
+    MONTHS,
+    SHOUTED_WORDS,
+    SPACED_UNITS,
+    SPELLED_WORDS,
+    TITLES,
 )
 
 Rule = Callable[[re.Match[str], str, str], "str | None"]  # (match, whole text, date order)
@@ -159,8 +168,12 @@ def _money(neg: str | None, cur: str, amt: str, cents: str | None, mag: str | No
     return sign + (part if amt.strip("0,") == "" else f"{whole} and {part}")
 
 
+_PER = {"mo": "month", "yr": "year", "hr": "hour", "wk": "week"}
+
+
 def money(m: re.Match[str], text: str, order: str) -> str:
-    return _money(m["neg"], m["cur"], m["amt"], m["cents"], m["magw"] or m["magl"])
+    words = _money(m["neg"], m["cur"], m["amt"], m["cents"], m["magw"] or m["magl"])
+    return words + (f" per {_PER.get(m['per'], m['per'])}" if m["per"] else "")
 
 
 def money_after(m: re.Match[str], text: str, order: str) -> str:
