@@ -20,7 +20,7 @@ from dsp.textfront import (
     load_lexicon,
     parse_lexicon,
 )
-from tests.textfront_util import pieces, said
+from tests.test_textfront_util import pieces, said
 
 FILE = (
     "# a comment\n"

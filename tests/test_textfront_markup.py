@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dsp.textfront import CodePolicy, EmojiPolicy, FrontOptions, Pause, Say
-from tests.textfront_util import pieces, said
+from tests.test_textfront_util import pieces, said
 
 
 def test_issue_plan_example() -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from dsp.textfront import DateOrder, FrontOptions, Rewrite, normalizer_for, register_language
 from dsp.textfront.en.numbers import cardinal, ordinal, year
-from tests.textfront_util import said
+from tests.test_textfront_util import said
 
 
 def test_issue_examples() -> None:

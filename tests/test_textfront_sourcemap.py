@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dsp.textfront import FrontOptions, SourceMap, heard_source, source_span, spoken_text
-from tests.textfront_util import pieces
+from tests.test_textfront_util import pieces
 
 
 def _words(text: str, opts: FrontOptions | None = None) -> list[tuple[str, str]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dsp.textfront import FrontOptions, Pause, Phonemes, Rate, Say, Tag
-from tests.textfront_util import pieces, said
+from tests.test_textfront_util import pieces, said
 
 
 def test_speak_document_with_break() -> None:

@@ -14,7 +14,7 @@ from dsp.textfront import FrontOptions, TextFront, spoken_text
 from dsp.textfront.cutter import HOLD_CHARS, WORD_CHARS
 from dsp.textfront.pieces import merge_verbatim
 from dsp.textfront.symbols import SPECIAL
-from tests.textfront_util import DELTA_SIZES, pieces
+from tests.test_textfront_util import DELTA_SIZES, pieces
 
 TOKENS = [
     "**", "*", "***", "_", "__", "`", "```", "~~", "\n", "\n\n", "# ", "## ", "- ", "* ", "1. ",
@@ -82,6 +82,14 @@ def test_plain_words_wait_only_for_the_next_word() -> None:
     assert front.pending == "friend "
     assert spoken_text(front.push("how")) == ""
     assert spoken_text(front.push(" ")) == "friend "
+
+
+def test_sentence_and_clause_ends_go_without_waiting() -> None:
+    front = TextFront()
+    assert spoken_text(front.push("Sure! Here")) == "Sure! "
+    assert spoken_text(front.push("'s the plan, and")) == "Here's the plan, "
+    front = TextFront()
+    assert spoken_text(front.push("Pay on Dec. 5")) == "Pay "  # "on Dec. 5": a month, its day
 
 
 def test_star_without_a_closer_does_not_hold_text() -> None:

@@ -7,8 +7,9 @@ Text is decided in units. A unit ends at a newline, or where a word starts after
     symbols only (`-`, `|`, `**`, `$`), or one the language or the lexicon marks ("Dr.",
     "St.", "etc.", the first word of a lexicon phrase), because such words form one
     expression with their neighbours ("$1.5 million", "3:30 PM", "+1 (555) 123-4567").
-Deciding a cut needs the word after it complete, so the front holds back at most the next word
-(WORD_CHARS at most). A unit never grows past HOLD_CHARS: then it is cut at the last word start
+Deciding a cut needs the word after it complete (so the front holds back at most the next word,
+WORD_CHARS at most), except after a plain word that ends a sentence or clause ("Sure! ",
+"plan, "): no rule reads across that, so the text up to it goes at once. A unit never grows past HOLD_CHARS: then it is cut at the last word start
 before HOLD_CHARS (before the construct that kept it open, if one did), or at HOLD_CHARS inside
 an over-long word. So the text held back is at most HOLD_CHARS + WORD_CHARS characters, and
 whether or where a cut falls depends only on the text, never on how it was split into deltas.
@@ -26,6 +27,7 @@ WORD_CHARS = 64  # the longest word looked ahead at; a longer one counts as plai
 _CANDIDATE = re.compile(r"\n|(?<=[ \t\r\f\v])(?=[^\s])")
 _WS = re.compile(r"\s")
 _ELEMENT = re.compile(r"<(phoneme|sub|say-as)(?=[\s>/])")
+_CLAUSE_END = re.compile(r"[.!?…,;:][\"'”’)\]*_]{0,4}$")
 _GLUE = frozenset("\u200d\ufe0f\ufe0e\u20e3")
 
 
@@ -93,6 +95,8 @@ class Cutter:
             w1 = w1[w1.rfind("\t") + 1:]
             if not w1 or self._is_sticky(w1) or open_at(before) >= 0:
                 continue
+            if _CLAUSE_END.search(w1):
+                return p  # "Sure! " or "plan, ": nothing reads across it, no need to wait
             ws = _WS.search(buf, p, p + WORD_CHARS + 1)
             if ws is None and not final and len(buf) <= p + WORD_CHARS:
                 if _has_digit(buf[p:]):

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from dsp.textfront.en import rules
 from dsp.textfront.en.numbers import cardinal, digits, ordinal
 from dsp.textfront.en.patterns import MASTER
-from dsp.textfront.en.tables import STICKY_WORDS
+from dsp.textfront.en.tables import STICKY_CASED, STICKY_WORDS
 from dsp.textfront.languages import Rewrite
 
 if TYPE_CHECKING:
@@ -81,6 +81,8 @@ class EnglishNormalizer:
         core = word.strip(_STRIP).lower()
         if _DOTTED.fullmatch(word.strip(_STRIP[1:])):
             return True  # "U.S." "a.m.": whether the period ends a sentence is in the next word
+        if word.strip(_STRIP) in STICKY_CASED:
+            return True
         return core in STICKY_WORDS or core.rstrip(".") in STICKY_WORDS
 
 

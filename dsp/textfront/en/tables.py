@@ -84,6 +84,8 @@ SHOUTED_WORDS = frozenset(
 # Initialisms with vowels that would otherwise be left as words (4-5 letters).
 SPELLED_WORDS = frozenset("UUID GUID UEFI IEEE OLED IMHO IIRC EULA AMOLED HDMI ISBN".split())
 # Words that join with the next or previous word: the streaming front never cuts next to them.
+# Capitalised month names and abbreviations join the day after them ("Dec. 5").
+STICKY_CASED = frozenset(MONTHS) | {m[:3] for m in MONTHS} | {"Sept"}
 # (A word with a digit is sticky anyway, which covers "Dec 5", "5 km", "$1.5 million".)
 STICKY_WORDS = frozenset({t.lower() for t in TITLES} | {a.lower() for a in ABBREVIATIONS}
                          | {"x", "no", "sq"})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dsp.textfront import FrontOptions, Piece, TextFront, spoken_text
+from dsp.textfront import FrontOptions, Piece, Say, TextFront, spoken_text
 from dsp.textfront.pieces import merge_verbatim
 
 DELTA_SIZES = (1, 3, 7)
@@ -30,3 +30,17 @@ def said(text: str, opts: FrontOptions | None = None) -> str:
         assert spoken_text(streamed) == spoken_text(whole), (step, text)
         assert streamed == whole, (step, text)
     return " ".join(spoken_text(whole).split())
+
+
+def test_deltas_cover_the_whole_text() -> None:
+    text = "Hello **world**, it's $5 🎉\n- one\n- two"
+    for step in (0, *DELTA_SIZES, len(text) + 5):
+        ps = pieces(text, step=step)
+        assert " ".join(spoken_text(ps).split()) == "Hello world, it's five dollars one. two."
+        assert max(p.end for p in ps) == len(text)
+
+
+def test_said_catches_a_piece_split_that_differs() -> None:
+    # merge_verbatim is what makes differently split verbatim text compare equal
+    assert merge_verbatim([Say(0, 2, "ab", True), Say(2, 3, "c", True)]) == [Say(0, 3, "abc", True)]
+    assert merge_verbatim([Say(0, 2, "ab", True), Say(3, 4, "c", True)]) != [Say(0, 3, "abc", True)]
