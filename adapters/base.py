@@ -95,6 +95,8 @@ class Capabilities:
     native_speed: bool = False  # applies TTSInput.speed itself; else the pipeline time-stretches
     emotion_tags: tuple[str, ...] = ()
     word_timings: bool = False  # chunks carry exact WordTimings (else they are estimated)
+    phonemes: bool = False  # takes IPA inline as `[[...]]` (a lexicon's or SSML's phonemes)
+    normalizes_text: bool = False  # reads numbers, dates, URLs well itself (a hosted API)
 
 
 @dataclass(frozen=True)

@@ -157,6 +157,14 @@ class Settings(BaseSettings):
     max_segment_chars: int = Field(400, ge=40)
     stall_timeout_ms: float = Field(4000, ge=50)
 
+    # --- text front end (dsp/textfront): markup, emoji, SSML, normalization, the lexicon
+    text_normalization: bool = True  # numbers, money, dates, URLs read as a person reads them
+    text_code_blocks: Literal["note", "skip", "read"] = "note"  # fenced code: a short note
+    text_emoji: Literal["drop", "name"] = "drop"  # emoji are silent, or their names are read
+    text_date_order: Literal["mdy", "dmy"] = "mdy"  # 12/05/2026: December 5, or 12 May
+    text_list_numbers: bool = False  # say the numbers of a numbered list ("two, ...")
+    lexicon_file: str | None = path_setting()  # word<TAB>alias, word<TAB>/ipa/; re-read on change
+
     # --- realtime transports
     webrtc_host_addresses: str | None = None  # comma list; default: every interface
     webrtc_idle_timeout_s: float = Field(300, gt=0)
@@ -175,7 +183,7 @@ class Settings(BaseSettings):
                      "openai_tts_api_key", "api_key", "models_dir", "idle_unload_s",
                      "wyoming_tts_voice", "command_tts_rate", "elevenlabs_api_key",
                      "elevenlabs_voice_id", "xtts_speakers_dir", "xtts_voice", "coqui_voice",
-                     "snac_threads", mode="before")
+                     "snac_threads", "lexicon_file", mode="before")
     @classmethod
     def _empty_is_none(cls, v: Any) -> Any:
         return None if v == "" else v

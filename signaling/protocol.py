@@ -271,10 +271,12 @@ def segment_done(response_id: str, text: str, audio_ms: float) -> dict[str, Any]
 
 
 def word(response_id: str, text: str, start_ms: float, end_ms: float,
-         exact: bool) -> dict[str, Any]:
-    """When a word of the response is heard, in ms of the response's audio; sent before it
-    plays. `exact`: from the engine; else estimated from the segment's length."""
-    return {
+         exact: bool, spoken: str = "") -> dict[str, Any]:
+    """When a word of the client's text is heard, in ms of the response's audio. `text` is
+    the client's own ("$1,234"); `spoken`, when it differs, what was said for it ("one
+    thousand two hundred thirty-four dollars"). `exact`: from the engine; else estimated
+    from the segment's length."""
+    ev: dict[str, Any] = {
         "type": "response.word",
         "response_id": response_id,
         "text": text,
@@ -282,6 +284,9 @@ def word(response_id: str, text: str, start_ms: float, end_ms: float,
         "end_ms": round(end_ms, 1),
         "exact": exact,
     }
+    if spoken and spoken != text:
+        ev["spoken"] = spoken
+    return ev
 
 
 def response_done(response_id: str, status: str, audio_ms: float, **extra: Any) -> dict[str, Any]:

@@ -169,3 +169,13 @@ def narration(minutes: float, ms_per_char: float = 60.0) -> str:
         total += len(s) * ms_per_char
         i += 1
     return " ".join(out)
+
+
+def front_text(text: str, **options: object) -> str:
+    """What the text front end makes of `text` (default options), one space apart: what a
+    stream's segments say for it."""
+    from dsp.chunker import normalize_whitespace
+    from dsp.textfront import FrontOptions, TextFront, spoken_text
+
+    front = TextFront(FrontOptions(**options))  # type: ignore[arg-type]
+    return normalize_whitespace(spoken_text(front.push(text) + front.end()))

@@ -7,11 +7,10 @@ import asyncio
 import pytest
 
 from adapters.synthetic import SyntheticAdapter, SyntheticKnobs
-from dsp.chunker import normalize_whitespace
 from server.core.admission import Busy
 from server.core.stream import StreamSpec
 from server.core.rate import RateConfig, RateController, RateState
-from tests.sim import Listener, make_orchestrator, narrate, narration
+from tests.sim import Listener, make_orchestrator, front_text, narrate, narration
 
 pytestmark = pytest.mark.looptime
 
@@ -50,7 +49,7 @@ async def test_five_minute_narration_has_no_underflow(rtf):
     assert run.underflows == 0
     assert run.listener.starved_ms == 0
     # nothing lost, nothing repeated: the spoken segments are exactly the text
-    assert " ".join(s.text for s in run.segments) == normalize_whitespace(text)
+    assert " ".join(s.text for s in run.segments) == front_text(text)
 
 
 async def test_streamed_text_deltas_like_an_llm():
@@ -58,7 +57,7 @@ async def test_streamed_text_deltas_like_an_llm():
     adapter = SyntheticAdapter(SyntheticKnobs(rtf=5.0))
     orch = make_orchestrator({"synthetic": adapter})
     run = await narrate(orch, text, chunked_input=7)
-    assert " ".join(s.text for s in run.segments) == normalize_whitespace(text)
+    assert " ".join(s.text for s in run.segments) == front_text(text)
     assert run.status == "completed"
 
 
@@ -85,19 +84,19 @@ async def test_stall_retries_then_fails_over_with_nothing_lost_or_repeated():
     run = await narrate(orch, text)
     assert run.status == "completed"
     assert len(run.degraded) == 1 and run.degraded[0].to_backend == "backup"
-    spoken = [s.text for s in run.segments]
-    assert " ".join(spoken) == normalize_whitespace(text)  # in order, none skipped
+    said = [s.text for s in run.segments]
+    assert " ".join(said) == front_text(text)  # in order, none skipped
     # nothing repeated at the audio level either: the stalled attempt delivered nothing, so the
     # stream is exactly one take per segment (a segment is at least chunk_ms / 2 of audio, less
     # a 50 ms seam)
-    one_take_ms = [max(30_000, len(t) * 60) - 50 for t in spoken]
+    one_take_ms = [max(30_000, len(t) * 60) - 50 for t in said]
     assert [s.audio_ms for s in run.segments] == pytest.approx(one_take_ms, abs=1)
     assert run.audio_ms == pytest.approx(sum(one_take_ms), abs=60)
     # the primary was asked for the stalled segment twice (once retried smaller), the backup
     # took over from exactly that segment
-    assert primary.texts[3] == primary.texts[4] == backup.texts[0] == spoken[3]
-    assert backup.texts == spoken[3:]
-    assert [s.backend for s in run.segments] == ["synthetic"] * 3 + ["backup"] * (len(spoken) - 3)
+    assert primary.texts[3] == primary.texts[4] == backup.texts[0] == said[3]
+    assert backup.texts == said[3:]
+    assert [s.backend for s in run.segments] == ["synthetic"] * 3 + ["backup"] * (len(said) - 3)
     assert orch.totals["failovers"] == 1
 
 
@@ -283,7 +282,7 @@ async def test_mid_segment_failure_resumes_at_the_unspoken_words():
     # (60 ms per character; each seam overlaps 50 ms, the failover adds one more seam)
     expected_ms = sum(len(s.text) for s in run.segments) * 60.0 - 50.0 * len(run.segments)
     assert abs(run.audio_ms - expected_ms) < 10 * 60.0
-    assert " ".join(s.text for s in run.segments) == normalize_whitespace(text)
+    assert " ".join(s.text for s in run.segments) == front_text(text)
 
 
 def test_resume_point_cuts_at_whole_words():

@@ -111,8 +111,20 @@ class Cutter:
             return self._hard_cut(buf)
         if final:
             return len(buf)
+        if not in_code and buf[-1] in " \t" and self._ends_clause(buf):
+            # "dusk. " with the next word not here yet: a sentence or clause end needs no
+            # lookahead, so a client that stops after it is not kept waiting. (The cut falls
+            # between whitespace characters at worst: the spoken text is the same.)
+            return len(buf)
         self._resume = max(self._resume, len(buf) - 1)  # a candidate needs the char before it
         return None
+
+    def _ends_clause(self, buf: str) -> bool:
+        before = buf.rstrip()
+        w1 = before[before.rfind(" ") + 1:]
+        w1 = w1[w1.rfind("\t") + 1:]
+        return bool(w1) and not self._is_sticky(w1) and open_at(before) < 0 \
+            and bool(_CLAUSE_END.search(w1))
 
     def _hard_cut(self, buf: str) -> int:
         head = buf[:HOLD_CHARS]

@@ -52,6 +52,13 @@ class AudioChain:
             pcm = self._stretch.process(pcm) + (self._stretch.flush() if chunk.is_final else b"")
         return self._stitcher.process(pcm, hold_tail=hold_tail)
 
+    def silence(self, ms: float) -> bytes:
+        """`ms` of silence after the segment (a pause the text asked for): the segment fades
+        into it and the next one fades out of it, like any seam."""
+        self._stitcher.boundary()
+        samples = int(PIPELINE_RATE_HZ * ms / 1000)
+        return self._stitcher.process(bytes(2 * samples), hold_tail=True)
+
     def end(self) -> bytes:
         """What the time-stretcher still holds of the segment."""
         if self._stretch is None:

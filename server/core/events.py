@@ -20,12 +20,18 @@ class AudioOut:
 
 @dataclass(frozen=True)
 class WordMark:
-    """A word and when the listener hears it, in ms of the response's audio (stream time)."""
+    """A word and when the listener hears it, in ms of the response's audio (stream time).
+
+    Marks a stream yields are the client's own words: `text` is what the client typed
+    ("$1,234", "**Sure!**" less its markup), `spoken` what the engine said for it ("one
+    thousand two hundred thirty-four dollars"), `source` its span in the stream's input."""
 
     text: str
     start_ms: float
     end_ms: float
     exact: bool  # from the engine; False = estimated from the segment's length
+    spoken: str = ""  # the engine's words for it (empty: the same as `text`)
+    source: tuple[int, int] | None = None  # [start, end) in the stream's input text
 
 
 @dataclass(frozen=True)

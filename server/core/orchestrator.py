@@ -14,7 +14,16 @@ from typing import Any
 
 from adapters.base import TTSAdapter
 from adapters.errors import BackendUnavailable, TTSError
-from server.core.admission import Admission, Busy
+from dsp.textfront import (
+    CodePolicy,
+    DateOrder,
+    EmojiPolicy,
+    FrontOptions,
+    Lexicon,
+    LexiconError,
+    LexiconFile,
+)
+from server.core.admission import Admission
 from server.core.backends import BackendPool
 from server.core.events import BufferObserver
 from server.core.listener import WallClockObserver
@@ -36,6 +45,7 @@ class Orchestrator:
         self.streams: dict[str, Stream] = {}
         self.totals = {"underflows": 0, "failovers": 0, "barge_ins": 0, "requests": 0}
         self._gates: dict[int, EdfGate] = {}
+        self._lexicon: LexiconFile | None = None  # LEXICON_FILE, re-read when it changes
         self.admission = Admission(lambda: self.settings, metrics, lambda: len(self.streams))
         metrics.track_states(lambda: [(s.backend, s.rate.state.value)
                                       for s in self.streams.values()])
@@ -66,6 +76,37 @@ class Orchestrator:
         gate = self.gate(adapter)
         others = any(st.adapter is adapter for st in self.streams.values())
         return gate.slots is not None and (gate.busy > 0 or others)
+
+    def text_options(self, spec: StreamSpec, adapter: TTSAdapter, voice: str) -> FrontOptions:
+        """How the text front end treats a stream's text: the settings, the request (its
+        `normalize` and lexicon entries) and what the engine voices and takes."""
+        s = self.settings
+        caps = adapter.capabilities
+        normalize = spec.normalize
+        if normalize is None:  # "auto": ours, unless the engine reads such text well itself
+            normalize = s.text_normalization and not caps.normalizes_text
+        language = spec.language or next(
+            (v.language for v in adapter.voices() if v.id == voice), None) or "en"
+        return FrontOptions(
+            normalize=normalize, language=language, emoji=EmojiPolicy(s.text_emoji),
+            code=CodePolicy(s.text_code_blocks), date_order=DateOrder(s.text_date_order),
+            list_numbers=s.text_list_numbers, voiced_tags=frozenset(caps.emotion_tags),
+            phonemes=True, lexicon=self.lexicon().merge(spec.lexicon))
+
+    def lexicon(self) -> Lexicon:
+        """LEXICON_FILE's entries as the file stands now; the last good ones (and a log line)
+        when an edit made it unreadable."""
+        path = self.settings.lexicon_file
+        if not path:
+            self._lexicon = None
+            return Lexicon()
+        if self._lexicon is None or str(self._lexicon.path) != str(path):
+            self._lexicon = LexiconFile(path)
+        try:
+            return self._lexicon.get()
+        except (OSError, LexiconError) as e:
+            log.error("LEXICON_FILE %s: %s (keeping the last good entries)", path, e)
+            return self._lexicon.last
 
     async def fallback_for(self, backend: str, error: TTSError) -> tuple[str, TTSAdapter]:
         """The fallback backend to continue a stream of `backend` on, ready; `error` is raised

@@ -18,8 +18,8 @@ from typing import Any, Protocol
 
 from adapters.base import AdapterSession, AudioChunk, Sampling, TTSAdapter, TTSInput
 from adapters.errors import BackendTimeout, BadRequest, NoAudioError, TTSError
-from dsp.chunker import Chunker
-from dsp.text import clean_text, has_speech
+from dsp.chunker import EMOTION_TAGS
+from dsp.textfront import FrontOptions, LexiconEntry
 from server.core.audio_chain import AudioChain
 from server.core.events import (
     BYTES_PER_MS,
@@ -35,7 +35,8 @@ from server.core.pacing import Pacing
 from server.core.rate import RateController, RateState, profile_for
 from server.core.recovery import PartialFailure, speak_segment
 from server.core.scheduler import EdfGate
-from server.core.timings import SegmentClock, heard_text
+from server.core.text_input import EngineText, Segment, TextInput
+from server.core.timings import SegmentClock
 from server.metrics import Metrics
 
 log = logging.getLogger("morpheus.orchestrator")
@@ -56,6 +57,8 @@ class StreamSpec:
     request_id: str | None = None
     transport: str = "http"
     incremental: bool = False  # text arrives in pieces (WS, WebRTC): adapters may keep a session
+    normalize: bool | None = None  # the text front end's normalization; None: the server's
+    lexicon: tuple[LexiconEntry, ...] = ()  # this request's entries, before LEXICON_FILE's
 
 
 class Owner(Protocol):
@@ -70,6 +73,9 @@ class Owner(Protocol):
         """The engine's earliest-deadline-first gate, shared by every stream on it."""
 
     def engine_busy(self, adapter: TTSAdapter) -> bool: ...
+
+    def text_options(self, spec: StreamSpec, adapter: TTSAdapter, voice: str) -> FrontOptions:
+        """How the text front end treats this stream's text (settings, request, engine)."""
 
     async def fallback_for(self, backend: str, error: TTSError) -> tuple[str, TTSAdapter]:
         """(name, ready adapter) of the fallback; raises `error` when there is none."""
@@ -105,7 +111,8 @@ class Stream:
         self.underflows = 0
         self.words: list[WordMark] = []  # timings of the words yielded so far
         self._adapter = adapter
-        self._chunker = Chunker()
+        self._text = TextInput(orch.text_options(spec, adapter, self.voice))
+        self._segment = Segment("", 0)  # the one being spoken
         self._text_ready = asyncio.Event()
         self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=1)  # prefetch: one chunk ahead
         self._loop = asyncio.get_running_loop()
@@ -120,7 +127,6 @@ class Stream:
         self._spoke_nothing = True
         self._ms_per_char = 65.0  # speech pace, learned per stream; places mid-segment resumes
         self._session: AdapterSession | None = None  # the adapter's per-stream conversation
-        self._has_speech = False
         self._closed = False  # aclose() was called: produce nothing more
         self._made_ms = 0.0  # audio handed to the queue (ahead of audio_ms, which is taken)
 
@@ -145,18 +151,17 @@ class Stream:
     # -- text input
 
     def push_text(self, text: str) -> None:
-        """Append text; control characters and invalid code points never reach an engine."""
-        text = clean_text(text)
-        self._has_speech = self._has_speech or has_speech(text)
-        self._chunker.push_text(text)
+        """Append the client's text as it came: the front end (dsp/textfront) strips markup,
+        reads numbers and symbols as words, and drops what no engine can encode."""
+        self._text.push(text)
         self._text_ready.set()
 
     def flush(self) -> None:
-        self._chunker.flush()
+        self._text.flush()
         self._text_ready.set()
 
     def end_input(self) -> None:
-        self._chunker.end_input()
+        self._text.end()
         self._text_ready.set()
 
     # -- output
@@ -186,8 +191,9 @@ class Stream:
             yield item
 
     def heard_text(self, played_ms: float) -> str:
-        """The words heard in full by `played_ms` of this response's audio."""
-        return heard_text(self.words, played_ms)
+        """The client's own text heard in full by `played_ms` of this response's audio (with
+        its markup): what a voice agent keeps in its history when it is cut off."""
+        return self._text.marks.heard_text(played_ms)
 
     def interrupt(self) -> float:
         """Barge-in / cancel: stop synthesis now, drop queued audio; returns ms delivered."""
@@ -280,8 +286,14 @@ class Stream:
                 if seg is None:
                     break
                 self._segments += 1
-                delivered = await speak_segment(self, seg)
-                await self._emit(SegmentDone(seg, delivered, self.backend))
+                self._segment = seg
+                delivered = await speak_segment(self, seg.text)
+                await self._emit(SegmentDone(seg.text, delivered, self.backend))
+                if seg.pause_ms:
+                    await self._emit(AudioOut(self._audio.silence(seg.pause_ms), self.audio_ms))
+            marks = self._text.marks.flush()
+            if marks:
+                await self._emit(Words(tuple(marks)))
             tail = self._audio.flush()
             if tail:
                 await self._emit(AudioOut(tail, self.audio_ms))
@@ -305,7 +317,7 @@ class Stream:
         finally:
             await self._close_session()
 
-    async def _next_segment(self) -> str | None:
+    async def _next_segment(self) -> Segment | None:
         unit = self._adapter.capabilities.chunk_unit
         size: int | None = None
         while True:
@@ -316,13 +328,13 @@ class Stream:
             max_chars = size if unit == "segment" else self.orch.settings.max_segment_chars
             if unit != "segment" and self._t_first is None:
                 max_chars = self.orch.settings.first_segment_chars * 2  # token engines stream anyway
-            seg = self._chunker.pop(max_chars)
-            if seg is not None and not has_speech(seg):
+            seg = self._text.pop(max_chars)
+            if seg is not None and not seg.speakable:
                 continue  # "..." between sentences: nothing for an engine to say
             if seg is not None:
                 return seg
-            if self._chunker.done:
-                if not self._has_speech:
+            if self._text.done:
+                if not self._text.has_speech:
                     raise BadRequest("nothing speakable in the input (no letters or digits "
                                      "after control characters are removed)", field="input")
                 return None
@@ -397,15 +409,19 @@ class Stream:
         size = self.rate.chunk_size
         if smaller:
             size = max(self.rate.cfg.min_size, size // 2)
+        engine = self._text.for_engine(self._segment, text, phonemes=caps.phonemes)
+        if not set(caps.emotion_tags) >= set(EMOTION_TAGS):  # a failover to an engine without
+            engine = _without_tags(engine, caps.emotion_tags)  # the first one's tags
         req = TTSInput(
-            text=text, voice=self.voice or None, language=self.spec.language,
+            text=engine.text, voice=self.voice or None, language=self.spec.language,
             speed=self.spec.speed, sampling=self.spec.sampling,
             target_chunk=size if caps.chunk_unit == "tokens" else None,
             low_latency=self.spec.low_latency or self.rate.state is RateState.UNDERFLOW,
             buffer_ms=self.ahead_ms)
         self._audio.begin(caps)
-        clock = SegmentClock(text, origin_ms=self._made_ms + self._audio.seam_offset_ms(),
+        clock = SegmentClock(engine.text, origin_ms=self._made_ms + self._audio.seam_offset_ms(),
                              scale=self._audio.scale, pace_ms_per_char=self._ms_per_char)
+        words = _WordCursor(engine)
         gate = self.orch.gate(adapter)
         agen = self._source(adapter).synth_stream(req).__aiter__()
         delivered = 0.0
@@ -433,7 +449,7 @@ class Stream:
                 self.orch.metrics.chunk_ms.labels(adapter.name).observe(cost_ms)
                 self._pacing.observe_chunk(len(text) if caps.chunk_unit == "segment" else size,
                                            cost_ms, chunk.duration_ms)
-                marks = clock.chunk(chunk)
+                marks = self._source_marks(words, clock.chunk(chunk))
                 if marks:
                     await self._emit(Words(tuple(marks)))
                 # The crossfade tail is held after the final chunk, and after any chunk once
@@ -449,13 +465,21 @@ class Stream:
                     await self._emit(AudioOut(out, self.audio_ms))
         finally:
             await agen.aclose()
-        marks = clock.finish()
+        marks = self._source_marks(words, clock.finish())
         if marks:
             await self._emit(Words(tuple(marks)))
         rest = self._audio.end()
         if rest:
             await self._emit(AudioOut(rest, self.audio_ms))
         return delivered
+
+    def _source_marks(self, words: _WordCursor, marks: list[WordMark]) -> list[WordMark]:
+        """The engine's word marks as marks of the client's own words."""
+        out: list[WordMark] = []
+        for mark in marks:
+            first, last = words.locate(mark.text)
+            out += self._text.marks.place(mark, first, last)
+        return out
 
     # -- figures
 
@@ -475,6 +499,38 @@ class Stream:
             "audio_ms": round(self.audio_ms, 1), "degraded": self.degraded, "voice": self.voice,
             "status": self.status,
         }
+
+
+class _WordCursor:
+    """Where each mark of one engine request falls among its words, in order: an engine's
+    exact marks name the words they time (and may skip one with nothing to say)."""
+
+    LOOKAHEAD = 8
+
+    def __init__(self, engine: EngineText) -> None:
+        self._texts = engine.text.split()
+        self._ranges = engine.words
+        self._next = 0
+
+    def locate(self, word: str) -> tuple[int, int]:
+        if not self._ranges:
+            return 0, 0
+        i = self._next
+        for j in range(self._next, min(len(self._texts), self._next + self.LOOKAHEAD)):
+            if self._texts[j] == word:
+                i = j
+                break
+        i = min(i, len(self._ranges) - 1)
+        self._next = i + 1
+        return self._ranges[i]
+
+
+def _without_tags(engine: EngineText, voiced: tuple[str, ...]) -> EngineText:
+    """Emotion tags this engine does not voice dropped from its text (after a failover)."""
+    keep = [(w, r) for w, r in zip(engine.text.split(), engine.words, strict=True)
+            if not (w.startswith("<") and w.endswith(">") and w[1:-1] in EMOTION_TAGS
+                    and w[1:-1] not in voiced)]
+    return EngineText(" ".join(w for w, _ in keep), tuple(r for _, r in keep))
 
 
 __all__ = ["Owner", "Stream", "StreamSpec"]

@@ -14,8 +14,9 @@ Two renderings (reference/protocols.md 1.4 and 1.5):
   the message: each message's times start from where the previous message's characters ended
   (on ElevenLabs that is the start of the message's audio). pipecat and LiveKit add them up in
   that way, so integer rounding is done on the absolute times and never accumulates.
-`alignment` covers the client's input; `normalized_alignment` the words as the engine got them,
-one space apart.
+`alignment` covers the client's input (a mark's `source` span places it exactly: "$1,234"
+as typed); `normalized_alignment` the words as the engine got them ("one thousand two hundred
+thirty-four dollars"), one space apart.
 """
 
 from __future__ import annotations
@@ -67,19 +68,23 @@ class CharAligner:
         chars: list[CharTime] = []
         normalized: list[CharTime] = []
         for mark in marks:
-            at = self._text.find(mark.text, self._pos, self._pos + SEARCH_WINDOW_CHARS
-                                 + len(mark.text))
+            if mark.source is not None and mark.source[0] >= self._pos:
+                at, length = mark.source[0], mark.source[1] - mark.source[0]
+            else:  # a mark without its place in the input: look for it
+                at = self._text.find(mark.text, self._pos, self._pos + SEARCH_WINDOW_CHARS
+                                     + len(mark.text))
+                length = len(mark.text)
             start = max(mark.start_ms, self._cursor_ms)
             end = max(mark.end_ms, start)
             if self._spoken_any:
                 normalized += spread(" ", self._cursor_ms, start)
-            normalized += spread(mark.text, start, end)
+            normalized += spread(mark.spoken or mark.text, start, end)
             self._spoken_any = True
-            if at < 0:  # not said verbatim: its characters go with the next word's gap
-                continue
+            if at < 0 or at + length > len(self._text):
+                continue  # not in the input: its characters go with the next word's gap
             chars += spread(self._text[self._pos:at], self._cursor_ms, start)
-            chars += spread(mark.text, start, end)
-            self._pos = at + len(mark.text)
+            chars += spread(self._text[at:at + length], start, end)
+            self._pos = at + length
             self._cursor_ms = end
         return chars, normalized
 

@@ -296,7 +296,8 @@ class RealtimeSession:
                     await self.sink.write(ev.pcm)
                 elif isinstance(ev, Words):
                     for w in ev.words:
-                        await self.send(P.word(resp.id, w.text, w.start_ms, w.end_ms, w.exact))
+                        await self.send(P.word(resp.id, w.text, w.start_ms, w.end_ms, w.exact,
+                                                     w.spoken))
                 elif isinstance(ev, SegmentDone):
                     await self.send(P.segment_done(resp.id, ev.text, ev.audio_ms))
         except (TTSError, BadRequest) as e:
