@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     # --- security
     api_key: str | None = local_setting(None)  # when set, all routes but /healthz, /readyz need it
     cors_origins: str = ""  # comma list of web origins allowed besides this server's own
+    # Host names requests may address (DNS-rebinding defence): comma list, `*.example.com`,
+    # `*`. IP literals, localhost and *.localhost always pass; bound beyond loopback and empty:
+    # any name passes. Never set over the network (it is what keeps rebound pages out).
+    allowed_hosts: str = local_setting("")
 
     # --- limits and lifecycle
     stream_input_timeout_s: float = Field(30.0, gt=0)  # open text input, nothing new: finish it
@@ -199,6 +203,14 @@ class Settings(BaseSettings):
                 raise ValueError("need tcp://HOST:PORT, e.g. tcp://127.0.0.1:10200")
         elif uri.scheme != "unix" or not uri.path:
             raise ValueError("need tcp://HOST:PORT or unix:///path/to.sock (empty: off)")
+        return v
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_patterns(cls, v: str) -> str:
+        from server.security import check_allowed_hosts
+
+        check_allowed_hosts(v)
         return v
 
     @field_validator("orpheus_extra_body")
