@@ -17,6 +17,10 @@ class BackendEntry:
     target: str  # "module:Class"
     extra: str | None  # pip extra that brings its optional dependencies
     description: str
+    # Settings it cannot work without: at least one of them must be given (set, and not left
+    # at its default). Empty: it works with the defaults. Checked when it is named active or
+    # fallback (server/config.py), so a server never starts with a backend that cannot speak.
+    requires: tuple[str, ...] = ()
 
 
 BACKENDS: dict[str, BackendEntry] = {
@@ -31,17 +35,24 @@ BACKENDS: dict[str, BackendEntry] = {
         BackendEntry("snac_llamacpp", "adapters.orpheus:SnacLlamaCppAdapter", "snac",
                      "Orpheus tokens from llama.cpp (HTTP or in-process GGUF), SNAC decode"),
         BackendEntry("wyoming", "adapters.wyoming:WyomingAdapter", None,
-                     "any Wyoming TTS server (wyoming-piper, Home Assistant add-ons)"),
+                     "any Wyoming TTS server (wyoming-piper, Home Assistant add-ons)",
+                     requires=("wyoming_tts_uri",)),
         BackendEntry("command", "adapters.command:CommandAdapter", None,
-                     "any local command-line engine: text on stdin, WAV or raw PCM on stdout"),
+                     "any local command-line engine: text on stdin, WAV or raw PCM on stdout",
+                     requires=("command_tts",)),
+        # The public API without a key is never contacted (the adapter's "not configured").
         BackendEntry("elevenlabs", "adapters.elevenlabs:ElevenLabsAdapter", None,
-                     "the ElevenLabs API or any server that speaks it (HTTP and WebSocket)"),
+                     "the ElevenLabs API or any server that speaks it (HTTP and WebSocket)",
+                     requires=("elevenlabs_api_key", "elevenlabs_base_url")),
         BackendEntry("openai_tts", "adapters.openai_tts:OpenAITTSAdapter", None,
-                     "any OpenAI-compatible /v1/audio/speech upstream (OPENAI_TTS_BASE_URL)"),
+                     "any OpenAI-compatible /v1/audio/speech upstream (OPENAI_TTS_BASE_URL)",
+                     requires=("openai_tts_base_url",)),
         BackendEntry("xtts", "adapters.xtts:XttsAdapter", None,
-                     "Coqui XTTS servers: xtts-streaming-server or xtts-api-server (XTTS_URL)"),
+                     "Coqui XTTS servers: xtts-streaming-server or xtts-api-server (XTTS_URL)",
+                     requires=("xtts_url",)),
         BackendEntry("coqui", "adapters.coqui:CoquiAdapter", None,
-                     "Coqui TTS tts-server /api/tts, one segment at a time (COQUI_URL)"),
+                     "Coqui TTS tts-server /api/tts, one segment at a time (COQUI_URL)",
+                     requires=("coqui_url",)),
     )
 }
 

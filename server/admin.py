@@ -91,18 +91,10 @@ async def post_config(request: web.Request) -> web.Response:
         return from_morpheus(e)
     cleared = keys_left_behind(settings, body)
     body.update(dict.fromkeys(cleared))
-    pool = request.app[BACKENDS]
-    try:
-        if "tts_backend" in {k.lower() for k in body}:
-            value = next(v for k, v in body.items() if k.lower() == "tts_backend")
-            if not isinstance(value, str):
-                return json_error(400, "tts_backend must be a string", field="tts_backend")
-            pool.validate_name(value, field="tts_backend")
+    try:  # validated as a whole: names known, the active and fallback backends usable
         unknown = store.update(body)
     except ValidationError as e:
         return from_validation(e)
-    except MorpheusError as e:
-        return from_morpheus(e)
     return web.json_response({"status": "ok", "unknown_keys": unknown, "cleared_keys": cleared,
                               "config": public_config(store.current)})
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from server.config import ConfigSource, build_settings
+from server.config import ConfigSource, ValidationError, build_settings, describe_invalid
 
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
@@ -24,9 +24,20 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
     return flags
 
 
+class SettingsRefused(Exception):
+    """The settings cannot work together; the message names them (for the operator)."""
+
+
 def _settings(args: argparse.Namespace):  # noqa: ANN202
     env_file = Path(args.env_file) if args.env_file else None
-    return build_settings(ConfigSource(env_file=env_file, flags=_flags(args))), env_file
+    try:
+        return build_settings(ConfigSource(env_file=env_file, flags=_flags(args))), env_file
+    except ValidationError as e:
+        where = f"{env_file}, " if env_file is not None and env_file.exists() else ""
+        raise SettingsRefused(
+            f"morpheus: refusing to start, the settings would not work: {describe_invalid(e)}. "
+            f"Settings come from {where}the environment and the command line (README: "
+            "Configuration).") from None
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -124,11 +135,15 @@ def main(argv: list[str] | None = None) -> int:
     p_export.add_argument("--model", required=True, help="SNAC_MODEL directory (hub layout)")
     p_export.add_argument("--out", default="snac_decoder.onnx")
     args = parser.parse_args(argv)
-    if args.cmd == "serve":
-        return serve(args)
-    if args.cmd == "snac":
-        return snac_export(args)
-    return asyncio.run(_say(args))
+    try:
+        if args.cmd == "serve":
+            return serve(args)
+        if args.cmd == "snac":
+            return snac_export(args)
+        return asyncio.run(_say(args))
+    except SettingsRefused as e:
+        print(e, file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

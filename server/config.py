@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from dotenv import dotenv_values
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 log = logging.getLogger("morpheus.config")
@@ -48,6 +49,10 @@ class Settings(BaseSettings):
     # --- security
     api_key: str | None = local_setting(None)  # when set, all routes but /healthz, /readyz need it
     cors_origins: str = ""  # comma list of web origins allowed besides this server's own
+    # Host names requests may address (DNS-rebinding defence): comma list, `*.example.com`,
+    # `*`. IP literals, localhost and *.localhost always pass; bound beyond loopback and empty:
+    # any name passes. Never set over the network (it is what keeps rebound pages out).
+    allowed_hosts: str = local_setting("")
 
     # --- limits and lifecycle
     stream_input_timeout_s: float = Field(30.0, gt=0)  # open text input, nothing new: finish it
@@ -57,10 +62,10 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = Field(30.0, ge=0)  # SIGTERM: running streams get this long
     idle_unload_s: float | None = Field(None, gt=0)  # unload a backend's models when unused
 
-    # --- backends
+    # --- backends (the active and the fallback backend are enabled by being named)
     tts_backend: BackendName = "piper"
     backends: str = "piper,espeak,synthetic,snac_llamacpp"  # comma list, enabled
-    fallback_backend: BackendName | None = "espeak"
+    fallback_backend: BackendName | None = "espeak"  # None, or equal to TTS_BACKEND: no fallback
     default_voice: str | None = None
 
     # --- piper
@@ -208,6 +213,14 @@ class Settings(BaseSettings):
             raise ValueError("need tcp://HOST:PORT or unix:///path/to.sock (empty: off)")
         return v
 
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_patterns(cls, v: str) -> str:
+        from server.security import check_allowed_hosts
+
+        check_allowed_hosts(v)
+        return v
+
     @field_validator("orpheus_extra_body")
     @classmethod
     def _json_object(cls, v: str) -> str:
@@ -244,21 +257,91 @@ class Settings(BaseSettings):
             raise ValueError("need 'start,end' with start < end, a whole number of frames")
         return v
 
+    @field_validator("tts_backend")
+    @classmethod
+    def _known_active(cls, v: str) -> str:
+        _check_known([v.strip()])
+        return v.strip()
+
+    @field_validator("fallback_backend")
+    @classmethod
+    def _known_fallback(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        _check_known([v.strip()])
+        return v.strip()
+
+    @field_validator("backends")
+    @classmethod
+    def _known_backends(cls, v: str) -> str:
+        _check_known([b.strip() for b in v.split(",") if b.strip()])
+        return v
+
     @model_validator(mode="after")
     def _buffer_bounds(self) -> Settings:
         if not self.buffer_min_ms <= self.playback_buffer_ms <= self.buffer_max_ms:
             raise ValueError("need BUFFER_MIN_MS <= PLAYBACK_BUFFER_MS <= BUFFER_MAX_MS")
         return self
 
+    @model_validator(mode="after")
+    def _named_backends_can_work(self) -> Settings:
+        """The active and the fallback backend have the settings they cannot work without: a
+        server that starts but answers every request with an error helps nobody."""
+        from adapters.registry import BACKENDS
+
+        for role, name in (("TTS_BACKEND", self.tts_backend),
+                           ("FALLBACK_BACKEND", self.fallback_backend)):
+            needs = BACKENDS[name].requires if name else ()
+            if needs and not any(self._given(key) for key in needs):
+                raise PydanticCustomError(
+                    "backend_not_configured",
+                    "{role}={name} needs {needs}: set {which}, or name another backend in {role}",
+                    {"role": role, "name": name, "needs": " or ".join(k.upper() for k in needs),
+                     "which": "it" if len(needs) == 1 else "one"})
+        return self
+
+    def _given(self, key: str) -> bool:
+        """Whether setting `key` was given a value: not empty and not its default (the
+        default ElevenLabs address alone, with no key, reaches nothing)."""
+        def norm(value: Any) -> str:
+            return "" if value is None else str(value).strip().rstrip("/")  # same address
+
+        value = norm(getattr(self, key))
+        return value != "" and value != norm(type(self).model_fields[key].default)
+
     @property
     def enabled_backends(self) -> list[str]:
-        return [b.strip() for b in self.backends.split(",") if b.strip()]
+        """BACKENDS, plus the active and the fallback backend when it does not list them."""
+        names = [b.strip() for b in self.backends.split(",") if b.strip()]
+        for named in (self.tts_backend, self.fallback_backend):
+            if named and named not in names:
+                names.append(named)
+        return names
 
     @property
     def host_addresses(self) -> list[str] | None:
         if not self.webrtc_host_addresses:
             return None
         return [a.strip() for a in self.webrtc_host_addresses.split(",") if a.strip()]
+
+
+def _check_known(names: list[str]) -> None:
+    from adapters.registry import BACKENDS
+
+    unknown = [n for n in names if n not in BACKENDS]
+    if unknown:
+        raise PydanticCustomError(
+            "unknown_backend", "unknown backend {names}; known: {known}",
+            {"names": ", ".join(repr(n) for n in unknown), "known": ", ".join(BACKENDS)})
+
+
+def describe_invalid(e: ValidationError) -> str:
+    """A ValidationError as one line naming the settings, for an operator (not a traceback)."""
+    parts = []
+    for err in e.errors():
+        where = ", ".join(str(p).upper() for p in err.get("loc", ()))
+        parts.append(f"{where}: {err['msg']}" if where else str(err["msg"]))
+    return "; ".join(parts)
 
 
 def field_names() -> set[str]:
@@ -324,6 +407,7 @@ __all__ = [
     "ValidationError",
     "apply_update",
     "build_settings",
+    "describe_invalid",
     "field_names",
     "local_setting",
     "marked",

@@ -1,5 +1,9 @@
-"""The middleware every request passes: foreign origins, the API key, CORS, JSON errors.
+"""The middleware every request passes: the Host, foreign origins, the API key, CORS, JSON errors.
 
+- Every request, whatever its method or route (WebSocket upgrades, the WebRTC offer and the
+  UI's pages included), must name a host this server answers to (server/security.py
+  `host_allowed`, ALLOWED_HOSTS): a page that rebinds its DNS name to 127.0.0.1 is
+  same-origin in the browser's eyes, so only the Host it sends tells it apart (403).
 - Browsers send `Origin` with cross-site requests. A state-changing request (POST, PUT, PATCH,
   DELETE) or a WebSocket upgrade from an origin other than this server's own or one listed in
   CORS_ORIGINS is refused (403): a page the user visits cannot drive or reconfigure Morpheus.
@@ -15,13 +19,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import hdrs, web
 
 from server.app_keys import SETTINGS
 from server.errors import json_error
-from server.security import DEFERRED_AUTH, key_ok, presented_key, public_path
+from server.lifecycle import is_loopback
+from server.security import (
+    DEFERRED_AUTH,
+    header_value,
+    host_allowed,
+    key_ok,
+    presented_key,
+    public_path,
+)
 
 log = logging.getLogger("morpheus.guard")
 
@@ -60,6 +73,9 @@ def _is_websocket(request: web.Request) -> bool:
 @web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     settings = request.app[SETTINGS].current
+    refused = _refused_host(request, settings)
+    if refused is not None:
+        return refused
     raw_origin = request.headers.get(hdrs.ORIGIN)
     origin = _origin(raw_origin) if raw_origin and raw_origin != "null" else raw_origin
     listed = origin is not None and origin in allowed_origins(settings.cors_origins)
@@ -98,6 +114,24 @@ async def add_cors_headers(request: web.Request, response: web.StreamResponse) -
         response.headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = origin
         response.headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = CORS_EXPOSE_HEADERS
         response.headers.add(hdrs.VARY, "Origin")
+
+
+def _refused_host(request: web.Request, settings: Any) -> web.Response | None:
+    """The 403 for a Host this server does not answer to; None when it may be served. The raw
+    header is read: aiohttp's `request.host` falls back to the socket's address when the
+    header is missing, which would let a request that names no host pass as an IP literal."""
+    given = request.headers.getall(hdrs.HOST, [])
+    header = given[0] if len(given) == 1 else None
+    if host_allowed(header, settings.allowed_hosts, loopback_only=is_loopback(settings.host)):
+        return None
+    shown = "" if header is None else header_value(header, 100)
+    what = (f"a request with {len(given)} Host headers" if len(given) > 1
+            else f"host {shown!r}" if shown.strip()
+            else "a request that names no host (Host header)")
+    log.warning("refused %s %s for %s (ALLOWED_HOSTS)", request.method, request.path, what)
+    return json_error(403, f"{what} is not served here; a name this server answers to must be "
+                      "listed in ALLOWED_HOSTS (IP addresses and localhost always are)",
+                      field="Host", type_="forbidden")
 
 
 def _exempt(request: web.Request) -> bool:

@@ -8,7 +8,14 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from server.config import ConfigSource, Settings, apply_update, build_settings
+from server.config import (
+    ConfigSource,
+    Settings,
+    ValidationError,
+    apply_update,
+    build_settings,
+    describe_invalid,
+)
 
 log = logging.getLogger("morpheus.config")
 
@@ -55,7 +62,11 @@ class SettingsStore:
         self._mtime = mtime
         try:
             layered = build_settings(self._source, self._environ)
-        except Exception as e:  # a bad edit keeps the last good settings
+        except ValidationError as e:  # a bad edit keeps the last good settings
+            log.error("ignoring the edit of %s, the settings would not work: %s (keeping the "
+                      "last good settings)", self._source.env_file, describe_invalid(e))
+            return False
+        except Exception as e:  # an unreadable file: the same
             log.error("ignoring invalid .env: %s", e)
             return False
         log.info("reloaded %s", self._source.env_file)

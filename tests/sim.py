@@ -71,9 +71,11 @@ class FixedPool(BackendPool):
 
 
 def make_orchestrator(adapters: dict[str, TTSAdapter], **settings: Any) -> Orchestrator:
-    settings.setdefault("tts_backend", next(iter(adapters)))
-    settings.setdefault("fallback_backend", None)
-    s = Settings(**settings)
+    # The given adapters may be fakes the registry does not know (Settings refuses unknown
+    # backend names): the names are set past validation, the rest of the settings through it.
+    names = {"tts_backend": settings.pop("tts_backend", next(iter(adapters))),
+             "fallback_backend": settings.pop("fallback_backend", None)}
+    s = Settings(**settings).model_copy(update=names)
     return Orchestrator(SettingsStore(s), FixedPool(s, adapters), Metrics())
 
 

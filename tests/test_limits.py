@@ -87,8 +87,9 @@ async def test_a_client_that_stops_reading_is_closed_after_the_write_timeout(ser
     reader, writer = await asyncio.open_connection(host, int(port))
     body = json.dumps({"input": "A long text for a client that never reads. " * 200,
                        "response_format": "pcm"}).encode()
-    writer.write(b"POST /v1/audio/speech HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
-                 b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    writer.write(b"POST /v1/audio/speech HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                 b"Content-Type: application/json\r\nContent-Length: "
+                 + str(len(body)).encode() + b"\r\n\r\n" + body)
     await writer.drain()
     # Never read: the server's socket buffers fill, its writes block, the timeout fires.
     await wait_until(lambda: metric(srv, "tts_timeouts_total", kind="write") == 1, 30)

@@ -5,7 +5,8 @@ a 503 on another replica). Each replica is a real `python -m server.cli serve` p
 synthetic backend at 2x real time, so a stream takes seconds. One replica gets SIGTERM while it
 is speaking: its streams finish with all their audio, /readyz on it answers 503 meanwhile and
 the balancer takes it out, new streams go to the other replica, no request through the balancer
-fails, and the process exits by itself.
+fails, and the process exits by itself. A second test sends a public name through the balancer:
+the replica serves it when ALLOWED_HOSTS lists it, and the health check passes either way.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import aiohttp
 
+from server.app_keys import SETTINGS
 from tests.audio_check import pcm_stats
 from tests.conftest import free_port
 
@@ -269,3 +271,46 @@ async def test_replicas_share_streams_and_one_drains_on_sigterm_without_a_failed
             stop(proc)
         for proc in procs.values():
             print(proc.tail())
+
+
+async def test_a_public_name_through_haproxy_needs_allowed_hosts(serve, tmp_path: Path) -> None:
+    """HAProxy forwards the client's Host: a replica serves the public name it is told about
+    in ALLOWED_HOSTS (HTTP and WebSocket), refuses others with its 403, and HAProxy's own
+    health check (Host: localhost) keeps it UP whatever the list says."""
+    assert HAPROXY, "haproxy is missing: `make test` installs it (APT_TEST)"
+    srv = await serve(tts_backend="synthetic", backends="synthetic", fallback_backend="",
+                      allowed_hosts="tts.example.com")
+    replica = srv.url.removeprefix("http://")
+    lb_port, stats_port = free_port(), free_port()
+    lb, stats_url = f"http://127.0.0.1:{lb_port}", f"http://127.0.0.1:{stats_port}/stats"
+    proxy = start_haproxy(f"127.0.0.1:{lb_port}", f"127.0.0.1:{stats_port}",
+                          [replica, replica], tmp_path)
+    http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+    try:
+        async def both_up() -> bool:
+            try:
+                return set((await server_states(http, stats_url)).values()) == {"UP"}
+            except aiohttp.ClientError:
+                return False
+        await wait_for(both_up, 20, "HAProxy's Host: localhost check to see the replica UP")
+
+        public = {"Host": f"tts.example.com:{lb_port}"}
+        body = {"input": SHORT_TEXT, "voice": "sine", "response_format": "pcm"}
+        async with http.post(lb + "/v1/audio/speech", json=body, headers=public) as r:
+            assert r.status == 200 and r.headers["X-Served-By"] in ("m1", "m2")
+            assert_whole(Result(status=r.status, pcm=await r.read()), SHORT_TEXT)
+        ws_url = lb.replace("http", "ws") + "/v1/audio/speech/ws"
+        async with http.ws_connect(ws_url, headers={**public, "Origin": "http://tts.example.com:"
+                                                    f"{lb_port}"}) as ws:
+            assert (await ws.receive_json())["type"] == "session.created"
+        async with http.get(lb + "/config", headers={"Host": "rebind.example"}) as r:
+            assert r.status == 403 and (await r.json())["field"] == "Host"
+        srv.app[SETTINGS].update({"allowed_hosts": ""})  # as an .env edit would
+        async with http.get(lb + "/config", headers=public) as r:
+            assert r.status == 403 and "tts.example.com" in (await r.json())["error"]["message"]
+        async with http.get(lb + "/config") as r:  # the balancer's own address: an IP literal
+            assert r.status == 200
+    finally:
+        await http.close()
+        stop(proxy)
+        print(proxy.tail())

@@ -18,8 +18,9 @@ TEXT = "A sentence that takes a few seconds to say, again and again. " * 6
 
 def request_bytes(text: str, fmt: str = "pcm") -> bytes:
     body = json.dumps({"input": text, "response_format": fmt}).encode()
-    return (b"POST /v1/audio/speech HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    return (b"POST /v1/audio/speech HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: " + str(len(body)).encode()
+            + b"\r\n\r\n" + body)
 
 
 async def raw_client(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
