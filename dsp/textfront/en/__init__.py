@@ -9,7 +9,7 @@ from dsp.textfront.en import rules
 from dsp.textfront.en.numbers import cardinal, digits, ordinal
 from dsp.textfront.en.patterns import MASTER
 from dsp.textfront.en.tables import STICKY_CASED, STICKY_WORDS
-from dsp.textfront.languages import Rewrite
+from dsp.textfront.normalizer import Rewrite
 
 if TYPE_CHECKING:
     from dsp.textfront.options import FrontOptions
