@@ -56,6 +56,7 @@ class SessionUpdate:
     sample_rate_hz: int | None = None
     speed: float | None = None
     barge_in: bool | None = None  # WebRTC only: speech onset in the mic cancels the response
+    normalize: bool | None = None  # numbers, dates, URLs read as words (TEXT_NORMALIZATION)
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,7 @@ def _session_update(msg: dict[str, Any]) -> SessionUpdate:
         sample_rate_hz=rate,
         speed=None if speed is None else float(speed),
         barge_in=_get(session, "barge_in", "bool", "session.barge_in"),
+        normalize=_get(session, "normalize", "bool", "session.normalize"),
     )
 
 
@@ -217,6 +219,7 @@ class SessionConfig:
     sample_rate_hz: int = 24000
     speed: float = 1.0
     barge_in: bool = True
+    normalize: bool | None = None  # None: the server's TEXT_NORMALIZATION
 
     def updated(self, update: SessionUpdate) -> SessionConfig:
         changes = {
@@ -234,6 +237,7 @@ class SessionConfig:
             "sample_rate": self.sample_rate_hz,
             "speed": self.speed,
             "barge_in": self.barge_in,
+            "normalize": self.normalize,
         }
 
 

@@ -101,7 +101,8 @@ def test_session_config_applies_only_sent_fields():
     assert new == P.SessionConfig(voice="joe", backend="piper", sample_rate_hz=16000,
                                   barge_in=False)
     assert new.as_dict() == {"voice": "joe", "backend": "piper", "low_latency": False,
-                             "sample_rate": 16000, "speed": 1.0, "barge_in": False}
+                             "sample_rate": 16000, "speed": 1.0, "barge_in": False,
+                             "normalize": None}
 
 
 def test_server_event_builders_spell_the_vocabulary():

@@ -30,6 +30,7 @@ from adapters.errors import (
     MorpheusError,
     TTSError,
 )
+from dsp.textfront import LexiconEntry
 from server.app_keys import SETTINGS
 from server.errors import read_json_object
 from server.core.admission import Busy
@@ -55,6 +56,16 @@ class VoiceSettings(BaseModel):
     speed: float | None = Field(None, ge=0.25, le=4.0)
 
 
+class Locator(BaseModel):
+    """One of a request's `pronunciation_dictionary_locators` (server/faces/elevenlabs/
+    dictionaries.py): a dictionary and its version (None: the latest)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    pronunciation_dictionary_id: StrictStr = Field(max_length=64)
+    version_id: StrictStr | None = Field(None, max_length=64)
+
+
 class SpeechBody(BaseModel):
     """The JSON body of the four text-to-speech routes."""
 
@@ -68,6 +79,7 @@ class SpeechBody(BaseModel):
     previous_text: StrictStr | None = None
     next_text: StrictStr | None = None
     apply_text_normalization: Literal["auto", "on", "off"] | None = None
+    pronunciation_dictionary_locators: list[Locator] | None = Field(None, max_length=3)
 
     @field_validator("text")
     @classmethod
@@ -86,6 +98,7 @@ class SpeechQuery(BaseModel):
     enable_logging: bool | None = None
     model_id: str | None = None
     language_code: str | None = None
+    apply_text_normalization: Literal["auto", "on", "off"] | None = None
 
 
 def backend_for(model_id: str | None) -> str | None:
@@ -96,11 +109,16 @@ def backend_for(model_id: str | None) -> str | None:
 
 def stream_spec(*, voice_id: str, model_id: str | None, voice_settings: VoiceSettings | None,
                 language: str | None, latency: int | None, transport: str,
-                incremental: bool = False) -> StreamSpec:
+                incremental: bool = False, normalization: str | None = None,
+                lexicon: tuple[LexiconEntry, ...] = ()) -> StreamSpec:
+    """`normalization`: apply_text_normalization; "auto" (or none) lets Morpheus decide
+    (TEXT_NORMALIZATION, unless the engine normalizes better itself)."""
     speed = voice_settings.speed if voice_settings and voice_settings.speed else 1.0
     return StreamSpec(backend=backend_for(model_id), voice=voice_id, speed=speed,
                       language=language, low_latency=(latency or 0) >= 3,
-                      transport=transport, incremental=incremental)
+                      transport=transport, incremental=incremental,
+                      normalize={"on": True, "off": False}.get(normalization or "auto"),
+                      lexicon=lexicon)
 
 
 async def read_body(request: web.Request) -> SpeechBody:

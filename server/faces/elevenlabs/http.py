@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from adapters.errors import BadRequest, MorpheusError
 from server.app_keys import METRICS, ORCHESTRATOR, SETTINGS
 from server.faces.elevenlabs.alignment import CharAligner, seconds_alignment
+from server.faces.elevenlabs.dictionaries import DICTIONARIES
 from server.faces.elevenlabs.api import (
     SpeechBody,
     SpeechQuery,
@@ -66,11 +67,13 @@ async def _open(request: web.Request) -> tuple[Stream, SpeechBody, OutputFormat]
     if len(body.text) > limit:
         return validation_error("body", "text", f"text is {len(body.text)} characters; the "
                                 f"limit is {limit} (MAX_INPUT_CHARS)", "string_too_long")
-    spec = stream_spec(voice_id=request.match_info["voice_id"], model_id=body.model_id,
-                       voice_settings=body.voice_settings, language=body.language_code,
-                       latency=query.optimize_streaming_latency,
-                       transport="http")  # the bounded metrics label: HTTP, like /v1/audio/speech
     try:
+        lexicon = request.app[DICTIONARIES].entries(body.pronunciation_dictionary_locators)
+        spec = stream_spec(voice_id=request.match_info["voice_id"], model_id=body.model_id,
+                           voice_settings=body.voice_settings, language=body.language_code,
+                           latency=query.optimize_streaming_latency,
+                           normalization=body.apply_text_normalization, lexicon=lexicon,
+                           transport="http")  # the bounded metrics label, as /v1/audio/speech
         stream = await request.app[ORCHESTRATOR].open(spec)
     except (MorpheusError, Busy) as e:
         return error_response(e)
@@ -183,6 +186,7 @@ async def stream_with_timestamps(request: web.Request) -> web.StreamResponse:
 def add_elevenlabs_routes(app: web.Application) -> None:
     """Every ElevenLabs-compatible route: text-to-speech, voices, models and the WebSockets."""
     from server.faces.elevenlabs.catalog import list_voices, list_voices_v2
+    from server.faces.elevenlabs.dictionaries import add_dictionary_routes
     from server.faces.elevenlabs.ws import multi_stream_input, stream_input
 
     base = "/v1/text-to-speech/{voice_id}"
@@ -194,6 +198,7 @@ def add_elevenlabs_routes(app: web.Application) -> None:
     app.router.add_get(f"{base}/multi-stream-input", multi_stream_input)
     app.router.add_get("/v1/voices", list_voices)
     app.router.add_get("/v2/voices", list_voices_v2)
+    add_dictionary_routes(app)
 
 
 __all__ = ["add_elevenlabs_routes"]

@@ -52,7 +52,9 @@ from pydantic import (
 from adapters.errors import BadRequest
 from server.app_keys import METRICS, ORCHESTRATOR, SETTINGS
 from server.deliveries import DELIVERIES, Playout
+from dsp.textfront import LexiconEntry
 from server.faces.elevenlabs.api import (
+    Locator,
     SpeechQuery,
     VoiceSettings,
     detail_error,
@@ -63,6 +65,7 @@ from server.faces.elevenlabs.api import (
     ws_error,
 )
 from server.faces.elevenlabs.context import Context
+from server.faces.elevenlabs.dictionaries import DICTIONARIES
 from server.faces.elevenlabs.formats import OutputFormat, parse_output_format
 from server.core.stream import StreamSpec
 from server.security import key_ok, presented_key
@@ -105,6 +108,7 @@ class WsMessage(BaseModel):
     immediate: StrictBool | None = None
     api_key: StrictStr | None = Field(
         None, validation_alias=AliasChoices("xi-api-key", "xi_api_key", "api_key"))
+    pronunciation_dictionary_locators: list[Locator] | None = Field(None, max_length=3)
     authorization: StrictStr | None = None
 
     def key(self) -> str | None:
@@ -154,15 +158,23 @@ class ElevenLabsSocket:
         await self.send(msg)
         raise SocketClosed(code)
 
-    def _spec(self, voice_settings: VoiceSettings | None) -> StreamSpec:
+    def _spec(self, voice_settings: VoiceSettings | None,
+              lexicon: tuple[LexiconEntry, ...] = ()) -> StreamSpec:
         q = self.query
         return stream_spec(voice_id=self.request.match_info["voice_id"], model_id=q.model_id,
                            voice_settings=voice_settings, language=q.language_code,
                            latency=q.optimize_streaming_latency, transport="ws",
-                           incremental=True)
+                           incremental=True, normalization=q.apply_text_normalization,
+                           lexicon=lexicon)
 
-    def _context(self, context_id: str | None, voice_settings: VoiceSettings | None) -> Context:
-        return Context(context_id, orch=self.orch, send=self.send, spec_for=self._spec,
+    def _context(self, context_id: str | None, msg: WsMessage) -> Context:
+        lexicon = self.request.app[DICTIONARIES].entries(msg.pronunciation_dictionary_locators)
+        voice_settings = msg.voice_settings
+
+        def spec_for(vs: VoiceSettings | None) -> StreamSpec:
+            return self._spec(vs, lexicon)
+
+        return Context(context_id, orch=self.orch, send=self.send, spec_for=spec_for,
                        fmt=self.format, voice_settings=voice_settings,
                        max_chars=self.settings.max_input_chars, on_end=self._context_ended,
                        on_audio=self.playout.sent)
@@ -213,7 +225,7 @@ class ElevenLabsSocket:
         if ctx is None:
             if not first or self._ended.is_set():
                 return  # after the end of input: nothing more is taken
-            ctx = self.contexts[None] = self._context(None, msg.voice_settings)
+            ctx = self.contexts[None] = self._context(None, msg)
         if ctx.input_closed:
             return  # after {"text": ""} the utterance only finishes
         text = msg.text
@@ -252,7 +264,7 @@ class ElevenLabsSocket:
             if sum(not c.cancelled for c in self.contexts.values()) >= MAX_CONTEXTS:
                 raise BadRequest(f"at most {MAX_CONTEXTS} open contexts per connection "
                                  "(ElevenLabs allows 5); close one first", field="context_id")
-            ctx = self.contexts[cid] = self._context(cid, msg.voice_settings)
+            ctx = self.contexts[cid] = self._context(cid, msg)
         if speaks and msg.text:
             try:
                 ctx.push(msg.text)

@@ -188,7 +188,11 @@ class RealtimeSession:
             voice, _ = self.orch.resolve_voice(adapter, voice)
         except MorpheusError:
             pass  # reported when a response opens
-        return P.SessionConfig(**{**self.config.__dict__, "backend": backend, "voice": voice})
+        normalize = self.config.normalize
+        if normalize is None:
+            normalize = self.settings.text_normalization
+        return P.SessionConfig(**{**self.config.__dict__, "backend": backend, "voice": voice,
+                                  "normalize": normalize})
 
     def _check_length(self, chars: int) -> None:
         limit = self.settings.max_input_chars
@@ -243,6 +247,7 @@ class RealtimeSession:
         return StreamSpec(
             backend=c.backend, voice=c.voice, speed=c.speed, low_latency=c.low_latency,
             request_id=resp.id, transport=self.transport, incremental=True,
+            normalize=c.normalize,
         )
 
     async def _run(self, resp: Response) -> None:
