@@ -173,9 +173,12 @@ def to_s16_mono(raw: bytes, fmt: WavFormat) -> bytes:
     if fmt.bits == 16 and not fmt.is_float and fmt.channels == 1:
         return raw
     width = fmt.bits // 8
-    if fmt.is_float:
+    if fmt.is_float:  # float samples: the one float-to-PCM16 conversion (dsp/pcm.py)
         x = np.frombuffer(raw, dtype="<f4" if width == 4 else "<f8").astype(np.float64)
-    elif width == 1:
+        if fmt.channels > 1:
+            x = x.reshape(-1, fmt.channels).mean(axis=1)
+        return float_to_pcm16(x)
+    if width == 1:
         x = (np.frombuffer(raw, dtype=np.uint8).astype(np.float64) - 128.0) / 128.0
     elif width == 3:
         b = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
@@ -185,4 +188,5 @@ def to_s16_mono(raw: bytes, fmt: WavFormat) -> bytes:
         x = np.frombuffer(raw, dtype=f"<i{width}").astype(np.float64) / float(1 << (fmt.bits - 1))
     if fmt.channels > 1:
         x = x.reshape(-1, fmt.channels).mean(axis=1)
-    return float_to_pcm16(x)
+    # integer samples keep their top 16 bits (exact for 16-bit sources, rounded for wider)
+    return np.clip(np.rint(x * 32768.0), -32768, 32767).astype("<i2").tobytes()

@@ -85,7 +85,7 @@ class PiperAdapter(TTSAdapter):
     name = "piper"
     capabilities = Capabilities(
         native_rate_hz=22_050, streams_sub_sentence=True, chunk_unit="segment",
-        languages=("en",), native_speed=True, word_timings=True,
+        languages=("en",), native_speed=True, word_timings=True, phonemes=True,
     )
 
     def __init__(

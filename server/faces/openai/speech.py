@@ -78,7 +78,8 @@ async def speech(request: web.Request) -> web.StreamResponse:
         backend=pick_backend(req.model, req.backend), voice=req.voice, speed=req.speed,
         low_latency=req.low_latency, language=req.language,
         sampling=Sampling(req.temperature, req.top_p, req.repetition_penalty),
-        transport="http")
+        transport="http", normalize=req.normalize,
+        lexicon=tuple(p.entry() for p in req.lexicon))
     opened = await open_stream(request, spec, req.input)
     if isinstance(opened, web.Response):
         return opened
