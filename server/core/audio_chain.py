@@ -56,7 +56,8 @@ class AudioChain:
         """`ms` of silence after the segment (a pause the text asked for): the segment fades
         into it and the next one fades out of it, like any seam."""
         self._stitcher.boundary()
-        samples = int(PIPELINE_RATE_HZ * ms / 1000)
+        # both seams overlap the silence by a crossfade: add them, so `ms` is what is heard
+        samples = int(PIPELINE_RATE_HZ * (ms + 2 * CROSSFADE_MS) / 1000)
         return self._stitcher.process(bytes(2 * samples), hold_tail=True)
 
     def end(self) -> bytes:

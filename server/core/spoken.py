@@ -50,6 +50,22 @@ class SpokenMap:
             return 0, 0
         return self._nws[first], self._nws[last - 1] + 1
 
+    def typed(self, source: str, spoken_start: int, spoken_end: int) -> str:
+        """What the client typed for these spoken characters, markup between pieces left out
+        ("page." for "[the page](https://...)." rather than the link's markup)."""
+        parts: list[str] = []
+        k = max(0, bisect_right(self._piece_starts, spoken_start) - 1)
+        while k < len(self.map.pieces) and self._piece_starts[k] < spoken_end:
+            p, ps, pe = self.map.pieces[k], self._piece_starts[k], self._piece_ends[k]
+            if pe > spoken_start and pe > ps:
+                if isinstance(p, Say) and p.verbatim:
+                    parts.append(source[p.start + max(spoken_start - ps, 0):
+                                        p.start + min(spoken_end, pe) - ps])
+                else:
+                    parts.append(source[p.start:p.end])
+            k += 1
+        return "".join(parts).strip()
+
     def group_end(self, spoken_start: int, spoken_end: int) -> int:
         """Where the group of words these spoken characters belong to ends (spoken offset):
         a word said as typed is its own group; a rewritten piece is one group."""
@@ -100,7 +116,7 @@ class SourceMarks:
         marks, self._group = self._group, []
         span = self._group_span
         spoken = " ".join(m.text for m in marks)
-        text = self.source[span[0]:span[1]] if span is not None else spoken
+        text = self._spoken.typed(self.source, *self._group_spoken)
         mark = WordMark(text or spoken, marks[0].start_ms, max(m.end_ms for m in marks),
                         all(m.exact for m in marks), spoken=spoken, source=span)
         self.heard_upto.append((mark.end_ms, self._group_spoken[1]))
