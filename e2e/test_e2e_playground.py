@@ -405,3 +405,26 @@ def test_stop_mid_response_shows_what_was_heard_and_marks_the_rest_unheard(open_
     assert 1000 * frames / rate >= played_at_stop - 50
     tab.screenshot("playground-words-stopped")
     tab.assert_clean()
+
+
+def test_what_was_typed_and_what_was_spoken_side_by_side(open_tab, morpheus):
+    """The text front end reads "$12.50" as words: the page shows the typed words, and with
+    the toggle on, what was spoken next to each rewritten one; markup is never a word."""
+    tab = open_synthetic(open_tab, morpheus)
+    tab.page.fill("#text", "**Total:** $12.50 on 3/4.")
+    tab.page.click("#speak")
+    tab.wait_for("() => window.__morpheus.phase() === 'idle'", 20, "the response to end")
+    words = [e for e in tab.js("() => window.__morpheus.events") if e["type"] == "response.word"]
+    assert [w["text"] for w in words] == ["Total:", "$12.50", "on", "3/4."], words
+    money = words[1]
+    assert money["spoken"] == "twelve dollars and fifty cents", money
+    spoken = tab.js("""() => [...document.querySelectorAll('#words .w[data-spoken]')]
+                        .map((w) => [w.textContent, w.dataset.spoken])""")
+    assert ["$12.50", "twelve dollars and fifty cents"] in spoken, spoken
+    assert "show-spoken" not in (tab.page.get_attribute("#words", "class") or "")
+    tab.page.check("#show-spoken")
+    assert "show-spoken" in tab.page.get_attribute("#words", "class")
+    after = tab.js("""() => getComputedStyle(
+        document.querySelector('#words .w[data-spoken]'), '::after').content""")
+    assert "twelve dollars" in after, after
+    tab.screenshot("playground-typed-and-spoken")

@@ -97,12 +97,16 @@ class SourceMarks:
         s, e = self._spoken.spoken_range(first, last)
         span = self._spoken.map.source_span(s, e)
         out: list[WordMark] = []
-        if self._group and (span != self._group_span or s >= self._group_end):
+        if self._group and s >= self._group_end:
             out += self.flush()
         if not self._group:
             self._group_span = span
             self._group_spoken = (s, e)
             self._group_end = self._spoken.group_end(s, e)
+        elif span is not None:  # "fourth." of "3/4.": the rewrite and the stop after it
+            old = self._group_span or span
+            self._group_span = (min(old[0], span[0]), max(old[1], span[1]))
+            self._group_end = max(self._group_end, self._spoken.group_end(s, e))
         self._group.append(mark)
         self._group_spoken = (self._group_spoken[0], e)
         if e >= self._group_end:

@@ -27,10 +27,17 @@ const el = {
   factBackend: $("fact-backend"), request: $("fact-request"), underruns: $("fact-underruns"),
   log: $("event-log"),
   spoken: $("spoken"), words: $("words"), timing: $("timing-kind"), heard: $("heard"),
+  showSpoken: $("show-spoken"),
   wave: $("wave"), canvas: $("waveform"), caption: $("wave-caption"),
 };
 // every server event this page saw (bounded), for people and tests
 const { events, log: logEvent } = makeEventLog(el.log);
+
+// What was typed, or next to it what the engine was given to say ("$12.50" -> "twelve dollars
+// and fifty cents"; markup and emoji are never spoken, so they have nothing next to them).
+el.showSpoken.addEventListener("change", () => {
+  el.words.classList.toggle("show-spoken", el.showSpoken.checked);
+});
 
 const player = new PcmPlayer();
 const view = new ResponseView(el);

@@ -49,9 +49,10 @@ export class WordTrack {
     this.container.scrollTop = 0;
   }
 
-  // A `response.word` event. A word the text does not have (an engine's normalisation) keeps
-  // its time but highlights nothing.
-  add({ text, start_ms, end_ms, exact }) {
+  // A `response.word` event: a word of the text as typed ("$12.50"), with what the server's
+  // text front end had the engine say for it (`spoken`: "twelve dollars and fifty cents")
+  // when that differs. A word the text does not have keeps its time but highlights nothing.
+  add({ text, start_ms, end_ms, exact, spoken }) {
     const token = this.#find(text, this.matched);
     if (token !== null) {
       this.matched = token + 1;
@@ -59,6 +60,7 @@ export class WordTrack {
       span.dataset.startMs = String(start_ms);
       span.dataset.endMs = String(end_ms);
       span.dataset.timing = exact ? "exact" : "estimated";
+      if (spoken && spoken !== text) span.dataset.spoken = spoken;
     }
     this.timeline.push({ start_ms, end_ms, exact: Boolean(exact), token });
     if (exact) this.exactCount += 1;
