@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11
 
 PIPELINE_RATE_HZ = 24_000  # everything after the adapter is 24 kHz mono s16le
 SAMPLE_WIDTH_BYTES = 2
@@ -86,7 +89,12 @@ class Voice:
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What an engine declares about itself; the orchestrator sizes its work from this."""
+    """What an engine declares about itself; the orchestrator sizes its work from this.
+
+    Fixed when the adapter is built: what is learned later (an upstream's voices and their
+    languages, the rate a voice speaks at) belongs to the voices and to each chunk's
+    `sample_rate_hz`, which wins over `native_rate_hz` (the rate the engine usually speaks at).
+    """
 
     native_rate_hz: int
     streams_sub_sentence: bool = False  # yields audio before a segment is fully synthesized
@@ -120,8 +128,9 @@ class Health:
 class TTSAdapter(ABC):
     """One engine behind one streaming method.
 
-    Lifecycle: construct (cheap, no I/O) -> `warmup()` (load models, connect) -> any number of
-    concurrent `synth_stream()` calls -> `aclose()`.
+    Lifecycle: `from_options(settings)` (cheap, no I/O) -> `warmup()` (load models, connect)
+    -> any number of concurrent `synth_stream()` calls -> `aclose()`. `capabilities` never
+    changes after construction.
 
     `synth_stream(req)` yields AudioChunks for `req.text` in order, at the engine's native rate,
     the last one with `is_final=True`. It never blocks the event loop: blocking inference runs in
@@ -137,6 +146,14 @@ class TTSAdapter(ABC):
     # streams earliest-deadline-first within this many slots. None = no limit (remote APIs).
     concurrency: int | None = None
 
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> Self:
+        """Build the adapter from the flat settings mapping (`Settings.model_dump()` of
+        server/config.py: every key present, values validated; each adapter reads its own
+        keys with `options[key]`, the settings being the one place their defaults are
+        stated). The default is for adapters without settings."""
+        return cls()
+
     async def warmup(self) -> None:  # noqa: B027 (optional hook)
         """Load models / open connections so the first request is fast. Idempotent."""
 
@@ -149,6 +166,13 @@ class TTSAdapter(ABC):
     def default_voice(self) -> str | None:
         voices = self.voices()
         return voices[0].id if voices else None
+
+    def languages(self) -> tuple[str, ...]:
+        """The languages it speaks now: the capabilities' own, then those of the voices it
+        lists (an upstream's catalogue, learned after construction), as base codes."""
+        out = list(self.capabilities.languages)
+        learned = {v.language.split("-")[0] for v in self.voices() if v.language}
+        return (*out, *sorted(learned - set(out)))
 
     def open_session(self) -> AdapterSession | None:
         """A conversation for one whole Morpheus stream, for engines that do better with one

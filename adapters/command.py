@@ -54,8 +54,8 @@ class CommandAdapter(TTSAdapter):
         languages=("en",), native_speed=False,  # no speed flag we could know: the pipeline stretches
     )
 
-    def __init__(self, command: str = "", rate_hz: int | None = None,
-                 voices: Sequence[str] = (), read_timeout_s: float = 30.0) -> None:
+    def __init__(self, command: str, *, rate_hz: int | None, voices: Sequence[str],
+                 read_timeout_s: float) -> None:
         self._argv = shlex.split(command)
         self._rate = rate_hz
         self._read_timeout_s = read_timeout_s
@@ -65,10 +65,9 @@ class CommandAdapter(TTSAdapter):
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> CommandAdapter:
-        return cls(command=options.get("command_tts") or "",
-                   rate_hz=options.get("command_tts_rate"),
-                   voices=[v.strip() for v in (options.get("command_tts_voices") or "").split(",")],
-                   read_timeout_s=float(options.get("upstream_read_timeout_s") or 30.0))
+        return cls(str(options["command_tts"]), rate_hz=options["command_tts_rate"],
+                   voices=[v.strip() for v in str(options["command_tts_voices"]).split(",")],
+                   read_timeout_s=float(options["upstream_read_timeout_s"]))
 
     def _not_ready(self) -> str | None:
         if not self._argv:

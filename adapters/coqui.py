@@ -9,36 +9,39 @@ answer is one WAV with true sizes at the model's own rate (22050 Hz for the LJSp
 24000 Hz for XTTS), read from its header. The server synthesises the whole text before it
 answers, so sub-sentence streaming comes from the orchestrator's segments, not from here.
 Speakers: COQUI_SPEAKERS, else the MaryTTS-compatible `GET /voices` ("name locale gender"
-lines); languages: COQUI_LANGUAGES, else `GET /locales`.
+lines); languages: COQUI_LANGUAGES (the capabilities), else the model's from `GET /locales`
+(the voices' language). The rate declared is the LJSpeech default model's; each chunk carries
+the rate its answer's header states.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Mapping
-from contextlib import aclosing
 from dataclasses import dataclass, replace
 from typing import Any
 
 from adapters.base import AudioChunk, Capabilities, TTSInput, Voice
-from adapters.errors import BackendTimeout, BackendUnavailable, BadCredentials, BadRequest, TTSError
-from adapters.upstream.http import HttpUpstreamAdapter, UpstreamConfig
+from adapters.errors import BackendTimeout, BackendUnavailable, BadCredentials, TTSError
+from adapters.upstream.http import LIST_TIMEOUT_S, HttpUpstreamAdapter
 from adapters.upstream.pool import Upstream
+from adapters.upstream.pooled import UpstreamConfig
 from dsp.decoders import WavDecoder
 
 log = logging.getLogger("morpheus.adapters.coqui")
 
 NAME = "coqui"
-DEFAULT_RATE_HZ = 22_050  # until the first answer says; the LJSpeech default model's rate
-LIST_TIMEOUT_S = 3.0
+DEFAULT_RATE_HZ = 22_050  # the LJSpeech default model's rate; each answer's header says its own
 
 
 @dataclass(frozen=True)
 class CoquiConfig:
-    upstream: UpstreamConfig = UpstreamConfig()
-    speakers: tuple[str, ...] = ()  # COQUI_SPEAKERS; empty = ask the server
-    languages: tuple[str, ...] = ()  # COQUI_LANGUAGES; empty = ask the server
-    voice: str | None = None
+    """The COQUI_* settings (their defaults are stated in server/config.py)."""
+
+    upstream: UpstreamConfig
+    speakers: tuple[str, ...]  # COQUI_SPEAKERS; empty = ask the server
+    languages: tuple[str, ...]  # COQUI_LANGUAGES; empty = ask the server
+    voice: str | None
 
 
 class CoquiAdapter(HttpUpstreamAdapter):
@@ -50,11 +53,12 @@ class CoquiAdapter(HttpUpstreamAdapter):
     capabilities = Capabilities(native_rate_hz=DEFAULT_RATE_HZ, streams_sub_sentence=False,
                                 chunk_unit="segment", languages=("en",), native_speed=False)
 
-    def __init__(self, config: CoquiConfig | None = None) -> None:
-        self.config = config or CoquiConfig()
-        super().__init__(self.config.upstream)
-        self._speakers = list(self.config.speakers)
-        self._languages = list(self.config.languages)  # only the setting restricts requests
+    def __init__(self, config: CoquiConfig) -> None:
+        self.config = config
+        super().__init__(config.upstream)
+        self._speakers = list(config.speakers)
+        self._languages = list(config.languages)  # only the setting restricts requests
+        self._locale: str | None = None  # the model's language, as the server says
         if self._languages:
             self.capabilities = replace(self.capabilities, languages=tuple(self._languages))
 
@@ -62,16 +66,16 @@ class CoquiAdapter(HttpUpstreamAdapter):
     def from_options(cls, options: Mapping[str, Any]) -> CoquiAdapter:
         return cls(CoquiConfig(
             upstream=UpstreamConfig.from_options(options, "coqui_url"),
-            speakers=_comma_list(options.get("coqui_speakers")),
-            languages=_comma_list(options.get("coqui_languages")),
-            voice=options.get("coqui_voice") or None,
+            speakers=_comma_list(options["coqui_speakers"]),
+            languages=_comma_list(options["coqui_languages"]),
+            voice=options["coqui_voice"] or None,
         ))
 
     # -- lifecycle and voices
 
     async def warmup(self) -> None:
-        self.require_pool()
-        await self.first_answer(self._learn)
+        self.pooled.require()
+        await self.pooled.first_answer(self._learn)
 
     async def _learn(self, address: str) -> None:
         """Speakers and languages from the server where the settings name none. A server too
@@ -86,7 +90,7 @@ class CoquiAdapter(HttpUpstreamAdapter):
             # (then the model's languages are not listed anywhere but its web page).
             codes = [x for x in lines or () if 2 <= len(x) <= 5]
             if codes:
-                self.capabilities = replace(self.capabilities, languages=tuple(codes))
+                self._locale = codes[0]
 
     async def _text_lines(self, url: str) -> list[str] | None:
         try:
@@ -100,7 +104,7 @@ class CoquiAdapter(HttpUpstreamAdapter):
                 if line.strip()]
 
     def voices(self) -> list[Voice]:
-        language = self.capabilities.languages[0]
+        language = self._languages[0] if self._languages else self._locale or "en"
         return [Voice(id=s, name=s, language=language, backend=self.name,
                       description="Coqui TTS speaker") for s in self._speakers]
 
@@ -111,9 +115,7 @@ class CoquiAdapter(HttpUpstreamAdapter):
 
     # -- streaming
 
-    async def synth_stream(self, req: TTSInput) -> AsyncIterator[AudioChunk]:
-        if not req.text.strip():
-            raise BadRequest("nothing to speak", field="input")
+    async def speak(self, up: Upstream, req: TTSInput) -> AsyncIterator[AudioChunk]:
         params = {"text": req.text}
         speaker = req.voice or self.default_voice()
         if speaker and (speaker in self._speakers or not self._speakers):
@@ -122,23 +124,14 @@ class CoquiAdapter(HttpUpstreamAdapter):
         # (its --language_idx): a multilingual model answers an unknown one with a 500.
         if req.language and (req.language in self._languages or not self._languages):
             params["language_id"] = req.language
-        async with aclosing(self.pooled(lambda up: self._speak(up, params))) as chunks:
-            async for chunk in chunks:
-                yield chunk
-
-    async def _speak(self, up: Upstream, params: dict[str, str]) -> AsyncIterator[AudioChunk]:
         url = f"{up.address}/api/tts"
-        decoder = WavDecoder()
         async with self.request("GET", url, params=params) as resp:
-            async for chunk in self.audio_chunks(resp, decoder, url):
-                if chunk.sample_rate_hz != self.capabilities.native_rate_hz and chunk.pcm:
-                    self.capabilities = replace(self.capabilities,
-                                                native_rate_hz=chunk.sample_rate_hz)
+            async for chunk in self.audio_chunks(resp, WavDecoder(), url):
                 yield chunk
 
 
-def _comma_list(value: Any) -> tuple[str, ...]:
-    return tuple(v.strip() for v in str(value or "").split(",") if v.strip())
+def _comma_list(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
 
 
 def _mary_voice(line: str) -> tuple[str, str, str]:

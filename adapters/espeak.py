@@ -9,9 +9,10 @@ from typing import Any
 
 from adapters.base import AudioChunk, Capabilities, Health, TTSAdapter, TTSInput, Voice
 from adapters.errors import BackendUnavailable, EngineError
+from dsp.wav import WavReader
 
-ESPEAK_RATE_HZ = 22_050
-WAV_HEADER_BYTES = 44
+ESPEAK_BINARY = "espeak-ng"
+ESPEAK_RATE_HZ = 22_050  # what espeak-ng writes; its WAV header says so for each stream
 READ_BYTES = 8_820  # 200 ms at 22.05 kHz s16
 BASE_WPM = 175
 
@@ -25,14 +26,14 @@ class EspeakAdapter(TTSAdapter):
         languages=("en", "fr", "de", "es", "it", "hi", "ko", "zh"), native_speed=True,
     )
 
-    def __init__(self, voice: str = "en-us", binary: str = "espeak-ng") -> None:
+    def __init__(self, voice: str, binary: str = ESPEAK_BINARY) -> None:
         self._voice = voice
         self._binary = binary
         self._voices: list[Voice] | None = None
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> EspeakAdapter:
-        return cls(voice=options.get("espeak_voice") or "en-us")
+        return cls(voice=str(options["espeak_voice"]))
 
     def _path(self) -> str | None:
         return shutil.which(self._binary)
@@ -79,33 +80,32 @@ class EspeakAdapter(TTSAdapter):
         path = self._path()
         if path is None:
             raise BackendUnavailable("espeak-ng not installed", backend=self.name)
-        voice = req.voice if self._known(req.voice) else self._voice
+        voice = req.voice if req.voice is not None and self._known(req.voice) else self._voice
         wpm = str(int(min(450, max(80, BASE_WPM * req.speed))))
         proc = await asyncio.create_subprocess_exec(
             path, "-v", voice, "-s", wpm, "--stdout", "--", req.text,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         assert proc.stdout is not None
+        reader = WavReader()  # espeak-ng's streamed WAV has placeholder sizes: read on to EOF
         try:
-            header = await proc.stdout.readexactly(WAV_HEADER_BYTES)
-            if header[:4] != b"RIFF":
-                raise EngineError("espeak-ng wrote no WAV", backend=self.name)
             pending = b""
             while True:
                 data = await proc.stdout.read(READ_BYTES)
                 if not data:
                     break
-                pending += data
-                cut = len(pending) - len(pending) % 2
-                if cut >= READ_BYTES:
-                    yield AudioChunk(pending[:cut], ESPEAK_RATE_HZ)
-                    pending = pending[cut:]
+                try:
+                    pending += reader.feed(data)
+                except ValueError as e:
+                    raise EngineError(f"espeak-ng wrote no WAV: {e}", backend=self.name) from e
+                if len(pending) >= READ_BYTES and reader.format is not None:
+                    yield AudioChunk(pending, reader.format.sample_rate_hz)
+                    pending = b""
             if await proc.wait() != 0:
                 err = (await proc.stderr.read()).decode(errors="replace") if proc.stderr else ""
                 raise EngineError(f"espeak-ng failed: {err.strip()}", backend=self.name)
-            yield AudioChunk(pending[: len(pending) - len(pending) % 2], ESPEAK_RATE_HZ,
-                             is_final=True)
-        except asyncio.IncompleteReadError as e:
-            raise EngineError("espeak-ng produced no audio", backend=self.name) from e
+            if reader.format is None or not reader.in_data:
+                raise EngineError("espeak-ng produced no audio", backend=self.name)
+            yield AudioChunk(pending, reader.format.sample_rate_hz, is_final=True)
         finally:
             if proc.returncode is None:
                 proc.kill()

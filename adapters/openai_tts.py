@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Mapping
-from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,13 +22,13 @@ from adapters.errors import (
     BackendTimeout,
     BackendUnavailable,
     BadCredentials,
-    BadRequest,
     MalformedAudio,
     TTSError,
     UpstreamRejected,
 )
-from adapters.upstream.http import HttpUpstreamAdapter, UpstreamConfig
+from adapters.upstream.http import LIST_TIMEOUT_S, HttpUpstreamAdapter
 from adapters.upstream.pool import Upstream
+from adapters.upstream.pooled import UpstreamConfig
 from dsp.decoders import PCM_RATE_HZ, StreamDecoder, format_of, make_decoder, rate_param
 
 log = logging.getLogger("morpheus.adapters.openai_tts")
@@ -37,16 +36,17 @@ log = logging.getLogger("morpheus.adapters.openai_tts")
 NAME = "openai_tts"
 FORMATS = ("pcm", "wav", "mp3", "opus", "flac", "aac")
 FALLBACK_FORMAT = "mp3"  # OpenAI's default: every compatible server speaks it
-VOICE_LIST_TIMEOUT_S = 3.0
 
 
 @dataclass(frozen=True)
 class OpenAITTSConfig:
-    upstream: UpstreamConfig = UpstreamConfig()
-    api_key: str | None = None
-    model: str = "tts-1"
-    voices: tuple[str, ...] = ("alloy",)  # OPENAI_TTS_VOICE: the first is the default
-    response_format: str = "pcm"
+    """The OPENAI_TTS_* settings (their defaults are stated in server/config.py)."""
+
+    upstream: UpstreamConfig
+    api_key: str | None
+    model: str
+    voices: tuple[str, ...]  # OPENAI_TTS_VOICE: the first is the default
+    response_format: str
 
 
 class OpenAITTSAdapter(HttpUpstreamAdapter):
@@ -58,8 +58,8 @@ class OpenAITTSAdapter(HttpUpstreamAdapter):
     capabilities = Capabilities(native_rate_hz=PCM_RATE_HZ, streams_sub_sentence=True,
                                 chunk_unit="segment", languages=("en",), native_speed=True)
 
-    def __init__(self, config: OpenAITTSConfig | None = None) -> None:
-        self.config = config or OpenAITTSConfig()
+    def __init__(self, config: OpenAITTSConfig) -> None:
+        self.config = config
         headers = {"Authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else None
         super().__init__(self.config.upstream, headers=headers)
         self._listed: list[Voice] | None = None  # the upstream's own list, once asked
@@ -67,29 +67,27 @@ class OpenAITTSAdapter(HttpUpstreamAdapter):
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> OpenAITTSAdapter:
-        d = OpenAITTSConfig()
-        voices = tuple(v.strip() for v in str(options.get("openai_tts_voice") or "").split(",")
-                       if v.strip()) or d.voices
         return cls(OpenAITTSConfig(
             upstream=UpstreamConfig.from_options(options, "openai_tts_base_url"),
-            api_key=options.get("openai_tts_api_key") or None,
-            model=str(options.get("openai_tts_model") or d.model),
-            voices=voices,
-            response_format=str(options.get("openai_tts_response_format") or d.response_format),
+            api_key=options["openai_tts_api_key"] or None,
+            model=str(options["openai_tts_model"]),
+            voices=tuple(v.strip() for v in str(options["openai_tts_voice"]).split(",")
+                         if v.strip()),
+            response_format=str(options["openai_tts_response_format"]),
         ))
 
     # -- lifecycle
 
     async def warmup(self) -> None:
-        self.require_pool()
+        self.pooled.require()
         if self._listed is None:
-            self._listed = await self.first_answer(self._ask_voices)
+            self._listed = await self.pooled.first_answer(self._ask_voices)
 
     async def _ask_voices(self, address: str) -> list[Voice]:
         """The upstream's voices; [] when it has no list (OpenAI itself); typed errors when
         it cannot be reached (so warmup says the backend is down)."""
         try:
-            body = await self.get_json(f"{address}/audio/voices", timeout_s=VOICE_LIST_TIMEOUT_S)
+            body = await self.get_json(f"{address}/audio/voices", timeout_s=LIST_TIMEOUT_S)
         except (BackendUnavailable, BackendTimeout, BadCredentials):
             raise
         except TTSError:
@@ -104,19 +102,14 @@ class OpenAITTSAdapter(HttpUpstreamAdapter):
 
     def default_voice(self) -> str | None:
         ids = [v.id for v in self.voices()]
-        preferred = self.config.voices[0]
+        preferred = self.config.voices[0] if self.config.voices else None
+        if preferred is None:
+            return ids[0] if ids else None
         return preferred if preferred in ids or not ids else ids[0]
 
     # -- streaming
 
-    async def synth_stream(self, req: TTSInput) -> AsyncIterator[AudioChunk]:
-        if not req.text.strip():
-            raise BadRequest("nothing to speak", field="input")
-        async with aclosing(self.pooled(lambda up: self._speak(up, req))) as chunks:
-            async for chunk in chunks:
-                yield chunk
-
-    async def _speak(self, up: Upstream, req: TTSInput) -> AsyncIterator[AudioChunk]:
+    async def speak(self, up: Upstream, req: TTSInput) -> AsyncIterator[AudioChunk]:
         fmt = self._formats.get(up.address, self.config.response_format)
         url = f"{up.address}/audio/speech"
         body = {"model": self.config.model, "input": req.text,

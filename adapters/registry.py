@@ -79,6 +79,4 @@ def load_class(name: str) -> type[TTSAdapter]:
 
 def create(name: str, options: Mapping[str, Any]) -> TTSAdapter:
     """Build a backend from the flat settings mapping (each adapter picks its own keys)."""
-    cls = load_class(name)
-    factory = getattr(cls, "from_options", None)
-    return factory(options) if factory is not None else cls()
+    return load_class(name).from_options(options)

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from adapters.base import (
+    PIPELINE_RATE_HZ,
     AudioChunk,
     Capabilities,
     Health,
@@ -22,11 +23,15 @@ from adapters.base import (
     WordTiming,
 )
 from adapters.errors import EngineError
+from dsp.pcm import float_to_pcm16
 
 
 @dataclass
 class SyntheticKnobs:
-    """Behaviour of the fake engine. Times are in the event loop's clock (virtual in tests)."""
+    """Behaviour of the fake engine. Times are in the event loop's clock (virtual in tests).
+
+    Each knob's default is "off" (no delay, no stall, no failure), so a test or the bench sets
+    only the knob it studies; the server sets the SYNTHETIC_* ones from its settings."""
 
     ttfb_ms: float = 0.0  # delay before the first chunk of each segment
     rtf: float = 0.0  # x real time; 0 = as fast as possible
@@ -34,7 +39,7 @@ class SyntheticKnobs:
     ms_per_char: float = 60.0  # audio length per character of text (~speech)
     stall_after: int | None = None  # chunks (over the adapter's life) after which it hangs
     fail_times: int = 0  # the first N segments raise EngineError
-    rate_hz: int = 24_000
+    rate_hz: int = PIPELINE_RATE_HZ
     native_speed: bool = True  # False: ignore TTSInput.speed and let the pipeline stretch
     concurrency: int | None = None  # engine slots shared by all streams (None = unbounded)
 
@@ -49,7 +54,7 @@ class SyntheticAdapter(TTSAdapter):
 
     name = "synthetic"
     capabilities = Capabilities(
-        native_rate_hz=24_000, streams_sub_sentence=True, chunk_unit="segment",
+        native_rate_hz=PIPELINE_RATE_HZ, streams_sub_sentence=True, chunk_unit="segment",
         languages=("en",), native_speed=True, word_timings=True,
     )
 
@@ -67,11 +72,11 @@ class SyntheticAdapter(TTSAdapter):
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> SyntheticAdapter:
         return cls(SyntheticKnobs(
-            ttfb_ms=float(options.get("synthetic_ttfb_ms") or 0.0),
-            rtf=float(options.get("synthetic_rtf") or 0.0),
-            stall_after=options.get("synthetic_stall_after"),
-            fail_times=int(options.get("synthetic_fail_times") or 0),
-            native_speed=bool(options.get("synthetic_native_speed", True)),
+            ttfb_ms=float(options["synthetic_ttfb_ms"]),
+            rtf=float(options["synthetic_rtf"]),
+            stall_after=options["synthetic_stall_after"],
+            fail_times=int(options["synthetic_fail_times"]),
+            native_speed=bool(options["synthetic_native_speed"]),
         ))
 
     async def health(self) -> Health:
@@ -128,4 +133,4 @@ def tone(freq_hz: float, start_ms: float, dur_ms: float, rate_hz: int, harmonic:
     if harmonic:
         x = 0.6 * x + 0.3 * np.sin(4 * math.pi * freq_hz * t) + 0.1 * np.sin(6 * math.pi * freq_hz * t)
     envelope = 0.55 + 0.45 * np.sin(2 * math.pi * 3.0 * t)  # ~3 "syllables" per second
-    return (0.3 * 32767 * x * envelope).astype("<i2").tobytes()
+    return float_to_pcm16(0.3 * x * envelope)

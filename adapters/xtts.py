@@ -20,15 +20,15 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping
-from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from adapters.base import AudioChunk, Capabilities, TTSInput, Voice
 from adapters.errors import BackendUnavailable, BadRequest, EngineError, UpstreamRejected
-from adapters.upstream.http import HttpUpstreamAdapter, UpstreamConfig
+from adapters.upstream.http import HttpUpstreamAdapter
 from adapters.upstream.pool import Upstream
+from adapters.upstream.pooled import UpstreamConfig
 from dsp.decoders import WavDecoder
 
 log = logging.getLogger("morpheus.adapters.xtts")
@@ -44,12 +44,14 @@ CLONE_TIMEOUT_S = 60.0  # computing latents from a clip runs the model once
 
 @dataclass(frozen=True)
 class XttsConfig:
-    upstream: UpstreamConfig = UpstreamConfig()
-    api: str = "auto"  # auto | streaming-server | api-server
-    speakers_dir: str | None = None
-    voice: str | None = None
-    language: str = "en"
-    stream_chunk_size: int = 20
+    """The XTTS_* settings (their defaults are stated in server/config.py)."""
+
+    upstream: UpstreamConfig
+    api: str  # auto | streaming-server | api-server
+    speakers_dir: str | None
+    voice: str | None
+    language: str
+    stream_chunk_size: int  # XTTS tokens per streamed chunk
 
 
 class XttsAdapter(HttpUpstreamAdapter):
@@ -61,8 +63,8 @@ class XttsAdapter(HttpUpstreamAdapter):
     capabilities = Capabilities(native_rate_hz=XTTS_RATE_HZ, streams_sub_sentence=True,
                                 chunk_unit="segment", languages=LANGUAGES, native_speed=False)
 
-    def __init__(self, config: XttsConfig | None = None) -> None:
-        self.config = config or XttsConfig()
+    def __init__(self, config: XttsConfig) -> None:
+        self.config = config
         super().__init__(self.config.upstream)
         self._apis: dict[str, str] = {}  # upstream -> the protocol it speaks
         self._studio: dict[str, bytes] = {}  # studio speaker -> its latents as JSON members
@@ -73,25 +75,25 @@ class XttsAdapter(HttpUpstreamAdapter):
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> XttsAdapter:
-        d = XttsConfig()
         return cls(XttsConfig(
             upstream=UpstreamConfig.from_options(options, "xtts_url"),
-            api=str(options.get("xtts_api") or d.api),
-            speakers_dir=options.get("xtts_speakers_dir") or None,
-            voice=options.get("xtts_voice") or None,
-            language=str(options.get("xtts_language") or d.language),
-            stream_chunk_size=int(options.get("xtts_stream_chunk_size") or d.stream_chunk_size),
+            api=str(options["xtts_api"]),
+            speakers_dir=options["xtts_speakers_dir"] or None,
+            voice=options["xtts_voice"] or None,
+            language=str(options["xtts_language"]),
+            stream_chunk_size=int(options["xtts_stream_chunk_size"]),
         ))
 
     # -- lifecycle and voices
 
     async def warmup(self) -> None:
-        self.require_pool()
-        await self.first_answer(self._learn)
+        self.pooled.require()
+        await self.pooled.first_answer(self._learn)
         voice = self.default_voice()
         clip = self._clips().get(voice or "")
         if clip is not None and STREAMING_SERVER in self._apis.values():
-            await self.first_answer(lambda a: self._clone(a, clip))  # the first request waits less
+            # the first request waits less
+            await self.pooled.first_answer(lambda a: self._clone(a, clip))
 
     async def _learn(self, address: str) -> None:
         """Which protocol `address` speaks, and its speakers."""
@@ -165,21 +167,16 @@ class XttsAdapter(HttpUpstreamAdapter):
 
     # -- streaming
 
-    async def synth_stream(self, req: TTSInput) -> AsyncIterator[AudioChunk]:
-        if not req.text.strip():
-            raise BadRequest("nothing to speak", field="input")
+    def prepare(self, req: TTSInput) -> TTSInput:
+        """The voice and language every upstream is asked for; no voice at all is an error."""
         voice = req.voice or self.default_voice()
         if not voice:
             raise BackendUnavailable("no XTTS voice: the server lists no speakers and "
                                      "XTTS_SPEAKERS_DIR holds no clip", backend=self.name)
-        language = (req.language or self.config.language).lower()
-        async with aclosing(self.pooled(lambda up: self._speak(up, req.text, voice, language))
-                            ) as chunks:
-            async for chunk in chunks:
-                yield chunk
+        return replace(req, voice=voice, language=(req.language or self.config.language).lower())
 
-    async def _speak(self, up: Upstream, text: str, voice: str, language: str
-                     ) -> AsyncIterator[AudioChunk]:
+    async def speak(self, up: Upstream, req: TTSInput) -> AsyncIterator[AudioChunk]:
+        text, voice, language = req.text, req.voice or "", req.language or ""
         address = up.address
         url = f"{address}/tts_stream"
         if await self._api(address) == STREAMING_SERVER:

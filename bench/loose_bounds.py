@@ -99,6 +99,7 @@ async def snac_socket_close_ms(tmp: Path, trials: int) -> dict[str, float]:
     """Closing or cancelling a SNAC stream -> the llama.cpp connection closed (needs torch)."""
     from adapters.base import TTSInput
     from adapters.orpheus.adapter import SnacLlamaCppAdapter
+    from server.config import Settings
     from tests.llama_protocol_server import LlamaProtocolServer, script_from_tokens
     from tests.snac_fixture import frames_to_token_text, random_frames, write_snac_checkpoint
 
@@ -106,8 +107,8 @@ async def snac_socket_close_ms(tmp: Path, trials: int) -> dict[str, float]:
     script = script_from_tokens(frames_to_token_text(random_frames(200)), tokens_per_s=400)
     closed, cancelled = [], []
     async with LlamaProtocolServer(script) as server:
-        adapter = SnacLlamaCppAdapter.from_options(
-            {"snac_url": server.url, "snac_model": str(model_dir), "snac_device": "cpu"})
+        adapter = SnacLlamaCppAdapter.from_options(Settings(
+            snac_url=server.url, snac_model=str(model_dir), snac_device="cpu").model_dump())
         try:
             for _ in range(trials):
                 async with aclosing(adapter.synth_stream(TTSInput(text="long"))) as stream:

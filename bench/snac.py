@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 
 from adapters.orpheus.tokens import SAMPLES_PER_FRAME, SNAC_RATE_HZ
-
 from adapters.orpheus.windows import StreamingSnacDecoder
 
 SCHEMES = (1, 2, 3, 6, 13)  # new frames per window: windows of 4, 5, 6, 9 and 16 frames
@@ -110,15 +109,16 @@ async def stream_through_adapter(model_dir: Path, device: str,
     """The adapter against the llama.cpp-protocol test server at TOKENS_PER_S."""
     from adapters.base import TTSInput
     from adapters.orpheus.adapter import SnacLlamaCppAdapter
+    from server.config import Settings
     from tests.llama_protocol_server import LlamaProtocolServer, script_from_tokens
     from tests.snac_fixture import frames_to_token_text, random_frames
 
     tokens = frames_to_token_text(random_frames(STREAM_FRAMES, seed=2))
     script = script_from_tokens(tokens, tokens_per_s=TOKENS_PER_S)
     async with LlamaProtocolServer(script) as server:
-        adapter = SnacLlamaCppAdapter.from_options(
-            {"snac_url": server.url, "snac_model": str(model_dir), "snac_device": device,
-             "snac_onnx": str(onnx_path) if onnx_path else None})
+        adapter = SnacLlamaCppAdapter.from_options(Settings(
+            snac_url=server.url, snac_model=str(model_dir), snac_device=device,
+            snac_onnx=str(onnx_path) if onnx_path else None).model_dump())
         try:
             await adapter.warmup()
             results = {}

@@ -27,6 +27,7 @@ from adapters.errors import (
     TTSError,
 )
 from dsp.levels import rms_dbfs
+from server.config import Settings
 from tests.contract import LONG_TEXT, SPEAKABLE, CaseEnv, ContractCase, discover
 
 CASES = discover()
@@ -60,6 +61,13 @@ def test_every_registered_backend_has_a_contract_case() -> None:
     assert not unknown, f"contract cases for backends not in the registry: {unknown}"
 
 
+@pytest.mark.parametrize("name", sorted(registry.BACKENDS))
+def test_every_backend_builds_from_the_default_settings(name: str) -> None:
+    """`from_options` reads every key it needs from the flat settings mapping."""
+    adapter = registry.create(name, Settings().model_dump())
+    assert type(adapter) is registry.load_class(name) and adapter.name == name
+
+
 async def collect(adapter: TTSAdapter, text: str) -> list[AudioChunk]:
     async with aclosing(adapter.synth_stream(TTSInput(text=text))) as chunks:
         return [c async for c in chunks]
@@ -69,9 +77,11 @@ async def collect(adapter: TTSAdapter, text: str) -> list[AudioChunk]:
 async def test_speakable_text_gives_real_audio_and_one_final_chunk(case: ContractCase,
                                                                    env: CaseEnv) -> None:
     async with case.start(env) as run:
+        built = run.adapter.capabilities
         await asyncio.wait_for(run.adapter.warmup(), 120)
         chunks = await asyncio.wait_for(collect(run.adapter, SPEAKABLE), 120)
         assert chunks, "speakable text gave an empty stream"
+        assert run.adapter.capabilities == built, "capabilities changed after construction"
         finals = [i for i, c in enumerate(chunks) if c.is_final]
         assert finals == [len(chunks) - 1], f"is_final on chunks {finals} of {len(chunks)}"
         rates = {c.sample_rate_hz for c in chunks if c.pcm}

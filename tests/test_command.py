@@ -14,11 +14,10 @@ from pydantic import ValidationError
 from adapters.base import AudioChunk, TTSInput
 from adapters.command import CommandAdapter
 from adapters.errors import BackendTimeout, BackendUnavailable, EngineError, MalformedAudio
-from adapters.espeak import EspeakAdapter
-from adapters.piper.adapter import PiperAdapter
 from adapters.piper.voices import bundled_voice_path
 from server.config import Settings
 from tests.audio_check import decode, pcm_stats
+from tests.contract import make_adapter
 from tests.procs import live_children, live_in_group
 
 TEXT = "The kettle whistled in the kitchen. Outside, the rain kept falling on the roof."
@@ -44,6 +43,14 @@ for part in range(int(sys.argv[1])):
 """
 
 
+def command(line: str, *, rate_hz: int | None = None, voices: tuple[str, ...] = (),
+            **settings: object) -> CommandAdapter:
+    """The backend built as the server builds it, from settings."""
+    return CommandAdapter.from_options(Settings(
+        command_tts=line, command_tts_rate=rate_hz, command_tts_voices=",".join(voices),
+        **settings).model_dump())
+
+
 async def collect(chunks: AsyncIterator[AudioChunk]) -> list[AudioChunk]:
     return [c async for c in chunks]
 
@@ -55,7 +62,7 @@ def speech(chunks: list[AudioChunk], rate: int) -> bytes:
 
 
 async def test_espeak_wav_on_stdout_with_the_voice_filled_in() -> None:
-    adapter = CommandAdapter("espeak-ng --stdout -v {voice}", voices=["en-us", "de"])
+    adapter = command("espeak-ng --stdout -v {voice}", voices=("en-us", "de"))
     assert (await adapter.health()).ready
     assert [v.id for v in adapter.voices()] == ["en-us", "de"]
     assert adapter.argv("de") == ["espeak-ng", "--stdout", "-v", "de"]
@@ -65,25 +72,25 @@ async def test_espeak_wav_on_stdout_with_the_voice_filled_in() -> None:
     stats = pcm_stats(en, 22050)
     assert stats.rms_dbfs > -35
     # the same engine through its own adapter: the same speech, give or take the last read
-    own = b"".join([c.pcm async for c in EspeakAdapter().synth_stream(TTSInput(TEXT, speed=1.0))])
+    own = b"".join([c.pcm async for c in make_adapter("espeak").synth_stream(TTSInput(TEXT, speed=1.0))])
     assert stats.duration_s == pytest.approx(pcm_stats(own, 22050).duration_s, rel=0.1)
     assert en != de
 
 
-@pytest.mark.parametrize("command,rate", [(PIPER_RAW, 22050), (PIPER_WAV, None)],
+@pytest.mark.parametrize("line,rate", [(PIPER_RAW, 22050), (PIPER_WAV, None)],
                          ids=["raw", "wav"])
-async def test_piper_cli_raw_and_wav(command: str, rate: int | None) -> None:
-    adapter = CommandAdapter(command, rate_hz=rate, voices=["en_US-joe-medium"])
+async def test_piper_cli_raw_and_wav(line: str, rate: int | None) -> None:
+    adapter = command(line, rate_hz=rate, voices=("en_US-joe-medium",))
     await adapter.warmup()  # runs the command once
     pcm = speech(await collect(adapter.synth_stream(TTSInput(TEXT))), 22050)
-    local = b"".join([c.pcm async for c in PiperAdapter().synth_stream(TTSInput(TEXT))])
+    local = b"".join([c.pcm async for c in make_adapter("piper").synth_stream(TTSInput(TEXT))])
     stats = pcm_stats(pcm, 22050)
     assert stats.rms_dbfs > -35
     assert stats.duration_s == pytest.approx(pcm_stats(local, 22050).duration_s, rel=0.25)
 
 
 async def test_a_streaming_writer_is_read_as_it_writes() -> None:
-    adapter = CommandAdapter(f"{PY} -c {shlex.quote(STREAMER)} 3 2.0")
+    adapter = command(f"{PY} -c {shlex.quote(STREAMER)} 3 2.0")
     arrived = []
     chunks = []
     async for chunk in adapter.synth_stream(TTSInput("ignored")):
@@ -99,7 +106,7 @@ async def test_a_streaming_writer_is_read_as_it_writes() -> None:
 async def test_cancel_kills_the_whole_process_group_at_once() -> None:
     marker = "cancel-me-0451"
     pipeline = f'{PY} -c "$0" 1000 0.05 | cat  # {marker}'  # $0: the streamer script
-    adapter = CommandAdapter(f"sh -c {shlex.quote(pipeline)} {shlex.quote(STREAMER)}")
+    adapter = command(f"sh -c {shlex.quote(pipeline)} {shlex.quote(STREAMER)}")
     agen = adapter.synth_stream(TTSInput("ignored"))
     first = await agen.__anext__()
     assert first.pcm
@@ -112,21 +119,21 @@ async def test_cancel_kills_the_whole_process_group_at_once() -> None:
 
 
 async def test_failures_are_typed_with_the_engines_own_words() -> None:
-    failing = CommandAdapter("sh -c 'echo no such model: x.onnx >&2; exit 3'")
+    failing = command("sh -c 'echo no such model: x.onnx >&2; exit 3'")
     with pytest.raises(EngineError, match="status 3: no such model: x.onnx"):
         await collect(failing.synth_stream(TTSInput("Hello.")))
     with pytest.raises(MalformedAudio, match="not a WAV stream"):
-        await collect(CommandAdapter("cat").synth_stream(TTSInput("Hello.")))
-    silent = CommandAdapter("sleep 30", read_timeout_s=0.3)
+        await collect(command("cat").synth_stream(TTSInput("Hello.")))
+    silent = command("sleep 30", upstream_read_timeout_s=0.3)
     with pytest.raises(BackendTimeout, match="wrote nothing"):
         await collect(silent.synth_stream(TTSInput("Hello.")))
-    missing = CommandAdapter("no-such-engine-here --speak")
+    missing = command("no-such-engine-here --speak")
     assert "not an executable" in ((await missing.health()).reason or "")
     with pytest.raises(BackendUnavailable):
         await collect(missing.synth_stream(TTSInput("Hello.")))
-    unset = await CommandAdapter("").health()
+    unset = await command("").health()
     assert not unset.ready and "COMMAND_TTS is not set" in (unset.reason or "")
-    no_voices = await CommandAdapter("espeak-ng --stdout -v {voice}").health()
+    no_voices = await command("espeak-ng --stdout -v {voice}").health()
     assert not no_voices.ready and "COMMAND_TTS_VOICES" in (no_voices.reason or "")
 
 

@@ -17,13 +17,18 @@ from aiohttp import web
 from adapters.base import TTSInput
 from adapters.elevenlabs.adapter import ElevenLabsAdapter, TailHold
 from adapters.errors import BackendTimeout, BackendUnavailable, BadCredentials, MalformedAudio
-from adapters.upstream.pool import Timeouts
 from server.app_keys import ORCHESTRATOR
 from server.config import Settings
 from tests.audio_check import pcm_stats
 
 MS_PER_CHAR = 60.0
 TEXT = "Hello there, my friend. How are you today?"
+
+
+def elevenlabs(url: str, **settings: object) -> ElevenLabsAdapter:
+    """The backend built as the server builds it, from settings."""
+    return ElevenLabsAdapter.from_options(
+        Settings(elevenlabs_base_url=url, **settings).model_dump())
 
 
 async def front_for(serve, upstream_url: str, **extra):
@@ -34,7 +39,7 @@ async def front_for(serve, upstream_url: str, **extra):
 def test_not_in_the_default_backends_and_not_configured_by_default() -> None:
     assert "elevenlabs" not in Settings().enabled_backends
     adapter = ElevenLabsAdapter.from_options(Settings().model_dump())
-    assert adapter.pool is None  # the public API without a key: never touched
+    assert adapter.pooled.pool is None  # the public API without a key: never touched
     health = asyncio.run(adapter.health())
     assert not health.ready and "not configured" in (health.reason or "")
     with pytest.raises(BackendUnavailable, match="not configured"):
@@ -144,7 +149,7 @@ async def collect(adapter: ElevenLabsAdapter, text: str = TEXT) -> bytes:
 
 
 async def test_refused_upstream_is_typed() -> None:
-    adapter = ElevenLabsAdapter(f"http://127.0.0.1:{free_port()}")
+    adapter = elevenlabs(f"http://127.0.0.1:{free_port()}")
     try:
         with pytest.raises(BackendUnavailable):
             await collect(adapter)
@@ -180,7 +185,7 @@ async def test_garbage_silence_and_bad_key_upstreams_are_typed() -> None:
     for handler, error in ((garbage, MalformedAudio), (silent, BackendTimeout),
                            (locked, BadCredentials)):
         runner, url = await small_server(handler)
-        adapter = ElevenLabsAdapter(url, timeouts=Timeouts(connect_s=2, read_s=0.5))
+        adapter = elevenlabs(url, upstream_connect_timeout_s=2, upstream_read_timeout_s=0.5)
         try:
             with pytest.raises(error):
                 await collect(adapter)
@@ -204,7 +209,7 @@ async def test_session_errors_are_typed() -> None:
         return ws
 
     refused = f"http://127.0.0.1:{free_port()}"
-    adapter = ElevenLabsAdapter(refused)
+    adapter = elevenlabs(refused)
     session = adapter.open_session()
     with pytest.raises(BackendUnavailable):
         await anext(session.synth_stream(TTSInput(TEXT, voice="sine")))
@@ -213,7 +218,7 @@ async def test_session_errors_are_typed() -> None:
     for handler, error in ((garbage, MalformedAudio), (locked, BadCredentials),
                            (mute, BackendTimeout)):
         runner, url = await small_server(handler)
-        adapter = ElevenLabsAdapter(url, timeouts=Timeouts(connect_s=2, read_s=0.5))
+        adapter = elevenlabs(url, upstream_connect_timeout_s=2, upstream_read_timeout_s=0.5)
         session = adapter.open_session()
         try:
             with pytest.raises(error):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import importlib.util
+import json
 import os
 import socket
 import subprocess
@@ -32,6 +33,7 @@ import httpx  # noqa: E402
 from adapters.base import TTSInput  # noqa: E402
 from adapters.orpheus.adapter import SnacLlamaCppAdapter  # noqa: E402
 from adapters.orpheus.tokens import SAMPLES_PER_FRAME  # noqa: E402
+from server.config import Settings  # noqa: E402
 from tests.extras import torch_or_skip  # noqa: E402
 from tests.snac_fixture import write_snac_checkpoint  # noqa: E402
 
@@ -177,9 +179,11 @@ async def make(snac_dir: Path) -> AsyncIterator[object]:
     made: list[SnacLlamaCppAdapter] = []
 
     def build(**options: object) -> SnacLlamaCppAdapter:
-        adapter = SnacLlamaCppAdapter.from_options(
-            {"snac_model": str(snac_dir), "snac_device": "cpu", "orpheus_max_tokens": 400,
-             "orpheus_timeout_s": 30, **options})
+        if "orpheus_extra_body" in options:  # the setting is JSON text
+            options["orpheus_extra_body"] = json.dumps(options["orpheus_extra_body"])
+        adapter = SnacLlamaCppAdapter.from_options(Settings(**{
+            "snac_model": str(snac_dir), "snac_device": "cpu", "orpheus_max_tokens": 400,
+            "orpheus_timeout_s": 30, **options}).model_dump())
         made.append(adapter)
         return adapter
 

@@ -25,6 +25,7 @@ from adapters.piper.split import (
     padded,
     split_model,
 )
+from server.config import Settings
 from tests.piper_test_voices import add_voice, joe, multi_speaker_model
 
 HOP = 256
@@ -118,7 +119,7 @@ def test_a_listeners_lead_buys_a_larger_window_up_to_the_cap() -> None:
 
 
 async def test_windows_join_into_the_whole_graphs_audio(still: Path) -> None:
-    adapter = PiperAdapter(voices_dir=str(still))
+    adapter = PiperAdapter.from_options(Settings(piper_voices_dir=str(still)).model_dump())
     chunks = await stream(adapter, LONG)
     got = np.frombuffer(b"".join(c.pcm for c in chunks), "<i2").astype(np.int32)
     want = whole_graph_audio(LONG).astype(np.int32)
@@ -143,7 +144,7 @@ async def test_windows_join_into_the_whole_graphs_audio(still: Path) -> None:
 
 
 async def test_far_ahead_a_sentence_goes_in_the_largest_windows(still: Path) -> None:
-    adapter = PiperAdapter(voices_dir=str(still))
+    adapter = PiperAdapter.from_options(Settings(piper_voices_dir=str(still)).model_dump())
     await stream(adapter, "Hello.")  # the decoder's pace is known from here on
     chunks = await stream(adapter, LONG, ahead_ms=60_000)
     sizes = [len(c.pcm) // 2 // HOP for c in chunks]
@@ -151,7 +152,7 @@ async def test_far_ahead_a_sentence_goes_in_the_largest_windows(still: Path) -> 
 
 
 async def test_each_window_carries_the_words_that_start_in_it(still: Path) -> None:
-    adapter = PiperAdapter(voices_dir=str(still))
+    adapter = PiperAdapter.from_options(Settings(piper_voices_dir=str(still)).model_dump())
     text = "First things first. " + LONG
     chunks = await stream(adapter, text)
     words = [w for c in chunks for w in c.words]
@@ -173,7 +174,7 @@ async def test_a_cancelled_stream_stops_after_the_window_in_flight(still: Path) 
             self.runs += 1
             return super()._engine_run()
 
-    adapter = Counting(voices_dir=str(still))
+    adapter = Counting.from_options(Settings(piper_voices_dir=str(still)).model_dump())
     agen = adapter.synth_stream(TTSInput(LONG * 3, voice="en_US-still-medium",
                                          buffer_ms=lambda: 0.0))
     first = await agen.__anext__()

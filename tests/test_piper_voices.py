@@ -13,6 +13,7 @@ import pytest
 from adapters.base import AudioChunk, TTSInput
 from adapters.piper.adapter import PiperAdapter
 from adapters.piper.voices import VoiceCatalog
+from server.config import Settings
 from tests.audio_check import pcm_stats
 from tests.piper_test_voices import add_multi_speaker_voice, add_voice, multi_speaker_model
 
@@ -69,9 +70,9 @@ def test_catalog_reads_rate_language_and_speakers(voices_dir: Path) -> None:
 
 
 async def test_each_voice_speaks_at_its_own_rate_and_language(voices_dir: Path) -> None:
-    adapter = PiperAdapter(voices_dir=str(voices_dir))
+    adapter = PiperAdapter.from_options(Settings(piper_voices_dir=str(voices_dir)).model_dump())
     assert {v.id: v.language for v in adapter.voices()}["de_DE-joe-medium"] == "de-DE"
-    assert set(adapter.capabilities.languages) == {"de", "en"}
+    assert set(adapter.languages()) == {"de", "en"}
     pcm = {}
     for voice, rate in [("en_US-still-medium", 22050), ("en_US-still16k-medium", 16000),
                         ("de_DE-joe-medium", 24000)]:
@@ -88,7 +89,7 @@ async def test_each_voice_speaks_at_its_own_rate_and_language(voices_dir: Path) 
 
 
 async def test_multi_speaker_voice_passes_sid_and_speakers_differ(voices_dir: Path) -> None:
-    adapter = PiperAdapter(voices_dir=str(voices_dir))
+    adapter = PiperAdapter.from_options(Settings(piper_voices_dir=str(voices_dir)).model_dump())
     ids = [v.id for v in adapter.voices()]
     assert "en_US-duo-medium:alto" in ids and "en_US-duo-medium:whisper" in ids
     alto = await speak(adapter, "en_US-duo-medium:alto")
@@ -99,7 +100,7 @@ async def test_multi_speaker_voice_passes_sid_and_speakers_differ(voices_dir: Pa
 
 
 async def test_a_voice_dropped_in_is_listed_without_a_restart(voices_dir: Path) -> None:
-    adapter = PiperAdapter(voices_dir=str(voices_dir))
+    adapter = PiperAdapter.from_options(Settings(piper_voices_dir=str(voices_dir)).model_dump())
     assert "fr_FR-joe-medium" not in {v.id for v in adapter.voices()}
     add_voice(voices_dir, "fr_FR-joe-medium", language="fr_FR", espeak_voice="fr")
     assert {v.id: v.language for v in adapter.voices()}["fr_FR-joe-medium"] == "fr-FR"

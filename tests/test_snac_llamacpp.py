@@ -22,10 +22,11 @@ from adapters.errors import (
     NoAudioError,
     UpstreamRejected,
 )
-from adapters.orpheus.llama_inproc import llama_cpp_available
-from adapters.orpheus.voices import EMOTION_TAGS, LANGUAGES, ORPHEUS_VOICES
 from adapters.orpheus.adapter import SnacLlamaCppAdapter
+from adapters.orpheus.llama_inproc import llama_cpp_available
 from adapters.orpheus.tokens import SAMPLES_PER_FRAME
+from adapters.orpheus.voices import EMOTION_TAGS, LANGUAGES, ORPHEUS_VOICES
+from server.config import Settings
 from tests.extras import torch_or_skip
 from tests.llama_protocol_server import (
     LlamaProtocolServer,
@@ -51,8 +52,8 @@ async def adapters(snac_dir: Path) -> AsyncIterator[Callable[..., SnacLlamaCppAd
     made: list[SnacLlamaCppAdapter] = []
 
     def make(url: str, **options: Any) -> SnacLlamaCppAdapter:
-        adapter = SnacLlamaCppAdapter.from_options(
-            {"snac_url": url, "snac_model": str(snac_dir), "snac_device": "cpu", **options})
+        adapter = SnacLlamaCppAdapter.from_options(Settings(
+            snac_url=url, snac_model=str(snac_dir), snac_device="cpu", **options).model_dump())
         made.append(adapter)
         return adapter
 
@@ -321,7 +322,7 @@ async def test_health(adapters: Callable[..., SnacLlamaCppAdapter]) -> None:
 
 
 async def test_health_without_snac_model(torch: ModuleType) -> None:
-    adapter = SnacLlamaCppAdapter.from_options({"snac_model": None})
+    adapter = SnacLlamaCppAdapter.from_options(Settings(snac_model=None).model_dump())
     health = await adapter.health()
     assert not health.ready and "SNAC_MODEL not set" in (health.reason or "")
     with pytest.raises(BackendUnavailable, match="SNAC_MODEL not set"):
@@ -330,7 +331,7 @@ async def test_health_without_snac_model(torch: ModuleType) -> None:
 
 
 async def test_health_with_incomplete_snac_dir(tmp_path: Path, torch: ModuleType) -> None:
-    adapter = SnacLlamaCppAdapter.from_options({"snac_model": str(tmp_path)})
+    adapter = SnacLlamaCppAdapter.from_options(Settings(snac_model=str(tmp_path)).model_dump())
     assert "no config.json" in ((await adapter.health()).reason or "")
 
 
@@ -339,7 +340,7 @@ async def test_health_names_the_missing_snac_extra(monkeypatch: pytest.MonkeyPat
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "torch" else real_find_spec(name, *a))
-    adapter = SnacLlamaCppAdapter.from_options({"snac_model": str(tmp_path)})
+    adapter = SnacLlamaCppAdapter.from_options(Settings(snac_model=str(tmp_path)).model_dump())
     health = await adapter.health()
     assert not health.ready and "torch" in (health.reason or "")
     assert "morpheus-tts[snac]" in (health.reason or "")
@@ -359,19 +360,17 @@ async def test_inprocess_gguf_reports_what_is_missing(
 
 
 def test_from_settings_keys() -> None:
-    from server.config import Settings
-
     options = Settings(snac_model="/m", snac_target_chunk=42, orpheus_top_p=0.7).model_dump()
     config = SnacLlamaCppAdapter.from_options(options).config
     assert (config.model_dir, config.target_chunk_tokens, config.top_p) == ("/m", 42, 0.7)
     assert config.url == "http://127.0.0.1:8080/v1/completions"
     assert config.gguf_path is None and config.window_frames == 4
-    assert SnacLlamaCppAdapter.from_options({"snac_kept_slice": "3072,5120"}).config.kept_slice \
-        == (3072, 5120)
+    kept = Settings(snac_kept_slice="3072,5120").model_dump()
+    assert SnacLlamaCppAdapter.from_options(kept).config.kept_slice == (3072, 5120)
 
 
 def test_voices_and_capabilities() -> None:
-    adapter = SnacLlamaCppAdapter()
+    adapter = SnacLlamaCppAdapter.from_options(Settings().model_dump())
     voices = adapter.voices()
     assert len(voices) == len(ORPHEUS_VOICES) == 25
     assert {v.language for v in voices} == set(LANGUAGES) and len(LANGUAGES) == 8

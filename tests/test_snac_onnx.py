@@ -133,15 +133,16 @@ def test_orpheus_on_onnx_never_imports_torch(exported: Path, tmp_path: Path) -> 
 
         from adapters.base import TTSInput
         from adapters.orpheus.adapter import SnacLlamaCppAdapter
+        from server.config import Settings
         from tests.llama_protocol_server import LlamaProtocolServer, script_from_tokens
         from tests.snac_fixture import frames_to_token_text, random_frames
 
         async def main():
             script = script_from_tokens(frames_to_token_text(random_frames(9, seed=3)))
             async with LlamaProtocolServer(script) as server:
-                adapter = SnacLlamaCppAdapter.from_options(
-                    {{"snac_url": server.url, "snac_onnx": {str(exported)!r},
-                     "snac_device": "cpu"}})
+                adapter = SnacLlamaCppAdapter.from_options(Settings(
+                    snac_url=server.url, snac_onnx={str(exported)!r},
+                    snac_device="cpu").model_dump())
                 try:
                     health = await adapter.health()
                     assert health.ready, health.reason
@@ -166,14 +167,15 @@ def test_orpheus_on_onnx_never_imports_torch(exported: Path, tmp_path: Path) -> 
 async def test_the_adapter_decodes_with_onnx_when_configured(exported: Path) -> None:
     from adapters.base import TTSInput
     from adapters.orpheus.adapter import SnacLlamaCppAdapter
+    from server.config import Settings
     from tests.llama_protocol_server import LlamaProtocolServer, script_from_tokens
     from tests.snac_fixture import frames_to_token_text
 
     script = script_from_tokens(frames_to_token_text(random_frames(5, seed=4)))
     async with LlamaProtocolServer(script) as server:
-        adapter = SnacLlamaCppAdapter.from_options(
-            {"snac_url": server.url, "snac_onnx": str(exported), "snac_device": "cpu",
-             "snac_threads": 1})
+        adapter = SnacLlamaCppAdapter.from_options(Settings(
+            snac_url=server.url, snac_onnx=str(exported), snac_device="cpu",
+            snac_threads=1).model_dump())
         try:
             chunks = [c async for c in adapter.synth_stream(TTSInput(text="x"))]
             stats = adapter.decoder_stats()

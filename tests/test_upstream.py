@@ -14,13 +14,11 @@ from adapters.errors import (
     UpstreamLost,
     UpstreamRejected,
 )
-from adapters.upstream.pool import (
-    Upstream,
-    UpstreamPool,
-    parse_addresses,
-    status_error,
-    stream_from_pool,
-)
+from adapters.upstream.http_client import status_error
+from adapters.upstream.pool import Upstream, UpstreamPool, parse_addresses, stream_from_pool
+from adapters.upstream.pooled import PooledUpstreams
+
+BACKOFF_S = 5.0
 
 
 class Clock:
@@ -49,7 +47,7 @@ def test_status_errors_are_typed() -> None:
 
 
 async def test_least_outstanding_first_and_ties_rotate() -> None:
-    pool = UpstreamPool("x", ["a", "b", "c"])
+    pool = UpstreamPool("x", ["a", "b", "c"], backoff_s=BACKOFF_S)
     picks = [pool.pick().address for _ in range(6)]
     assert sorted(set(picks)) == ["a", "b", "c"]  # equal load: every upstream gets turns
     pool.upstreams[0].outstanding = 2
@@ -101,7 +99,7 @@ async def test_probe_decides_when_a_rested_upstream_returns() -> None:
 
 
 async def test_all_down_is_unavailable_with_every_reason() -> None:
-    pool = UpstreamPool("openai_tts", ["a", "b"])
+    pool = UpstreamPool("openai_tts", ["a", "b"], backoff_s=BACKOFF_S)
     for up in pool.upstreams:
         pool.failed(up, RuntimeError(f"{up.address} refused"))
     with pytest.raises(BackendUnavailable) as info:
@@ -129,7 +127,7 @@ async def collect(pool: UpstreamPool, open_stream) -> list[object]:  # noqa: ANN
 
 
 async def test_failure_before_first_item_moves_on_invisibly() -> None:
-    pool = UpstreamPool("x", ["a", "b"])
+    pool = UpstreamPool("x", ["a", "b"], backoff_s=BACKOFF_S)
     pool.upstreams[1].outstanding = 1  # so "a" is picked first
     open_stream, opened = scripted({"a": [BackendUnavailable("refused")], "b": [1, 2]})
     assert await collect(pool, open_stream) == [1, 2]
@@ -139,7 +137,7 @@ async def test_failure_before_first_item_moves_on_invisibly() -> None:
 
 
 async def test_failure_after_items_is_upstream_lost_when_another_is_up() -> None:
-    pool = UpstreamPool("x", ["a", "b"])
+    pool = UpstreamPool("x", ["a", "b"], backoff_s=BACKOFF_S)
     pool.upstreams[1].outstanding = 1
     open_stream, _ = scripted({"a": [1, EngineError("dropped")], "b": [9]})
     got: list[object] = []
@@ -151,7 +149,7 @@ async def test_failure_after_items_is_upstream_lost_when_another_is_up() -> None
 
 
 async def test_lone_upstream_failure_is_raised_as_itself() -> None:
-    pool = UpstreamPool("x", ["a"])
+    pool = UpstreamPool("x", ["a"], backoff_s=BACKOFF_S)
     open_stream, _ = scripted({"a": [1, EngineError("dropped")]})
     with pytest.raises(EngineError) as info:
         await collect(pool, open_stream)
@@ -159,7 +157,7 @@ async def test_lone_upstream_failure_is_raised_as_itself() -> None:
 
 
 async def test_rejected_request_is_not_the_upstreams_fault() -> None:
-    pool = UpstreamPool("x", ["a", "b"])
+    pool = UpstreamPool("x", ["a", "b"], backoff_s=BACKOFF_S)
     pool.upstreams[1].outstanding = 1
     open_stream, opened = scripted({"a": [UpstreamRejected("422")], "b": [1]})
     with pytest.raises(UpstreamRejected):
@@ -168,7 +166,7 @@ async def test_rejected_request_is_not_the_upstreams_fault() -> None:
 
 
 async def test_every_upstream_failing_raises_the_last_error() -> None:
-    pool = UpstreamPool("x", ["a", "b"])
+    pool = UpstreamPool("x", ["a", "b"], backoff_s=BACKOFF_S)
     open_stream, opened = scripted({"a": [BackendUnavailable("a down")],
                                     "b": [BackendUnavailable("b down")]})
     with pytest.raises(BackendUnavailable):
@@ -186,8 +184,66 @@ async def test_closing_early_closes_the_upstream_request() -> None:
         finally:
             closed.set()
 
-    pool = UpstreamPool("x", ["a"])
+    pool = UpstreamPool("x", ["a"], backoff_s=BACKOFF_S)
     agen = stream_from_pool(pool, open_stream)
     assert await agen.__anext__() == 0
     await agen.aclose()
     assert closed.is_set() and pool.upstreams[0].outstanding == 0
+
+
+# ------------------------------------------------------------------------------ the pooled base
+
+
+async def test_pooled_upstreams_health_is_ready_while_one_answers_and_lists_the_rest() -> None:
+    down = {"b": "refused"}
+
+    async def probe(address: str) -> str | None:
+        return down.get(address)
+
+    pooled = PooledUpstreams("x", ["a", "b"], probe=probe, backoff_s=BACKOFF_S, missing="X_URL")
+    health = await pooled.health("TCP, X_URL")
+    assert health.ready and health.loader == "TCP, X_URL (1/2 up)" and health.reason == "b: refused"
+    down["a"] = "timed out"
+    health = await pooled.health("TCP, X_URL")
+    assert not health.ready and health.reason == "a: timed out; b: refused"
+    assert [u["address"] for u in pooled.snapshot()] == ["a", "b"]
+    assert await pooled.first_answer(lambda address: asyncio.sleep(0, address)) == "a"
+    await pooled.aclose()
+
+
+async def test_pooled_upstreams_without_addresses_name_the_setting_and_contact_nobody() -> None:
+    asked: list[str] = []
+
+    async def probe(address: str) -> str | None:
+        asked.append(address)
+        return None
+
+    pooled = PooledUpstreams("x", [], probe=probe, backoff_s=BACKOFF_S,
+                             missing="X_URL is not set")
+    health = await pooled.health("HTTP, X_URL")
+    assert not health.ready and health.reason == "X_URL is not set"
+    assert pooled.not_configured() == "X_URL is not set" and pooled.snapshot() == []
+    with pytest.raises(BackendUnavailable, match="X_URL is not set"):
+        [x async for x in pooled.stream(lambda up: scripted({})[0](up))]
+    assert asked == []
+    await pooled.aclose()
+
+
+async def test_pooled_upstreams_first_answer_tries_each_in_turn() -> None:
+    async def probe(address: str) -> str | None:
+        return None
+
+    pooled = PooledUpstreams("x", ["a", "b"], probe=probe, backoff_s=BACKOFF_S, missing="")
+
+    async def ask(address: str) -> str:
+        if address == "a":
+            raise BackendUnavailable("a refused")
+        return f"{address} answered"
+
+    assert await pooled.first_answer(ask) == "b answered"
+
+    async def never(address: str) -> str:
+        raise BackendUnavailable(f"{address} refused")
+
+    with pytest.raises(BackendUnavailable, match="b refused"):
+        await pooled.first_answer(never)

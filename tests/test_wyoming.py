@@ -18,12 +18,11 @@ from adapters.errors import (
     UpstreamLost,
     UpstreamRejected,
 )
-from adapters.piper.adapter import PiperAdapter
-from adapters.upstream.pool import Timeouts
 from adapters.wyoming.adapter import WyomingAdapter
 from server.app_keys import BACKENDS, ORCHESTRATOR
 from server.config import Settings
 from tests.audio_check import pcm_stats
+from tests.contract import make_adapter
 from tests.test_ws import connect, deltas
 from tests.wyoming_servers import (
     WyomingPiper,
@@ -44,6 +43,15 @@ def wyoming_piper() -> Iterator[WyomingPiper]:
         yield server
     finally:
         server.stop()
+
+
+def wyoming(uri: str, **settings: object) -> WyomingAdapter:
+    """The backend built as the server builds it, from settings."""
+    return WyomingAdapter.from_options(
+        Settings(wyoming_tts_uri=uri, **settings).model_dump())
+
+
+QUICK = {"upstream_connect_timeout_s": 1.0, "upstream_read_timeout_s": 0.3}
 
 
 async def collect(chunks: AsyncIterator[AudioChunk]) -> list[AudioChunk]:
@@ -67,14 +75,14 @@ def speech_of(chunks: list[AudioChunk]) -> bytes:
 
 
 async def test_describe_lists_voices_speakers_and_streaming(wyoming_piper):
-    adapter = WyomingAdapter(wyoming_piper.uri)
+    adapter = wyoming(wyoming_piper.uri)
     await adapter.warmup()
     voices = {v.id: v for v in adapter.voices()}
     assert voices["en_US-joe-medium"].language == "en-US"
     # wyoming-piper advertises its catalogue: a multi-speaker voice lists each speaker
     speakers = [vid for vid in voices if vid.startswith("en_US-libritts_r-medium:")]
     assert len(speakers) > 100
-    assert "en" in adapter.capabilities.languages and "de" in adapter.capabilities.languages
+    assert "en" in adapter.languages() and "de" in adapter.languages()
     assert adapter.default_voice() is None  # the server's own default
     assert adapter.open_session() is not None  # it advertises supports_synthesize_streaming
     assert (await adapter.health()).ready
@@ -83,13 +91,13 @@ async def test_describe_lists_voices_speakers_and_streaming(wyoming_piper):
 
 async def test_a_server_without_streaming_synthesis_gets_no_session():
     async with WyomingPiper("--no-streaming") as server:
-        adapter = WyomingAdapter(server.uri)
+        adapter = wyoming(server.uri)
         await adapter.describe(server.uri)
         assert adapter.voices() and adapter.open_session() is None
 
 
 async def test_plain_synthesis_streams_the_servers_piper_speech(wyoming_piper):
-    adapter = WyomingAdapter(wyoming_piper.uri)
+    adapter = wyoming(wyoming_piper.uri)
     await adapter.warmup()
     chunks = await collect(adapter.synth_stream(TTSInput(SENTENCES)))
     pcm = speech_of(chunks)
@@ -97,14 +105,14 @@ async def test_plain_synthesis_streams_the_servers_piper_speech(wyoming_piper):
     stats = pcm_stats(pcm, 22050)
     assert stats.rms_dbfs > -35
     # the same voice in-process says the same text in about the same time
-    piper = PiperAdapter()
+    piper = make_adapter("piper")
     local = b"".join([c.pcm async for c in piper.synth_stream(TTSInput(SENTENCES))])
     assert stats.duration_s == pytest.approx(pcm_stats(local, 22050).duration_s, rel=0.25)
     assert adapter.upstreams()[0]["state"] == "up"
 
 
 async def test_session_speaks_each_segment_on_one_connection(wyoming_piper):
-    adapter = WyomingAdapter(wyoming_piper.uri)
+    adapter = wyoming(wyoming_piper.uri)
     await adapter.warmup()
     session = adapter.open_session()
     assert session is not None
@@ -126,7 +134,7 @@ async def test_session_speaks_each_segment_on_one_connection(wyoming_piper):
 
 @pytest.mark.parametrize("mode", ["plain", "session"])
 async def test_cancel_after_the_first_chunk_closes_the_connection(wyoming_piper, mode):
-    adapter = WyomingAdapter(wyoming_piper.uri)
+    adapter = wyoming(wyoming_piper.uri)
     await adapter.warmup()
     session = adapter.open_session() if mode == "session" else None
     source = session or adapter
@@ -140,34 +148,33 @@ async def test_cancel_after_the_first_chunk_closes_the_connection(wyoming_piper,
 
 
 async def test_unknown_voice_error_event_is_a_rejection_not_a_down_upstream(wyoming_piper):
-    adapter = WyomingAdapter(wyoming_piper.uri, voice="no-such-voice")
+    adapter = wyoming(wyoming_piper.uri, wyoming_tts_voice="no-such-voice")
     with pytest.raises(UpstreamRejected, match="VoiceNotFoundError"):
         await collect(adapter.synth_stream(TTSInput("Hello.")))
     assert adapter.upstreams()[0]["state"] == "up"
 
 
 async def test_refused_silent_and_garbage_upstreams_raise_typed_errors():
-    timeouts = Timeouts(connect_s=1.0, read_s=0.3)
-    adapter = WyomingAdapter(refused_uri(), timeouts=timeouts)
+    adapter = wyoming(refused_uri(), **QUICK)
     with pytest.raises(BackendUnavailable, match="cannot connect"):
         await collect(adapter.synth_stream(TTSInput("Hello.")))
-    health = await WyomingAdapter(refused_uri()).health()
+    health = await wyoming(refused_uri()).health()
     assert not health.ready and "cannot connect" in (health.reason or "")
     with pytest.raises(BackendUnavailable):
-        await WyomingAdapter(refused_uri()).warmup()
+        await wyoming(refused_uri()).warmup()
 
     async with silent_server() as silent:
-        adapter = WyomingAdapter(silent.uri, timeouts=timeouts)
+        adapter = wyoming(silent.uri, **QUICK)
         with pytest.raises(BackendTimeout, match="sent nothing"):
             await collect(adapter.synth_stream(TTSInput("Hello.")))
     async with garbage_server() as garbage:
-        adapter = WyomingAdapter(garbage.uri, timeouts=timeouts)
+        adapter = wyoming(garbage.uri, **QUICK)
         with pytest.raises(MalformedAudio, match="HTTP/1.1"):
             await collect(adapter.synth_stream(TTSInput("Hello.")))
         health = await adapter.health()
         assert not health.ready and "did not answer with Wyoming events" in (health.reason or "")
 
-    health = await WyomingAdapter("").health()
+    health = await wyoming("").health()
     assert not health.ready and "WYOMING_TTS_URI" in (health.reason or "")
 
 
@@ -175,7 +182,7 @@ async def test_an_upstream_killed_mid_reply_is_lost_and_the_pool_moves_on():
     a, b = WyomingPiper(), WyomingPiper()
     await asyncio.gather(asyncio.to_thread(a.start), asyncio.to_thread(b.start))
     try:
-        adapter = WyomingAdapter(f"{a.uri},{b.uri}", backoff_s=30)
+        adapter = wyoming(f"{a.uri},{b.uri}", upstream_backoff_s=30)
         await adapter.warmup()
         agen = adapter.synth_stream(TTSInput(SENTENCES * 2))
         await agen.__anext__()
@@ -306,5 +313,5 @@ def test_settings_refuse_what_is_not_a_wyoming_server(uri: str) -> None:
 
 
 def test_settings_take_a_pool() -> None:
-    adapter = WyomingAdapter(Settings(wyoming_tts_uri="tcp://a:1, tcp://b:2,,").wyoming_tts_uri)
+    adapter = wyoming("tcp://a:1, tcp://b:2,,")
     assert [u["address"] for u in adapter.upstreams()] == ["tcp://a:1", "tcp://b:2"]

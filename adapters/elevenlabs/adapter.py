@@ -9,14 +9,16 @@ brings exact word timings from the upstream's alignment. Voices come from `GET /
 
 Settings: ELEVENLABS_BASE_URL (default the public API; a comma list is a pool of upstreams),
 ELEVENLABS_API_KEY (sent as `xi-api-key`, never logged), ELEVENLABS_MODEL_ID,
-ELEVENLABS_VOICE_ID (default: the first voice the upstream lists). Until a key is set or the
-URL points elsewhere, the backend is "not configured" and never touches the network.
+ELEVENLABS_VOICE_ID (default: the first voice the upstream lists); their defaults are stated
+in server/config.py. Until a key is set or the URL points elsewhere, the backend is "not
+configured" and never touches the network.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -29,14 +31,15 @@ from adapters.base import (
     TTSInput,
     Voice,
 )
-from adapters.errors import MalformedAudio
 from adapters.elevenlabs.tail import TailHold
-from adapters.upstream.http import HttpUpstreamAdapter, UpstreamConfig
-from adapters.upstream.pool import Timeouts, Upstream, parse_addresses
+from adapters.errors import MalformedAudio
+from adapters.upstream.http import HttpUpstreamAdapter
+from adapters.upstream.pool import Upstream
+from adapters.upstream.pooled import UpstreamConfig
 
 log = logging.getLogger("morpheus.adapters.elevenlabs")
 
-PUBLIC_API = "https://api.elevenlabs.io"
+PUBLIC_API = "https://api.elevenlabs.io"  # needs a key: without one it is never contacted
 OUTPUT_FORMAT = "pcm_24000"  # s16le mono at the pipeline's rate: no decoding, no resampling
 # What raw PCM may be labelled (ElevenLabs says audio/pcm); anything else is not what we asked.
 PCM_TYPES = ("", "audio/pcm", "audio/l16", "audio/x-pcm", "audio/raw", "application/octet-stream")
@@ -55,36 +58,29 @@ class ElevenLabsAdapter(HttpUpstreamAdapter):
     url_setting = "ELEVENLABS_BASE_URL"
     probe_path = "/v1/voices"
 
-    def __init__(self, base_url: str = PUBLIC_API, *, api_key: str | None = None,
-                 model_id: str = "eleven_flash_v2_5", voice_id: str | None = None,
-                 timeouts: Timeouts | None = None, backoff_s: float = 5.0) -> None:
-        addresses = parse_addresses(base_url) or [PUBLIC_API]
-        if addresses == [PUBLIC_API] and not api_key:
-            addresses = []  # the public API without a key: not configured, never contacted
+    def __init__(self, upstream: UpstreamConfig, *, api_key: str | None, model_id: str,
+                 voice_id: str | None) -> None:
+        if upstream.addresses in ((), (PUBLIC_API,)) and not api_key:
+            upstream = replace(upstream, addresses=())  # not configured: never contacted
+        elif not upstream.addresses:
+            upstream = replace(upstream, addresses=(PUBLIC_API,))
         self.api_key = api_key
         self.model_id = model_id
         self.voice_id = voice_id
-        super().__init__(UpstreamConfig(tuple(addresses), timeouts or Timeouts(), backoff_s),
-                         headers=self.headers())
+        super().__init__(upstream, headers=self.headers())
         self._ws_session: aiohttp.ClientSession | None = None
         self._voices: list[Voice] = []
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> ElevenLabsAdapter:
-        upstream = UpstreamConfig.from_options(options, "elevenlabs_base_url")
-        return cls(
-            ",".join(upstream.addresses) or PUBLIC_API,
-            api_key=options.get("elevenlabs_api_key") or None,
-            model_id=options.get("elevenlabs_model_id") or "eleven_flash_v2_5",
-            voice_id=options.get("elevenlabs_voice_id") or None,
-            timeouts=upstream.timeouts, backoff_s=upstream.backoff_s,
-        )
+        return cls(UpstreamConfig.from_options(options, "elevenlabs_base_url"),
+                   api_key=options["elevenlabs_api_key"] or None,
+                   model_id=str(options["elevenlabs_model_id"]),
+                   voice_id=options["elevenlabs_voice_id"] or None)
 
-    def not_configured(self) -> str | None:
-        if self.pool is None:
-            return ("elevenlabs is not configured: set ELEVENLABS_API_KEY for the public API, "
-                    "or ELEVENLABS_BASE_URL for a server that speaks it")
-        return None
+    def missing_setting(self) -> str:
+        return ("elevenlabs is not configured: set ELEVENLABS_API_KEY for the public API, "
+                "or ELEVENLABS_BASE_URL for a server that speaks it")
 
     # --- plumbing shared with the session ---------------------------------------------------
 
@@ -99,9 +95,9 @@ class ElevenLabsAdapter(HttpUpstreamAdapter):
     # --- lifecycle, voices ------------------------------------------------------------------
 
     async def warmup(self) -> None:
-        self.require_pool()
+        self.pooled.require()
         if not self._voices:
-            self._voices = await self.first_answer(self._list_voices)
+            self._voices = await self.pooled.first_answer(self._list_voices)
 
     async def _list_voices(self, address: str) -> list[Voice]:
         url = f"{address}/v1/voices"
@@ -130,16 +126,13 @@ class ElevenLabsAdapter(HttpUpstreamAdapter):
 
     # --- whole segments over HTTP ------------------------------------------------------------
 
-    def synth_stream(self, req: TTSInput) -> AsyncIterator[AudioChunk]:
-        return self.pooled(lambda up: self._http_stream(up, req))
-
     def body(self, req: TTSInput) -> dict[str, Any]:
         body: dict[str, Any] = {"text": req.text, "model_id": self.model_id}
         if req.language:
             body["language_code"] = req.language
         return body
 
-    async def _http_stream(self, up: Upstream, req: TTSInput) -> AsyncIterator[AudioChunk]:
+    async def speak(self, up: Upstream, req: TTSInput) -> AsyncIterator[AudioChunk]:
         voice = req.voice or self.default_voice() or "default"
         url = f"{up.address}/v1/text-to-speech/{voice}/stream"
         params = {"output_format": OUTPUT_FORMAT}

@@ -26,6 +26,7 @@ from urllib.parse import urlencode
 import aiohttp
 
 from adapters.base import PIPELINE_RATE_HZ, AdapterSession, AudioChunk, TTSInput, WordTiming
+from adapters.elevenlabs.tail import TailHold
 from adapters.errors import (
     BackendTimeout,
     BackendUnavailable,
@@ -34,8 +35,9 @@ from adapters.errors import (
     TTSError,
     UpstreamLost,
 )
-from adapters.elevenlabs.tail import TailHold
-from adapters.upstream.pool import Timeouts, Upstream, UpstreamPool, is_upstream_fault, status_error
+from adapters.upstream.http_client import status_error
+from adapters.upstream.pool import Timeouts, Upstream, is_upstream_fault
+from adapters.upstream.pooled import PooledUpstreams
 
 INACTIVITY_TIMEOUT_S = 180  # the most ElevenLabs allows: a listener may pause between turns
 
@@ -43,13 +45,16 @@ INACTIVITY_TIMEOUT_S = 180  # the most ElevenLabs allows: a listener may pause b
 class SessionHost(Protocol):
     """What a session needs of the adapter that opened it (adapters/elevenlabs/adapter.py)."""
 
-    name: str
     model_id: str
+
+    @property
+    def name(self) -> str: ...
 
     @property
     def timeouts(self) -> Timeouts: ...
 
-    def require_pool(self) -> UpstreamPool: ...
+    @property
+    def pooled(self) -> PooledUpstreams: ...
 
     def ws_session(self) -> aiohttp.ClientSession: ...
 
@@ -69,7 +74,8 @@ class ElevenLabsSession(AdapterSession):
 
     async def _connect(self, voice: str) -> aiohttp.ClientWebSocketResponse:
         a = self.adapter
-        up = a.require_pool().pick()
+        pool = a.pooled.require()
+        up = pool.pick()
         base = up.address.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
         query = urlencode({"model_id": a.model_id, "output_format": "pcm_24000",
                            "sync_alignment": "true", "inactivity_timeout": INACTIVITY_TIMEOUT_S})
@@ -91,8 +97,8 @@ class ElevenLabsSession(AdapterSession):
         if err is not None:
             if not is_upstream_fault(err):
                 raise err  # 4xx: our request (or key) is wrong; another upstream will not help
-            a.require_pool().failed(up, err)
-            if a.require_pool().has_other(up.address):  # the orchestrator retries on another upstream
+            pool.failed(up, err)
+            if pool.has_other(up.address):  # the orchestrator retries on another upstream
                 raise UpstreamLost(f"{up.address}: {err}", backend=a.name) from err
             raise err
         self._ws, self._up, self._voice, self._dirty = ws, up, voice, False
@@ -102,7 +108,7 @@ class ElevenLabsSession(AdapterSession):
 
     async def synth_stream(self, req: TTSInput) -> AsyncIterator[AudioChunk]:
         a = self.adapter
-        a.require_pool()
+        a.pooled.require()
         voice = req.voice or a.default_voice() or "default"
         if self._ws is not None and (self._dirty or voice != self._voice or self._ws.closed):
             await self.aclose()
@@ -125,7 +131,8 @@ class ElevenLabsSession(AdapterSession):
                 f"the ElevenLabs socket failed: {e!r}", backend=a.name)
             up = self._up
             await self._failed(err)
-            if up is not None and is_upstream_fault(err) and a.require_pool().has_other(up.address):
+            if (up is not None and is_upstream_fault(err)
+                    and a.pooled.require().has_other(up.address)):
                 # another upstream speaks the rest (the orchestrator opens a new session)
                 raise UpstreamLost(f"{up.address}: {err}", backend=a.name) from e
             if err is e:
@@ -179,7 +186,7 @@ class ElevenLabsSession(AdapterSession):
 
     async def _failed(self, error: TTSError) -> None:
         if self._up is not None and is_upstream_fault(error):
-            self.adapter.require_pool().failed(self._up, error)
+            self.adapter.pooled.require().failed(self._up, error)
         await self.aclose()
 
     async def aclose(self) -> None:

@@ -9,7 +9,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,8 @@ from adapters.base import AudioChunk, Capabilities, Health, TTSAdapter, TTSInput
 from adapters.errors import BackendUnavailable, BadRequest
 from adapters.orpheus.llama_http import LlamaHttpSource
 from adapters.orpheus.llama_inproc import CompletionParams, LlamaInprocSource
+from adapters.orpheus.stream import CONTEXT_FRAMES, Pacing, decode_stream
+from adapters.orpheus.tokens import SNAC_RATE_HZ, TOKENS_PER_FRAME
 from adapters.orpheus.voices import (
     EMOTION_TAGS,
     END_OF_SPEECH,
@@ -27,10 +29,8 @@ from adapters.orpheus.voices import (
     format_prompt,
     resolve_voice,
 )
-from adapters.orpheus.stream import CONTEXT_FRAMES, Pacing, decode_stream
-from adapters.orpheus.worker import DecoderStats, DecodeWorker
-from adapters.orpheus.tokens import SAMPLES_PER_FRAME, SNAC_RATE_HZ, TOKENS_PER_FRAME
 from adapters.orpheus.windows import StreamingSnacDecoder
+from adapters.orpheus.worker import DecoderStats, DecodeWorker
 
 log = logging.getLogger("morpheus.adapters.snac_llamacpp")
 
@@ -41,32 +41,33 @@ BATCH_MODES = ("auto", "on", "off")
 
 @dataclass(frozen=True)
 class SnacConfig:
-    """Everything the adapter reads from settings (keys of server/config.py, lowercased)."""
+    """Everything the adapter reads from settings (keys of server/config.py, lowercased, where
+    their defaults are stated)."""
 
-    url: str = "http://127.0.0.1:8080/v1/completions"  # one completion endpoint or a comma list
-    model_dir: str | None = None
-    onnx_path: str | None = None  # an exported decoder: decode on onnxruntime, no torch
-    device: str | None = None
-    batch: str = "auto"  # batch windows across streams: auto = on CUDA only
-    max_batch: int = 16
-    threads: int | None = None  # CPU threads per decode; None: 1 (a lane per core, on CPU)
-    target_chunk_tokens: int = 28
-    first_chunk_tokens: int = 8
-    window_frames: int = 4
-    kept_slice: tuple[int, int] = (SAMPLES_PER_FRAME, 2 * SAMPLES_PER_FRAME)
-    max_window_frames: int = 16
-    gguf_path: str | None = None
-    model_name: str = "orpheus"
-    max_tokens: int = 8192
-    temperature: float = 0.6
-    top_p: float = 0.9
-    repetition_penalty: float = 1.1
-    timeout_s: float = 120.0
-    backoff_s: float = 5.0  # a failed upstream rests this long (doubling) before a probe
-    parallel_streams: int = 4
-    batch_size: int = 512
-    ubatch: int = 512
-    extra_body: Mapping[str, Any] = field(default_factory=dict)  # vendor fields, sent as-is
+    url: str  # SNAC_URL: one completion endpoint or a comma list
+    model_dir: str | None  # SNAC_MODEL
+    onnx_path: str | None  # SNAC_ONNX: an exported decoder: decode on onnxruntime, no torch
+    device: str | None  # SNAC_DEVICE
+    batch: str  # SNAC_BATCH: batch windows across streams: auto = on CUDA only
+    max_batch: int  # SNAC_MAX_BATCH
+    threads: int | None  # SNAC_THREADS: CPU threads per decode; None: 1 (a lane per core)
+    target_chunk_tokens: int  # SNAC_TARGET_CHUNK
+    first_chunk_tokens: int  # SNAC_FIRST_CHUNK
+    window_frames: int  # SNAC_WINDOW_FRAMES
+    kept_slice: tuple[int, int]  # SNAC_KEPT_SLICE: samples of the window kept per step
+    max_window_frames: int  # SNAC_MAX_WINDOW_FRAMES
+    gguf_path: str | None  # ORPHEUS_GGUF
+    model_name: str  # ORPHEUS_MODEL_NAME
+    max_tokens: int  # ORPHEUS_MAX_TOKENS
+    temperature: float  # ORPHEUS_TEMPERATURE
+    top_p: float  # ORPHEUS_TOP_P
+    repetition_penalty: float  # ORPHEUS_REPETITION_PENALTY
+    timeout_s: float  # ORPHEUS_TIMEOUT_S
+    backoff_s: float  # UPSTREAM_BACKOFF_S: a failed upstream rests this long (doubling)
+    parallel_streams: int  # PARALLEL_STREAMS
+    batch_size: int  # LLAMACPP_BATCH_SIZE
+    ubatch: int  # LLAMACPP_UBATCH
+    extra_body: Mapping[str, Any]  # ORPHEUS_EXTRA_BODY: vendor fields, sent as-is
 
 
 class SnacLlamaCppAdapter(TTSAdapter):
@@ -85,8 +86,8 @@ class SnacLlamaCppAdapter(TTSAdapter):
         emotion_tags=EMOTION_TAGS,
     )
 
-    def __init__(self, config: SnacConfig | None = None) -> None:
-        self.config = c = config or SnacConfig()
+    def __init__(self, config: SnacConfig) -> None:
+        self.config = c = config
         if c.batch not in BATCH_MODES:
             raise ValueError(f"SNAC_BATCH must be one of {', '.join(BATCH_MODES)}")
         self._worker: DecodeWorker | None = None
@@ -102,40 +103,32 @@ class SnacLlamaCppAdapter(TTSAdapter):
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> SnacLlamaCppAdapter:
-        d = SnacConfig()
-
-        def get(key: str, default: Any) -> Any:
-            value = options.get(key)
-            return default if value is None or value == "" else value
-
-        extra = get("orpheus_extra_body", {})
-        if isinstance(extra, str):
-            extra = json.loads(extra)
+        extra = options["orpheus_extra_body"]  # a JSON object, or "" for none
         return cls(SnacConfig(
-            url=str(get("snac_url", d.url)),
-            model_dir=_opt_str(get("snac_model", None)),
-            onnx_path=_opt_str(get("snac_onnx", None)),
-            device=_opt_str(get("snac_device", None)),
-            batch=str(get("snac_batch", d.batch)),
-            max_batch=int(get("snac_max_batch", d.max_batch)),
-            threads=_opt_int(get("snac_threads", None)),
-            target_chunk_tokens=int(get("snac_target_chunk", d.target_chunk_tokens)),
-            first_chunk_tokens=int(get("snac_first_chunk", d.first_chunk_tokens)),
-            window_frames=int(get("snac_window_frames", d.window_frames)),
-            kept_slice=_slice(get("snac_kept_slice", d.kept_slice)),
-            max_window_frames=int(get("snac_max_window_frames", d.max_window_frames)),
-            gguf_path=_opt_str(get("orpheus_gguf", None)),
-            model_name=str(get("orpheus_model_name", d.model_name)),
-            max_tokens=int(get("orpheus_max_tokens", d.max_tokens)),
-            temperature=float(get("orpheus_temperature", d.temperature)),
-            top_p=float(get("orpheus_top_p", d.top_p)),
-            repetition_penalty=float(get("orpheus_repetition_penalty", d.repetition_penalty)),
-            timeout_s=float(get("orpheus_timeout_s", d.timeout_s)),
-            backoff_s=float(get("upstream_backoff_s", d.backoff_s)),
-            parallel_streams=int(get("parallel_streams", d.parallel_streams)),
-            batch_size=int(get("llamacpp_batch_size", d.batch_size)),
-            ubatch=int(get("llamacpp_ubatch", d.ubatch)),
-            extra_body=dict(extra),
+            url=str(options["snac_url"]),
+            model_dir=_opt_str(options["snac_model"]),
+            onnx_path=_opt_str(options["snac_onnx"]),
+            device=_opt_str(options["snac_device"]),
+            batch=str(options["snac_batch"]),
+            max_batch=int(options["snac_max_batch"]),
+            threads=_opt_int(options["snac_threads"]),
+            target_chunk_tokens=int(options["snac_target_chunk"]),
+            first_chunk_tokens=int(options["snac_first_chunk"]),
+            window_frames=int(options["snac_window_frames"]),
+            kept_slice=_slice(options["snac_kept_slice"]),
+            max_window_frames=int(options["snac_max_window_frames"]),
+            gguf_path=_opt_str(options["orpheus_gguf"]),
+            model_name=str(options["orpheus_model_name"]),
+            max_tokens=int(options["orpheus_max_tokens"]),
+            temperature=float(options["orpheus_temperature"]),
+            top_p=float(options["orpheus_top_p"]),
+            repetition_penalty=float(options["orpheus_repetition_penalty"]),
+            timeout_s=float(options["orpheus_timeout_s"]),
+            backoff_s=float(options["upstream_backoff_s"]),
+            parallel_streams=int(options["parallel_streams"]),
+            batch_size=int(options["llamacpp_batch_size"]),
+            ubatch=int(options["llamacpp_ubatch"]),
+            extra_body=json.loads(extra) if extra else {},
         ))
 
     # -- lifecycle
@@ -163,7 +156,8 @@ class SnacLlamaCppAdapter(TTSAdapter):
         if reason is None and self._inproc is not None:
             reason = self._inproc.unavailable_reason()
         if reason is None and self._http is not None:
-            reason = await self._http.unavailable_reason()
+            upstreams = await self._http.pooled.health(loader)
+            return replace(upstreams, vram_mb=self._vram_mb())
         return Health(ready=reason is None, backend=self.name, loader=loader,
                       vram_mb=self._vram_mb(), reason=reason)
 
@@ -174,7 +168,7 @@ class SnacLlamaCppAdapter(TTSAdapter):
         return "tara"
 
     def upstreams(self) -> list[dict[str, Any]]:
-        return self._http.snapshot() if self._http is not None else []
+        return self._http.pooled.snapshot() if self._http is not None else []
 
     def decoder_stats(self) -> DecoderStats | None:
         """The decoder worker's figures (None before the decoder is loaded)."""
@@ -312,8 +306,7 @@ def _opt_int(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
-def _slice(value: Any) -> tuple[int, int]:
-    """`(2048, 4096)`, `[2048, 4096]` or "2048,4096" -> (2048, 4096)."""
-    parts = value.split(",") if isinstance(value, str) else list(value)
-    start, end = (int(p) for p in parts)
+def _slice(value: str) -> tuple[int, int]:
+    """SNAC_KEPT_SLICE "2048,4096" -> (2048, 4096)."""
+    start, end = (int(p) for p in value.split(","))
     return start, end

@@ -5,7 +5,7 @@ vLLM pods). Each stream goes to the one with the fewest streams in flight; one t
 times out or answers 5xx rests for a backoff period and is probed on `/health` before it takes
 streams again. A failure before the first token moves the request to another upstream
 unseen; after tokens went out it raises `UpstreamLost`, and the orchestrator continues from
-the first unheard word on another upstream of the same backend (adapters/upstream.py).
+the first unheard word on another upstream of the same backend (adapters/upstream/pooled.py).
 """
 
 from __future__ import annotations
@@ -22,37 +22,34 @@ import httpx
 
 from adapters.errors import BackendTimeout, EngineError
 from adapters.orpheus.llama_inproc import CompletionParams
-from adapters.upstream.pool import (
-    UpstreamPool,
-    parse_addresses,
-    status_error,
-    stream_from_pool,
-    transport_error,
-)
+from adapters.upstream.http_client import status_error, transport_error
+from adapters.upstream.pool import parse_addresses
+from adapters.upstream.pooled import PROBE_TIMEOUT_S, PooledUpstreams
 
 log = logging.getLogger("morpheus.adapters.llama_http")
 
 DRAIN_AFTER_DONE_S = 1.0
-PROBE_TIMEOUT_S = 2.0
+MAX_CONNECT_S = 10.0  # connecting never waits the whole (long) generation timeout
 
 
 class LlamaHttpSource:
     """Completion text pieces from the least busy healthy upstream of `urls`."""
 
-    def __init__(self, urls: str, *, backend: str, model_name: str = "orpheus",
-                 timeout_s: float = 120.0, parallel_streams: int = 4,
-                 backoff_s: float = 5.0) -> None:
-        addresses = parse_addresses(urls)
+    def __init__(self, urls: str, *, backend: str, model_name: str, timeout_s: float,
+                 parallel_streams: int, backoff_s: float) -> None:
         self.backend = backend
         self.model_name = model_name
         self.timeout_s = timeout_s
         self._parallel = max(1, parallel_streams)
-        self.pool = UpstreamPool(backend, addresses, backoff_s=backoff_s, probe=self.probe)
+        self.pooled = PooledUpstreams(backend, parse_addresses(urls), probe=self.probe,
+                                      backoff_s=backoff_s,
+                                      missing="SNAC_URL is not set: list the llama.cpp "
+                                              "completion endpoint(s), comma-separated")
         self._client: httpx.AsyncClient | None = None
 
     def stream(self, params: CompletionParams) -> AsyncIterator[str]:
         """Text pieces as they are generated; closing the iterator closes the request."""
-        return stream_from_pool(self.pool, lambda up: self._pieces(up.address, params))
+        return self.pooled.stream(lambda up: self._pieces(up.address, params))
 
     async def probe(self, url: str) -> str | None:
         """None when `url`'s server answers /health (or has none: 404), else why not."""
@@ -66,18 +63,8 @@ class LlamaHttpSource:
             return f"upstream {parts.netloc} is loading its model"
         return None  # any other answer (404 included: not every server has /health) = up
 
-    async def unavailable_reason(self) -> str | None:
-        """None when at least one upstream answers its probe; else every upstream's reason."""
-        reasons = await asyncio.gather(*(self.probe(a) for a in self.pool.addresses))
-        if any(r is None for r in reasons):
-            return None
-        return "; ".join(r for r in reasons if r)
-
-    def snapshot(self) -> list[dict[str, Any]]:
-        return self.pool.snapshot()
-
     async def aclose(self) -> None:
-        await self.pool.aclose()
+        await self.pooled.aclose()
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
@@ -127,9 +114,9 @@ class LlamaHttpSource:
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
             t = self.timeout_s
-            n = self._parallel * len(self.pool.addresses)
+            n = self._parallel * max(1, len(self.pooled.addresses))
             self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(t, connect=min(t, 10.0)),
+                timeout=httpx.Timeout(t, connect=min(t, MAX_CONNECT_S)),
                 limits=httpx.Limits(max_connections=2 * n, max_keepalive_connections=n),
             )
         return self._client

@@ -60,12 +60,12 @@ class LlamaInprocSource:
         self,
         gguf_path: str,
         *,
-        n_ctx: int = 4096,
-        n_batch: int = 512,
-        n_ubatch: int = 512,
-        n_gpu_layers: int = -1,
+        n_ctx: int,
+        n_batch: int,  # LLAMACPP_BATCH_SIZE
+        n_ubatch: int,  # LLAMACPP_UBATCH
+        max_contexts: int,  # PARALLEL_STREAMS
+        n_gpu_layers: int = -1,  # all of them (llama.cpp's own -1): as far as the GPU takes
         n_threads: int | None = None,
-        max_contexts: int = 1,
     ) -> None:
         self.gguf_path = gguf_path
         self._kwargs: dict[str, Any] = {

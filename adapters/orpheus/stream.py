@@ -24,9 +24,9 @@ from contextlib import aclosing
 from dataclasses import dataclass
 
 from adapters.errors import NoAudioError
-from adapters.orpheus.worker import DecodeWorker
 from adapters.orpheus.tokens import SAMPLES_PER_FRAME, TokenParser, split_frames
 from adapters.orpheus.windows import StreamingSnacDecoder
+from adapters.orpheus.worker import DecodeWorker
 
 # A wrong upstream (a chat model, a misrouted URL) streams text forever; give up early.
 MAX_PIECES_WITHOUT_AUDIO = 256

@@ -1,6 +1,7 @@
 """Piper (onnxruntime, in-process): the default engine, with the bundled en_US joe voice and
-every Piper voice in PIPER_VOICES_DIR (adapters/piper_voices.py), each at its own rate; a
-sentence's audio streams window by window from the voice's decoder (adapters/piper_split.py)."""
+every Piper voice in PIPER_VOICES_DIR (adapters/piper/voices.py), each at its own rate (each
+chunk says which) and in its own language (each Voice says which); a sentence's audio streams
+window by window from the voice's decoder (adapters/piper/split.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,6 @@ from adapters.base import (
     iterate_in_thread,
 )
 from adapters.errors import BackendUnavailable, BadRequest, EngineError, NoAudioError
-from dsp.pcm import float_to_pcm16
 from adapters.piper.sessions import Sessions, SplitSessions, first_output
 from adapters.piper.split import next_window, split_model
 from adapters.piper.timing import (
@@ -40,6 +40,7 @@ from adapters.piper.timing import (
 )
 from adapters.piper.voices import PiperVoiceEntry, VoiceCatalog
 from adapters.piper.voices import bundled_voice_path as bundled_voice_path  # re-exported
+from dsp.pcm import float_to_pcm16
 
 
 class _Terminated(Exception):
@@ -83,14 +84,17 @@ class PiperAdapter(TTSAdapter):
     """
 
     name = "piper"
+    # The rate of Piper's medium voices (the bundled one's); a voice on disk that speaks at
+    # another rate says so in its chunks, and the orchestrator resamples each chunk at its own.
+    # The voices' languages are theirs (Voice.language), found when the folder is scanned.
     capabilities = Capabilities(
         native_rate_hz=22_050, streams_sub_sentence=True, chunk_unit="segment",
         languages=("en",), native_speed=True, word_timings=True, phonemes=True,
     )
 
     def __init__(
-        self, voice_path: str | None = None, voices_dir: str | None = None,
-        intra_op_threads: int = 1, workers: int = 2, default_voice: str | None = None,
+        self, voice_path: str | None, voices_dir: str | None, *, intra_op_threads: int,
+        workers: int, default_voice: str | None = None,
     ) -> None:
         self._catalog = VoiceCatalog(voice_path, voices_dir)
         self._preferred = default_voice
@@ -107,24 +111,18 @@ class PiperAdapter(TTSAdapter):
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> PiperAdapter:
         return cls(
-            voice_path=options.get("piper_voice"),
-            voices_dir=options.get("piper_voices_dir"),
-            intra_op_threads=int(options.get("piper_intra_op_threads") or 1),
-            workers=int(options.get("piper_workers") or 2),
+            voice_path=options["piper_voice"],
+            voices_dir=options["piper_voices_dir"],
+            intra_op_threads=int(options["piper_intra_op_threads"]),
+            workers=int(options["piper_workers"]),
         )
 
     # -- voices
 
     def _entries(self) -> dict[str, PiperVoiceEntry]:
-        """The voices on disk now (rescanned when a file changed); capabilities follow them."""
+        """The voices on disk now (rescanned when a file changed)."""
         with self._catalog_lock:
-            entries = self._catalog.entries()
-        default = self._default_entry(entries)
-        if default is not None:
-            languages = tuple(sorted({e.language.split("-")[0] for e in entries.values()}))
-            self.capabilities = replace(self.capabilities, native_rate_hz=default.sample_rate_hz,
-                                        languages=languages)
-        return entries
+            return self._catalog.entries()
 
     def _default_entry(self, entries: dict[str, PiperVoiceEntry]) -> PiperVoiceEntry | None:
         if self._preferred is not None:

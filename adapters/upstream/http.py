@@ -1,81 +1,53 @@
-"""The base of adapters that speak HTTP to a pool of upstreams (openai_tts, xtts, coqui, ...).
+"""The base of adapters that speak HTTP to a pool of upstreams (openai_tts, xtts, coqui,
+elevenlabs).
 
-It owns what those adapters share beyond adapters/upstream.py: the lazily built keep-alive
-client and the pool built from the backend's URL setting, streamed requests whose every
-failure is a typed error, audio bodies decoded into AudioChunks as bytes arrive, `health()`
-from each upstream's cheap probe, and `upstreams()` for /adapters. A subclass names its URL
-setting, a probe path and its protocol; nothing here knows an engine.
+It owns what those adapters share beyond the pooled upstreams (adapters/upstream/pooled.py):
+the lazily built keep-alive client, each upstream's probe (a cheap GET), streamed requests
+whose every failure is a typed error, audio bodies decoded into AudioChunks as bytes arrive,
+and the one `synth_stream` body: nothing to speak is a bad request, then `prepare(req)`, then
+`speak(upstream, req)` on the best upstream, moving on to the next one before the first audio.
+A subclass names its URL setting and probe path and implements `speak`; nothing here knows an
+engine.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any, ClassVar, cast
+from abc import abstractmethod
+from collections.abc import AsyncIterator
+from contextlib import aclosing, asynccontextmanager
+from typing import Any, ClassVar
 
 import httpx
 
-from adapters.base import AudioChunk, Health, TTSAdapter
-from adapters.errors import (
-    BackendUnavailable,
-    EngineError,
-    MalformedAudio,
-    NoAudioError,
-    TTSError,
-)
-from adapters.upstream.pool import (
-    DEFAULT_BACKOFF_S,
-    Timeouts,
-    Upstream,
-    UpstreamPool,
-    http_client,
-    parse_addresses,
-    status_error,
-    stream_from_pool,
-    transport_error,
-)
+from adapters.base import PIPELINE_RATE_HZ, AudioChunk, Health, TTSAdapter, TTSInput
+from adapters.errors import BadRequest, EngineError, MalformedAudio, NoAudioError
+from adapters.upstream.http_client import http_client, status_error, transport_error
+from adapters.upstream.pool import Upstream
+from adapters.upstream.pooled import PROBE_TIMEOUT_S, PooledUpstreams, UpstreamConfig
 from dsp.decoders import DecodeError, StreamDecoder
 
-PROBE_TIMEOUT_S = 2.0
 ERROR_BODY_BYTES = 2000  # how much of an error answer is read to explain it
-
-
-@dataclass(frozen=True)
-class UpstreamConfig:
-    """The pool a backend's URL setting lists, with the shared UPSTREAM_* settings."""
-
-    addresses: tuple[str, ...] = ()
-    timeouts: Timeouts = Timeouts()
-    backoff_s: float = DEFAULT_BACKOFF_S
-
-    @classmethod
-    def from_options(cls, options: Mapping[str, Any], url_key: str) -> UpstreamConfig:
-        d = Timeouts()
-        return cls(
-            addresses=tuple(parse_addresses(options.get(url_key) or "")),
-            timeouts=Timeouts(
-                connect_s=float(options.get("upstream_connect_timeout_s") or d.connect_s),
-                read_s=float(options.get("upstream_read_timeout_s") or d.read_s)),
-            backoff_s=float(options.get("upstream_backoff_s") or DEFAULT_BACKOFF_S),
-        )
+LIST_TIMEOUT_S = 3.0  # a voice or language list: small, or the route is missing
 
 
 class HttpUpstreamAdapter(TTSAdapter):
-    """An engine behind HTTP upstreams; subclasses implement `synth_stream` with `pooled()`."""
+    """An engine behind HTTP upstreams; subclasses implement `speak` (see the module doc)."""
 
     url_setting: ClassVar[str] = "URL"  # the setting that lists the upstreams, for messages
     probe_path: ClassVar[str] = "/"  # a cheap GET; any answer below 500 means "up"
 
     def __init__(self, upstream: UpstreamConfig, *, headers: dict[str, str] | None = None) -> None:
-        self.upstream = upstream
+        self.timeouts = upstream.timeouts
         self._headers = headers
         self._client: httpx.AsyncClient | None = None
-        self.pool = (UpstreamPool(self.name, upstream.addresses, backoff_s=upstream.backoff_s,
-                                  probe=self.probe)
-                     if upstream.addresses else None)
+        self.pooled = PooledUpstreams(self.name, upstream.addresses, probe=self.probe,
+                                      backoff_s=upstream.backoff_s,
+                                      missing=self.missing_setting())
+
+    def missing_setting(self) -> str:
+        """What to set when no upstream is listed (the backend then contacts nobody)."""
+        return f"{self.url_setting} is not set: list the upstream URL(s), comma-separated"
 
     # -- lifecycle and state
 
@@ -85,18 +57,8 @@ class HttpUpstreamAdapter(TTSAdapter):
 
     def http(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = http_client(self.upstream.timeouts, headers=self._headers)
+            self._client = http_client(self.timeouts, headers=self._headers)
         return self._client
-
-    def not_configured(self) -> str | None:
-        if self.pool is None:
-            return f"{self.url_setting} is not set: list the upstream URL(s), comma-separated"
-        return None
-
-    def require_pool(self) -> UpstreamPool:
-        if self.pool is None:
-            raise BackendUnavailable(str(self.not_configured()), backend=self.name)
-        return self.pool
 
     async def probe(self, address: str) -> str | None:
         """None when `address` answers its probe path; else why it is not usable."""
@@ -112,33 +74,39 @@ class HttpUpstreamAdapter(TTSAdapter):
         return None
 
     async def health(self) -> Health:
-        loader = f"HTTP, {self.url_setting}"
-        if self.pool is None:
-            return Health(False, self.name, loader, reason=self.not_configured())
-        addresses = self.pool.addresses
-        reasons = await asyncio.gather(*(self.probe(a) for a in addresses))
-        down = [f"{a}: {r}" for a, r in zip(addresses, reasons, strict=True) if r is not None]
-        ready = len(down) < len(addresses)
-        return Health(ready, self.name, f"{loader} ({len(addresses) - len(down)}/"
-                      f"{len(addresses)} up)", reason="; ".join(down) or None)
+        return await self.pooled.health(f"HTTP, {self.url_setting}")
 
     def upstreams(self) -> list[dict[str, Any]]:
-        return self.pool.snapshot() if self.pool is not None else []
+        return self.pooled.snapshot()
 
     async def aclose(self) -> None:
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
-        if self.pool is not None:
-            await self.pool.aclose()
+        await self.pooled.aclose()
+
+    # -- streaming
+
+    async def synth_stream(self, req: TTSInput) -> AsyncIterator[AudioChunk]:
+        if not req.text.strip():
+            raise BadRequest("nothing to speak", field="input")
+        req = self.prepare(req)
+        async with aclosing(self.pooled.stream(lambda up: self.speak(up, req))) as chunks:
+            async for chunk in chunks:
+                yield chunk
+
+    def prepare(self, req: TTSInput) -> TTSInput:
+        """The request as every upstream gets it, checked before any is asked (e.g. the
+        voice filled in, or a typed error when there is none); as it is by default."""
+        return req
+
+    @abstractmethod
+    def speak(self, upstream: Upstream, req: TTSInput) -> AsyncIterator[AudioChunk]:
+        """`req` spoken by `upstream`: one request, its audio as it arrives, the last chunk
+        `is_final`; failures typed (an upstream fault before the first chunk moves the
+        request to another upstream). Closing the iterator closes the request."""
 
     # -- requests
-
-    def pooled(self, open_stream: Callable[[Upstream], AsyncIterator[AudioChunk]]
-               ) -> AsyncGenerator[AudioChunk, None]:
-        """`open_stream(upstream)` on the best upstream (see adapters/upstream.py)."""
-        return cast(AsyncGenerator[AudioChunk, None],
-                    stream_from_pool(self.require_pool(), open_stream))
 
     @asynccontextmanager
     async def request(self, method: str, url: str, **kwargs: Any
@@ -157,7 +125,7 @@ class HttpUpstreamAdapter(TTSAdapter):
 
     async def get_json(self, url: str, *, timeout_s: float | None = None) -> Any:
         """A small JSON answer; typed errors as `request`; a non-JSON body is EngineError."""
-        timeout = timeout_s if timeout_s is not None else self.upstream.timeouts.read_s
+        timeout = timeout_s if timeout_s is not None else self.timeouts.read_s
         async with self.request("GET", url, timeout=timeout) as resp:
             body = await resp.aread()
         try:
@@ -165,17 +133,6 @@ class HttpUpstreamAdapter(TTSAdapter):
         except ValueError as e:
             raise EngineError(f"{url} did not answer JSON: {body[:120]!r}",
                               backend=self.name) from e
-
-    async def first_answer(self, ask: Callable[[str], Awaitable[Any]]) -> Any:
-        """`ask(address)` on each upstream in turn until one answers; the last error if none."""
-        error: TTSError | None = None
-        for address in self.require_pool().addresses:
-            try:
-                return await ask(address)
-            except TTSError as e:  # refused, timed out, an error status, not JSON: next one
-                error = e
-        assert error is not None
-        raise error
 
     async def audio_chunks(self, resp: httpx.Response, decoder: StreamDecoder,
                            url: str) -> AsyncIterator[AudioChunk]:
@@ -194,7 +151,7 @@ class HttpUpstreamAdapter(TTSAdapter):
                                  backend=self.name) from e
         if not produced and not tail:
             raise NoAudioError(f"{url} answered without audio", backend=self.name)
-        yield AudioChunk(tail, decoder.sample_rate_hz or 24_000, is_final=True)
+        yield AudioChunk(tail, decoder.sample_rate_hz or PIPELINE_RATE_HZ, is_final=True)
 
 
 async def _read_some(resp: httpx.Response, limit: int) -> bytes:
@@ -206,4 +163,4 @@ async def _read_some(resp: httpx.Response, limit: int) -> bytes:
     return out[:limit]
 
 
-__all__ = ["HttpUpstreamAdapter", "UpstreamConfig"]
+__all__ = ["LIST_TIMEOUT_S", "HttpUpstreamAdapter"]

@@ -1,5 +1,5 @@
-"""What every network adapter shares: one pooled HTTP client, timeouts, typed errors, and a
-pool of upstreams per backend (its URL setting may list several, comma-separated).
+"""A pool of upstreams per network backend (its URL setting may list several, comma-separated),
+whatever the transport: routing, backoff, probes, and which failures are the upstream's.
 
 Routing is least outstanding streams first. An upstream that refuses connections, times out
 or answers 5xx is taken out for a backoff period (doubling per failure up to a cap); when the
@@ -22,12 +22,9 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-import httpx
-
 from adapters.errors import (
     BackendTimeout,
     BackendUnavailable,
-    BadCredentials,
     EngineError,
     TTSError,
     UpstreamLost,
@@ -39,10 +36,7 @@ log = logging.getLogger("morpheus.upstream")
 T = TypeVar("T")
 Probe = Callable[[str], Awaitable[str | None]]  # address -> None when healthy, else the reason
 
-DEFAULT_CONNECT_TIMEOUT_S = 5.0
-DEFAULT_READ_TIMEOUT_S = 30.0
-DEFAULT_BACKOFF_S = 5.0
-MAX_BACKOFF_S = 60.0
+MAX_BACKOFF_S = 60.0  # the longest an upstream rests, however often it failed
 
 
 def parse_addresses(value: str | Sequence[str] | None) -> list[str]:
@@ -56,53 +50,13 @@ def parse_addresses(value: str | Sequence[str] | None) -> list[str]:
     return out
 
 
-# ------------------------------------------------------------------------------ HTTP client
-
-
 @dataclass(frozen=True)
 class Timeouts:
-    """Seconds to connect, and to wait for the next bytes of a response once connected."""
+    """Seconds to connect to an upstream, and to wait for its next bytes once connected
+    (UPSTREAM_CONNECT_TIMEOUT_S, UPSTREAM_READ_TIMEOUT_S)."""
 
-    connect_s: float = DEFAULT_CONNECT_TIMEOUT_S
-    read_s: float = DEFAULT_READ_TIMEOUT_S
-
-
-def http_client(timeouts: Timeouts, *, max_connections: int = 32,
-                headers: dict[str, str] | None = None) -> httpx.AsyncClient:
-    """One keep-alive client per adapter instance, shared by all its streams."""
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(timeouts.read_s, connect=timeouts.connect_s),
-        limits=httpx.Limits(max_connections=max_connections,
-                            max_keepalive_connections=max(1, max_connections // 2)),
-        headers=headers,
-    )
-
-
-def status_error(status: int, detail: bytes | str, url: str, backend: str) -> TTSError:
-    """An HTTP error status from an upstream -> the typed error the orchestrator acts on."""
-    text = detail if isinstance(detail, str) else detail.decode("utf-8", "replace")
-    message = f"{url} answered HTTP {status}: {text.strip()[:300]}"
-    if status in (401, 403):
-        return BadCredentials(f"{url} refused the credentials (HTTP {status}): check the API "
-                              f"key setting for {backend}. {text.strip()[:200]}", backend=backend)
-    if status in (502, 503):
-        return BackendUnavailable(message, backend=backend)  # loading, or a proxy with no upstream
-    if status in (408, 504):
-        return BackendTimeout(message, backend=backend)
-    if 400 <= status < 500:
-        return UpstreamRejected(message, backend=backend)
-    return EngineError(message, backend=backend)
-
-
-def transport_error(e: httpx.HTTPError, url: str, backend: str) -> TTSError:
-    """A connection-level httpx failure -> refused / timed out / dropped, typed."""
-    if isinstance(e, httpx.ConnectTimeout):
-        return BackendTimeout(f"connecting to {url} timed out", backend=backend)
-    if isinstance(e, httpx.ConnectError):
-        return BackendUnavailable(f"cannot connect to {url}: {e}", backend=backend)
-    if isinstance(e, httpx.TimeoutException):
-        return BackendTimeout(f"{url} sent nothing within the read timeout", backend=backend)
-    return EngineError(f"{url} failed mid-stream: {e!r}", backend=backend)
+    connect_s: float
+    read_s: float
 
 
 def is_upstream_fault(e: TTSError) -> bool:
@@ -144,7 +98,7 @@ class UpstreamPool:
         backend: str,
         addresses: Sequence[str],
         *,
-        backoff_s: float = DEFAULT_BACKOFF_S,
+        backoff_s: float,
         max_backoff_s: float = MAX_BACKOFF_S,
         probe: Probe | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -298,10 +252,7 @@ __all__ = [
     "Timeouts",
     "Upstream",
     "UpstreamPool",
-    "http_client",
     "is_upstream_fault",
     "parse_addresses",
-    "status_error",
     "stream_from_pool",
-    "transport_error",
 ]

@@ -1,9 +1,10 @@
 """Any Wyoming TTS server (Home Assistant's protocol, `wyoming` 1.10.x; checked against
 wyoming-piper 2.5.2). WYOMING_TTS_URI is `tcp://host:port`; a comma list is a pool of
-upstreams (least outstanding first, backoff and probes: adapters/upstream.py).
+upstreams (least outstanding first, backoff and probes: adapters/upstream/pooled.py).
 
 - Voices come from `describe` -> `info`: the installed voices of the first installed TTS
-  program, one voice per speaker (`<voice>:<speaker>`) for a multi-speaker voice.
+  program, one voice per speaker (`<voice>:<speaker>`) for a multi-speaker voice, each with
+  its language (the capabilities are fixed: what a server offers belongs to its voices).
 - A segment is one `synthesize` on a connection of its own; audio-chunks are yielded as they
   arrive, at the rate audio-start and each chunk state. Connections are not kept alive between
   requests: Home Assistant and wyoming-bench open one per request, and wyoming-piper keeps
@@ -18,15 +19,14 @@ upstreams (least outstanding first, backoff and probes: adapters/upstream.py).
   for a segment's audio before sending the next, so only `synthesize-stopped` can say where a
   segment's audio ends; an audio-stop inside a round is a sentence boundary, not the end.
 - Cancelling closes the connection at once; `error` events, refusals, timeouts and bytes that
-  are not Wyoming events raise typed errors (adapters/wyoming_client.py).
+  are not Wyoming events raise typed errors (adapters/wyoming/client.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing
-from dataclasses import replace
 from typing import Any
 
 from wyoming.audio import AudioStop
@@ -51,18 +51,12 @@ from adapters.base import (
     Voice,
 )
 from adapters.errors import BackendUnavailable, MalformedAudio, TTSError
-from adapters.upstream.pool import (
-    DEFAULT_BACKOFF_S,
-    Timeouts,
-    Upstream,
-    UpstreamPool,
-    parse_addresses,
-    stream_from_pool,
-)
+from adapters.upstream.pool import Timeouts, Upstream
+from adapters.upstream.pooled import PROBE_TIMEOUT_S, PooledUpstreams, UpstreamConfig
 from adapters.wyoming.client import Connection, check_uri, error_from, reply_audio
 
 WARMUP_TEXT = "Hi."  # makes the server load its voice before the first real request
-PROBE_TIMEOUT_S = 2.0  # connect + describe within /adapters' 5 s, or say why not
+NOT_SET = "WYOMING_TTS_URI is not set (tcp://host:port)"
 AUDIO_STOP = AudioStop().event().type
 STOPPED = SynthesizeStopped().event().type
 
@@ -76,16 +70,15 @@ class WyomingAdapter(TTSAdapter):
         languages=("en",), native_speed=False,  # Wyoming has no speed: the pipeline stretches
     )
 
-    def __init__(self, uris: str | Sequence[str] = (), voice: str | None = None,
-                 timeouts: Timeouts | None = None,
-                 backoff_s: float = DEFAULT_BACKOFF_S) -> None:
-        self._addresses = [check_uri(a) for a in parse_addresses(uris)]
+    def __init__(self, upstream: UpstreamConfig, voice: str | None) -> None:
         self._voice = voice or None
-        self._timeouts = timeouts or Timeouts()
+        self._timeouts = upstream.timeouts
+        # connect + describe within the probe's time, or say why not
         self._probe_timeouts = Timeouts(min(self._timeouts.connect_s, PROBE_TIMEOUT_S),
                                         min(self._timeouts.read_s, PROBE_TIMEOUT_S))
-        self._pool = (UpstreamPool(self.name, self._addresses, backoff_s=backoff_s,
-                                   probe=self._probe) if self._addresses else None)
+        self.pooled = PooledUpstreams(self.name, [check_uri(a) for a in upstream.addresses],
+                                      probe=self._probe, backoff_s=upstream.backoff_s,
+                                      missing=NOT_SET)
         self._voices: list[Voice] = []
         self._targets: dict[str, SynthesizeVoice] = {}
         self._described: Any = None  # the voice list those were built from
@@ -93,21 +86,10 @@ class WyomingAdapter(TTSAdapter):
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> WyomingAdapter:
-        return cls(
-            uris=options.get("wyoming_tts_uri") or "",
-            voice=options.get("wyoming_tts_voice"),
-            timeouts=Timeouts(float(options.get("upstream_connect_timeout_s") or 5.0),
-                              float(options.get("upstream_read_timeout_s") or 30.0)),
-            backoff_s=float(options.get("upstream_backoff_s") or DEFAULT_BACKOFF_S),
-        )
+        return cls(UpstreamConfig.from_options(options, "wyoming_tts_uri"),
+                   voice=options["wyoming_tts_voice"])
 
     # -- discovery
-
-    def _need_pool(self) -> UpstreamPool:
-        if self._pool is None:
-            raise BackendUnavailable("WYOMING_TTS_URI is not set (tcp://host:port)",
-                                     backend=self.name)
-        return self._pool
 
     async def describe(self, address: str, timeouts: Timeouts | None = None) -> None:
         """Ask one server what it offers; its voices become this adapter's voice list."""
@@ -151,8 +133,6 @@ class WyomingAdapter(TTSAdapter):
                                     language=language, description=description,
                                     backend=self.name))
         self._voices, self._targets = voices, targets
-        languages = sorted({v.language.split("-")[0] for v in voices}) or ["en"]
-        self.capabilities = replace(self.capabilities, languages=tuple(languages))
 
     async def _probe(self, address: str) -> str | None:
         """None when the server answers describe with a TTS program, else why not."""
@@ -165,14 +145,14 @@ class WyomingAdapter(TTSAdapter):
     # -- lifecycle
 
     async def warmup(self) -> None:
-        pool = self._need_pool()
+        pool = self.pooled.require()
         results = await asyncio.gather(*(self._warm(up) for up in pool.upstreams),
                                        return_exceptions=True)
         if all(isinstance(r, BaseException) for r in results):
             raise BackendUnavailable("; ".join(str(r) for r in results), backend=self.name)
 
     async def _warm(self, up: Upstream) -> None:
-        pool = self._need_pool()
+        pool = self.pooled.require()
         try:
             await self.describe(up.address)
             req = TTSInput(WARMUP_TEXT)
@@ -184,13 +164,7 @@ class WyomingAdapter(TTSAdapter):
             raise
 
     async def health(self) -> Health:
-        if self._pool is None:
-            return Health(False, self.name, "wyoming",
-                          reason="WYOMING_TTS_URI is not set (tcp://host:port)")
-        reasons = await asyncio.gather(*(self._probe(a) for a in self._addresses))
-        if any(r is None for r in reasons):
-            return Health(True, self.name, "wyoming")
-        return Health(False, self.name, "wyoming", reason="; ".join(r or "" for r in reasons))
+        return await self.pooled.health("Wyoming, WYOMING_TTS_URI")
 
     def voices(self) -> list[Voice]:
         return list(self._voices)
@@ -199,16 +173,15 @@ class WyomingAdapter(TTSAdapter):
         return self._voice  # None: the server's own default voice
 
     def upstreams(self) -> list[dict[str, Any]]:
-        return self._pool.snapshot() if self._pool is not None else []
+        return self.pooled.snapshot()
 
     def open_session(self) -> AdapterSession | None:
-        if self._pool is None or not self._streaming:
+        if self.pooled.pool is None or not self._streaming:
             return None
         return WyomingSession(self)
 
     async def aclose(self) -> None:
-        if self._pool is not None:
-            await self._pool.aclose()
+        await self.pooled.aclose()
 
     # -- synthesis
 
@@ -222,9 +195,8 @@ class WyomingAdapter(TTSAdapter):
 
     async def synth_stream(self, req: TTSInput) -> AsyncIterator[AudioChunk]:
         target = self._target(req)
-        pool = self._need_pool()
-        async with aclosing(stream_from_pool(
-                pool, lambda up: self._synthesize(up, req.text, target))) as audio:  # type: ignore[type-var]
+        async with aclosing(self.pooled.stream(
+                lambda up: self._synthesize(up, req.text, target))) as audio:
             async for chunk in audio:
                 yield chunk
 
@@ -250,8 +222,8 @@ class WyomingSession(AdapterSession):
     async def synth_stream(self, req: TTSInput) -> AsyncIterator[AudioChunk]:
         a = self._adapter
         prefer = self._conn.address if self._conn is not None else None
-        async with aclosing(stream_from_pool(a._need_pool(), lambda up: self._round(up, req),
-                                             prefer=prefer)) as audio:  # type: ignore[type-var]
+        async with aclosing(a.pooled.stream(lambda up: self._round(up, req),
+                                            prefer=prefer)) as audio:
             async for chunk in audio:
                 yield chunk
 

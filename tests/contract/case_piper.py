@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
 from adapters.piper.adapter import PiperAdapter
+from server.config import Settings
 from tests.contract import CaseEnv, ContractCase, Running, closing_adapter
 
 
@@ -24,7 +25,7 @@ class CountingPiper(PiperAdapter):
 
 @asynccontextmanager
 async def start(env: CaseEnv) -> AsyncIterator[Running]:
-    adapter = CountingPiper()
+    adapter = CountingPiper.from_options(Settings().model_dump())
     async with closing_adapter(adapter):
         yield Running(adapter, work_done=lambda: adapter.runs)
 

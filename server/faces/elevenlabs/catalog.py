@@ -119,7 +119,7 @@ async def list_models(request: web.Request) -> web.Response:
     models = []
     for name in settings.enabled_backends:
         try:
-            languages = pool.instance(name).capabilities.languages
+            languages = pool.instance(name).languages()
         except MorpheusError:  # not installed here: listed by /adapters with the reason
             continue
         entry = registry.BACKENDS.get(name)
@@ -127,7 +127,7 @@ async def list_models(request: web.Request) -> web.Response:
                              limit))
     active = settings.tts_backend
     try:
-        languages = pool.instance(active).capabilities.languages
+        languages = pool.instance(active).languages()
     except MorpheusError:
         languages = ("en",)
     models += [_model(m, m, f"served by Morpheus's active backend ({active})", languages, limit)
