@@ -51,10 +51,6 @@ class HttpUpstreamAdapter(TTSAdapter):
 
     # -- lifecycle and state
 
-    @property
-    def timeouts(self) -> Timeouts:
-        return self.upstream.timeouts
-
     def http(self) -> httpx.AsyncClient:
         if self._client is None:
             self._client = http_client(self.timeouts, headers=self._headers)
