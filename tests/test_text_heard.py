@@ -34,10 +34,13 @@ CORPUS = [
     ('<speak>Hello <break time="1s"/> world, this is a test.</speak>',
      "Hello world, this is a test.",
      ("break", "time", "speak", "equals", "slash")),
-    ("## Summary\n- It is fast\n- It is cheap\n\n> Quoted here.\n\nUse `make serve` and "
-     "[the guide](https://example.org/guide).",
-     "Summary. It is fast. It is cheap. Quoted here. Use make serve and the guide.",
-     ("hash", "pound", "dash", "greater", "backtick", "bracket", "http", "org")),
+    ("## Summary\n- It is fast\n- It is cheap",
+     "Summary. It is fast. It is cheap.",
+     ("hash", "pound", "dash", "hyphen")),
+    # (Whisper base tends to stop listening after a long pause: one paragraph break per reply)
+    ("> Quoted here.\n\nUse `make serve` and [the guide](https://example.org/guide).",
+     "Quoted here. Use make serve and the guide.",
+     ("greater", "backtick", "bracket", "http", "org", "example")),
     ("The total is $1,234.56, about 30% more than last year.",
      "The total is one thousand two hundred thirty four dollars and fifty six cents, about "
      "thirty percent more than last year.",
@@ -93,7 +96,7 @@ async def test_a_reply_is_heard_as_a_person_reads_it(serve, text: str, reference
 
 async def test_the_same_replies_streamed_in_deltas_are_heard_the_same(serve) -> None:
     srv = await serve(tts_backend="piper")
-    for text, reference, forbidden in (CORPUS[0], CORPUS[6]):
+    for text, reference, forbidden in (CORPUS[0], CORPUS[7]):
         pcm, events = await _speak_ws(srv, text)
         heard = await asyncio.to_thread(transcribe, pcm, 24000)
         assert not _heard_words(heard) & set(forbidden), heard

@@ -28,7 +28,7 @@ from server.core.backends import BackendPool
 from server.core.events import BufferObserver
 from server.core.listener import WallClockObserver
 from server.core.scheduler import EdfGate
-from server.core.stream import Stream, StreamSpec
+from server.core.stream import Stream, StreamSpec, voiced_tags
 from server.metrics import Metrics
 from server.settings_store import SettingsStore
 
@@ -90,7 +90,7 @@ class Orchestrator:
         return FrontOptions(
             normalize=normalize, language=language, emoji=EmojiPolicy(s.text_emoji),
             code=CodePolicy(s.text_code_blocks), date_order=DateOrder(s.text_date_order),
-            list_numbers=s.text_list_numbers, voiced_tags=frozenset(caps.emotion_tags),
+            list_numbers=s.text_list_numbers, voiced_tags=voiced_tags(caps),
             phonemes=True, lexicon=self.lexicon().merge(spec.lexicon))
 
     def lexicon(self) -> Lexicon:

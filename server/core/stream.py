@@ -16,7 +16,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from adapters.base import AdapterSession, AudioChunk, Sampling, TTSAdapter, TTSInput
+from adapters.base import (
+    AdapterSession,
+    AudioChunk,
+    Capabilities,
+    Sampling,
+    TTSAdapter,
+    TTSInput,
+)
 from adapters.errors import BackendTimeout, BadRequest, NoAudioError, TTSError
 from dsp.chunker import EMOTION_TAGS
 from dsp.textfront import FrontOptions, LexiconEntry
@@ -410,8 +417,9 @@ class Stream:
         if smaller:
             size = max(self.rate.cfg.min_size, size // 2)
         engine = self._text.for_engine(self._segment, text, phonemes=caps.phonemes)
-        if not set(caps.emotion_tags) >= set(EMOTION_TAGS):  # a failover to an engine without
-            engine = _without_tags(engine, caps.emotion_tags)  # the first one's tags
+        voiced = voiced_tags(caps)
+        if not voiced >= set(EMOTION_TAGS):  # after a failover to an engine without the first
+            engine = _without_tags(engine, voiced)  # one's tags
         req = TTSInput(
             text=engine.text, voice=self.voice or None, language=self.spec.language,
             speed=self.spec.speed, sampling=self.spec.sampling,
@@ -525,7 +533,12 @@ class _WordCursor:
         return self._ranges[i]
 
 
-def _without_tags(engine: EngineText, voiced: tuple[str, ...]) -> EngineText:
+def voiced_tags(caps: Capabilities) -> frozenset[str]:
+    """The emotion tags an engine voices, by name ("laugh"; engines may spell "<laugh>")."""
+    return frozenset(t.strip("<>") for t in caps.emotion_tags)
+
+
+def _without_tags(engine: EngineText, voiced: frozenset[str]) -> EngineText:
     """Emotion tags this engine does not voice dropped from its text (after a failover)."""
     keep = [(w, r) for w, r in zip(engine.text.split(), engine.words, strict=True)
             if not (w.startswith("<") and w.endswith(">") and w[1:-1] in EMOTION_TAGS
@@ -533,4 +546,4 @@ def _without_tags(engine: EngineText, voiced: tuple[str, ...]) -> EngineText:
     return EngineText(" ".join(w for w, _ in keep), tuple(r for _, r in keep))
 
 
-__all__ = ["Owner", "Stream", "StreamSpec"]
+__all__ = ["Owner", "Stream", "StreamSpec", "voiced_tags"]
