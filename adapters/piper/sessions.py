@@ -1,5 +1,5 @@
 """A Piper voice's onnxruntime sessions: the whole graph, or its three parts run step by step
-for one sentence (adapters/piper_split.py says where the graph is cut and why)."""
+for one sentence (adapters/piper/split.py says where the graph is cut and why)."""
 
 from __future__ import annotations
 
