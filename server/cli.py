@@ -36,8 +36,8 @@ def _settings(args: argparse.Namespace):  # noqa: ANN202
         where = f"{env_file}, " if env_file is not None and env_file.exists() else ""
         raise SettingsRefused(
             f"morpheus: refusing to start, the settings would not work: {describe_invalid(e)}. "
-            f"Settings come from {where}the environment and the command line (README: "
-            "Configuration).") from None
+            f"Settings come from {where}the environment and the command line "
+            "(docs/configuration.md).") from None
 
 
 def serve(args: argparse.Namespace) -> int:

@@ -54,7 +54,7 @@ def warn_if_exposed(host: str, api_key: str | None) -> None:
     if is_loopback(host) or api_key:
         return
     message = (f"WARNING: Morpheus listens on {host} WITHOUT an API key: anyone who can reach "
-               "this address can use it. Set API_KEY (see README: Security) or HOST=127.0.0.1. "
+               "this address can use it. Set API_KEY (see docs/security.md) or HOST=127.0.0.1. "
                "POST /config is refused from other machines until API_KEY is set.")
     log.warning(message)
     print("\n" + "!" * 78 + f"\n{message}\n" + "!" * 78 + "\n", file=sys.stderr, flush=True)
