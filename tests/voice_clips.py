@@ -39,7 +39,7 @@ def silence_wav(seconds: float = 3.0) -> bytes:
 def clip_form(name: str | None, *files: tuple[str, bytes, str], **fields: str
               ) -> aiohttp.FormData:
     """A multipart body as ElevenLabs clients send it: fields first, then `files`."""
-    form = aiohttp.FormData()
+    form = aiohttp.FormData(default_to_multipart=True)
     if name is not None:
         form.add_field("name", name)
     for key, value in fields.items():

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from server.voices.errors import ClipRejected, VoiceError
 from server.voices.names import display_file_name
@@ -88,7 +89,7 @@ async def read_multipart(request: web.Request, staging: Path, limits: Limits, *,
             upload.fields[name] = value
             if on_field is not None:
                 on_field(name, value)
-    except (ValueError, asyncio.IncompleteReadError) as e:  # aiohttp: a malformed body
+    except (ValueError, asyncio.IncompleteReadError, HttpProcessingError) as e:  # malformed
         raise VoiceError(f"malformed multipart body: {e}", field="body") from e
     return upload
 

@@ -8,7 +8,8 @@ them (`client.voices.ivc.create`, `voices.get`, `voices.update`, `voices.delete`
     DELETE /v1/voices/{voice_id}          {"status": "ok"}; streams speaking it finish
 
 `remove_background_noise` is accepted and ignored (no noise removal here). Writes need the API
-key when one is set, and are refused from other machines without one, as POST /config is.
+key when one is set, and are refused from other machines without one, as POST /config is. A
+name already taken is a 400 here (409 on the native routes): see `_error`.
 """
 
 from __future__ import annotations
@@ -52,7 +53,10 @@ def _error(e: MorpheusError) -> web.Response:
         return detail_error(404, "voice_not_found", f"a voice with the voice_id "
                             f"{e.voice_id!r} was not found", field="voice_id")
     if isinstance(e, VoiceConflict):
-        return detail_error(409, "voice_already_exists", str(e), field=e.field)
+        # 400, not the native face's 409: the official SDK retries a 409 (twice, seconds
+        # apart) and its retry drops the form fields, so its caller would see a confusing
+        # "needs a name" instead of this.
+        return detail_error(400, "voice_already_exists", str(e), field=e.field)
     return error_response(e)
 
 
