@@ -21,7 +21,6 @@ from tests.audio_check import decode
 from tests.live_server import live_server
 from tests.voice_clips import add_clone, add_preset, library_files, piper_clip, piper_pcm
 
-
 # ------------------------------------------------------------------------------ names
 
 @pytest.mark.parametrize("name, voice_id", [
@@ -165,7 +164,7 @@ async def test_the_manifest_is_replaced_whole_and_read_by_another_store(tmp_path
     manifest = json.loads((tmp_path / MANIFEST).read_text())
     assert manifest["format"] == 1 and [v["voice_id"] for v in manifest["voices"]] == [
         "one", "two"]
-    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+    assert [n for n in os.listdir(tmp_path) if n.endswith(".tmp")] == []
     (tmp_path / MANIFEST).write_text("{broken")  # a bad edit by hand: the last good stays
     assert {v.voice_id for v in a.voices()} == {"one", "two"}
 
