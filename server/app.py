@@ -48,7 +48,7 @@ def create_app(settings: Settings, *, env_file: Path | None = None, warm: bool =
     app[DELIVERIES] = Deliveries()
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        await library.sweep()  # what a crash left in VOICES_DIR
+        await library.start()  # what a crash left in VOICES_DIR; which engines clone
         if warm:  # load the active backend before the first request, not during it
             try:
                 await pool.ready(store.current.tts_backend)

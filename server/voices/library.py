@@ -9,6 +9,7 @@ other gets a 409 at once; an id stored here shadows an engine voice of the same 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import shutil
@@ -50,6 +51,7 @@ class VoiceLibrary:
         self._settings = settings
         self._pool = pool
         self._stores: dict[Path, VoiceStore] = {}
+        self._learning: asyncio.Future[list[str]] | None = None  # which engines clone
 
     @property
     def store(self) -> VoiceStore:
@@ -79,10 +81,9 @@ class VoiceLibrary:
 
     def speaks_on(self, voice: StoredVoice) -> str | None:
         """The backend a request naming only this voice speaks on (None: no backend can)."""
-        try:
-            return resolve.apply(StreamSpec(voice=voice.voice_id), voice, "-", self).backend
-        except VoiceError:
-            return None
+        if voice.kind == "preset":
+            return voice.backend
+        return resolve.clone_backend(None, voice, self)
 
     # -- the core's VoiceBook (server/core/voicebook.py)
 
@@ -116,19 +117,11 @@ class VoiceLibrary:
         try:
             caps = self._pool.instance(backend).capabilities
         except MorpheusError:  # not importable here: try its class (what it declares)
-            return self._class_clones(backend)
+            return _class_clones(backend)
         return caps.clones
 
     def cloning(self) -> list[str]:
-        return [name for name in registry.BACKENDS if self._class_clones(name)]
-
-    @staticmethod
-    def _class_clones(name: str) -> bool:
-        try:
-            caps = getattr(registry.load_class(name), "capabilities", None)
-        except MorpheusError:
-            return False
-        return bool(caps is not None and getattr(caps, "clones", False))
+        return [name for name in registry.BACKENDS if _class_clones(name)]
 
     # -- writing
 
@@ -235,13 +228,26 @@ class VoiceLibrary:
             raise VoiceNotFound(voice_id)
         return await self.store.remove(voice_id)
 
-    async def sweep(self) -> None:
-        """Remove what a crash left in VOICES_DIR; a folder that cannot be read is logged,
-        not fatal (the library then answers each request with the reason)."""
+    async def start(self) -> None:
+        """At startup: remove what a crash left in VOICES_DIR (a folder that cannot be read
+        is logged, not fatal), and start learning which engines clone (it imports every
+        adapter class once: in a thread, meanwhile the server starts, not during a request)."""
         try:
             await asyncio.to_thread(self.store.sweep)
         except OSError as e:
             log.error("VOICES_DIR %s: %s", self.store.root, e)
+        self._learning = asyncio.ensure_future(asyncio.to_thread(self.cloning))
+
+
+@functools.cache
+def _class_clones(name: str) -> bool:
+    """Whether backend `name`'s adapter class declares that it clones (a fact of the code:
+    computed once per process)."""
+    try:
+        caps = getattr(registry.load_class(name), "capabilities", None)
+    except MorpheusError:
+        return False
+    return bool(caps is not None and getattr(caps, "clones", False))
 
 
 def _labels(raw: str) -> dict[str, str]:

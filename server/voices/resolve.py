@@ -65,23 +65,26 @@ def _preset(spec: StreamSpec, voice: StoredVoice) -> StreamSpec:
 
 
 def _clone_backend(spec: StreamSpec, voice: StoredVoice, engines: Engines) -> str:
-    enabled = engines.enabled
-    if spec.backend:
-        backend = spec.backend
-    elif voice.backend and voice.backend in enabled:
-        backend = voice.backend
-    elif engines.clones(engines.active):
-        backend = engines.active
-    else:
-        able = [b for b in enabled if engines.clones(b)]
-        if not able:
-            raise VoiceError(f"voice {voice.voice_id!r} is a clone, and no enabled backend "
-                             f"clones: {_cloning(engines)}", field="voice")
-        backend = able[0]
+    backend = clone_backend(spec.backend, voice, engines)
+    if backend is None:
+        raise VoiceError(f"voice {voice.voice_id!r} is a clone, and no enabled backend "
+                         f"clones: {_cloning(engines)}", field="voice")
     if not engines.clones(backend):
         raise VoiceError(f"voice {voice.voice_id!r} is a clone, and backend {backend!r} "
                          f"cannot clone: {_cloning(engines)}", field="voice")
     return backend
+
+
+def clone_backend(asked: str | None, voice: StoredVoice, engines: Engines) -> str | None:
+    """The backend a clone speaks on when `asked` (a request's backend, or None) is named:
+    None when nothing names one and no enabled backend clones. Raises nothing."""
+    if asked:
+        return asked
+    if voice.backend and voice.backend in engines.enabled:
+        return voice.backend
+    if engines.clones(engines.active):
+        return engines.active
+    return next((b for b in engines.enabled if engines.clones(b)), None)
 
 
 def _cloning(engines: Engines) -> str:
@@ -95,4 +98,4 @@ def _cloning(engines: Engines) -> str:
     return f"engines that clone: {listed} (enable one in BACKENDS and set its URL)"
 
 
-__all__ = ["Engines", "apply"]
+__all__ = ["Engines", "apply", "clone_backend"]
