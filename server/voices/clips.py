@@ -11,7 +11,6 @@ frames are nearly all below SPEECH_DBFS is silence, not a voice. Blocking: run i
 
 from __future__ import annotations
 
-import math
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,11 +137,6 @@ def join(clips: list[Path], dst: Path, block_frames: int = 24_000) -> None:
                     if not data:
                         break
                     out.writeframes(data)
-
-
-def duration_s(path: Path) -> float:
-    with wave.open(str(path), "rb") as w:
-        return w.getnframes() / w.getframerate() if w.getframerate() else math.nan
 
 
 __all__ = ["CLIP_RATE_HZ", "ClipInfo", "FORMAT_NAMES", "MIN_SPEECH_S", "convert", "join"]

@@ -24,7 +24,7 @@ from server.core.backends import BackendPool
 from server.core.stream import StreamSpec
 from server.settings_store import SettingsStore
 from server.voices import clips, resolve
-from server.voices.errors import ClipRejected, VoiceError, VoiceNotFound
+from server.voices.errors import ClipRejected, VoiceConflict, VoiceError, VoiceNotFound
 from server.voices.names import (
     check_base_voice,
     check_labels,
@@ -114,6 +114,8 @@ class VoiceLibrary:
     def clones(self, backend: str) -> bool:
         if not self._pool.known(backend):
             return False
+        if backend not in self.enabled:  # its class says; no instance of a disabled backend
+            return _class_clones(backend)
         try:
             caps = self._pool.instance(backend).capabilities
         except MorpheusError:  # not importable here: try its class (what it declares)
@@ -212,6 +214,9 @@ class VoiceLibrary:
                 if len(v.clips) + len(records) > limits.max_files:
                     raise ClipRejected(f"too many files: at most {limits.max_files} clips per "
                                        "voice (VOICE_MAX_FILES)", status=413)
+                if {r.file for r in v.clips} & {r.file for r in records}:
+                    raise VoiceConflict(f"voice {voice_id!r} changed during this edit; send "
+                                        "it again", field="files")
                 for r in v.clips:  # the clips it had, linked into the new folder
                     _link(store.path(v, r.file), staging / r.file)
                 every = (*v.clips, *records)
