@@ -38,6 +38,9 @@ class TTSInput:
     sampling: Sampling = field(default_factory=Sampling)
     target_chunk: int | None = None  # in the adapter's chunk_unit (tokens, or ms of audio)
     low_latency: bool = False  # smallest first chunk, flush early, no coalescing
+    # A 24 kHz mono WAV of the voice to speak in (a stored clone, server/voices), for engines
+    # whose Capabilities.clones; `voice` is then the clone's id (stable: a cache key).
+    reference_audio: str | None = None
     # Live: ms of audio ahead of the listener's playback right now (None: unknown). Engines
     # that trade latency for cost within a segment (SNAC windows) size their steps by it.
     buffer_ms: Callable[[], float] | None = None
@@ -105,6 +108,7 @@ class Capabilities:
     word_timings: bool = False  # chunks carry exact WordTimings (else they are estimated)
     phonemes: bool = False  # takes IPA inline as `[[...]]` (a lexicon's or SSML's phonemes)
     normalizes_text: bool = False  # reads numbers, dates, URLs well itself (a hosted API)
+    clones: bool = False  # speaks in the voice of TTSInput.reference_audio
 
 
 @dataclass(frozen=True)

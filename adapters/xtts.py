@@ -12,6 +12,8 @@ Protocols (reference/protocols.md §3):
 Both answer a 44-byte WAV header that claims zero frames (24 kHz, 16-bit, mono), then raw
 PCM as XTTS makes it; the header is read (and checked) by dsp.wav.WavReader, never played.
 Voices: the server's speakers plus one per clip in XTTS_SPEAKERS_DIR (file name = voice name).
+A stored clone (TTSInput.reference_audio) goes the same way as such a clip: through
+/clone_speaker once (latents cached), or by path to xtts-api-server.
 """
 
 from __future__ import annotations
@@ -61,7 +63,8 @@ class XttsAdapter(HttpUpstreamAdapter):
     url_setting = "XTTS_URL"
     probe_path = "/languages"  # both servers have it; cheap
     capabilities = Capabilities(native_rate_hz=XTTS_RATE_HZ, streams_sub_sentence=True,
-                                chunk_unit="segment", languages=LANGUAGES, native_speed=False)
+                                chunk_unit="segment", languages=LANGUAGES, native_speed=False,
+                                clones=True)
 
     def __init__(self, config: XttsConfig) -> None:
         self.config = config
@@ -177,10 +180,12 @@ class XttsAdapter(HttpUpstreamAdapter):
 
     async def speak(self, up: Upstream, req: TTSInput) -> AsyncIterator[AudioChunk]:
         text, voice, language = req.text, req.voice or "", req.language or ""
+        clip = Path(req.reference_audio) if req.reference_audio else None  # a stored clone
         address = up.address
         url = f"{address}/tts_stream"
         if await self._api(address) == STREAMING_SERVER:
-            latents = await self._latents(address, voice)
+            latents = await (self._clone(address, clip) if clip is not None
+                             else self._latents(address, voice))
             body = b"".join((
                 b'{"text": ', json.dumps(text).encode(), b', "language": ',
                 json.dumps(language).encode(), b', "add_wav_header": true, "stream_chunk_size": ',
@@ -188,7 +193,7 @@ class XttsAdapter(HttpUpstreamAdapter):
             request = self.request("POST", url, content=body,
                                    headers={"Content-Type": "application/json"})
         else:
-            clip = self._clips().get(voice)
+            clip = clip or self._clips().get(voice)
             speaker = str(clip) if clip is not None else voice
             request = self.request("GET", url, params={"text": text, "speaker_wav": speaker,
                                                        "language": language})

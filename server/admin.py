@@ -22,7 +22,7 @@ from server.errors import (
     json_error,
     read_json_object,
 )
-from server.lifecycle import is_loopback
+from server.security import remote_write_refused
 
 # Every setting that holds a credential is masked in GET /config (and never logged).
 SECRET_KEYS = {k for k in field_names() if k == "api_key" or k.endswith("_api_key")}
@@ -81,7 +81,7 @@ async def get_config(request: web.Request) -> web.Response:
 async def post_config(request: web.Request) -> web.Response:
     store = request.app[SETTINGS]
     settings = store.current
-    if not settings.api_key and not is_loopback(request.remote or ""):
+    if remote_write_refused(settings, request.remote):
         return json_error(403, "POST /config from another machine needs API_KEY to be set",
                           type_="forbidden")
     try:

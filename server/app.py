@@ -9,16 +9,18 @@ from typing import Any
 from aiohttp import web
 
 from server.admin import add_admin_routes
-from server.app_keys import BACKENDS, METRICS, ORCHESTRATOR, SETTINGS
+from server.app_keys import BACKENDS, METRICS, ORCHESTRATOR, SETTINGS, VOICES
 from server.core.backends import BackendPool
 from server.config import Settings
 from server.deliveries import DELIVERIES, Deliveries, track_http
 from server.guard import add_cors_headers, guard
 from server.faces.openai.speech import add_speech_routes
 from server.faces.openai.legacy import add_legacy_routes
+from server.faces.openai.voices import add_voice_routes
 from server.metrics import Metrics
 from server.core.orchestrator import Orchestrator
 from server.settings_store import SettingsStore
+from server.voices.library import VoiceLibrary
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # MAX_INPUT_CHARS of text, JSON-escaped, fits with room
 
@@ -40,10 +42,13 @@ def create_app(settings: Settings, *, env_file: Path | None = None, warm: bool =
     app[SETTINGS] = store
     app[BACKENDS] = pool
     app[METRICS] = metrics
-    app[ORCHESTRATOR] = Orchestrator(store, pool, metrics)
+    library = VoiceLibrary(store, pool)
+    app[VOICES] = library
+    app[ORCHESTRATOR] = Orchestrator(store, pool, metrics, voices=library)
     app[DELIVERIES] = Deliveries()
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        await library.start()  # what a crash left in VOICES_DIR; which engines clone
         if warm:  # load the active backend before the first request, not during it
             try:
                 await pool.ready(store.current.tts_backend)
@@ -61,6 +66,7 @@ def create_app(settings: Settings, *, env_file: Path | None = None, warm: bool =
         app.cleanup_ctx.append(lambda _app: store.watch())
     add_speech_routes(app)
     add_legacy_routes(app)
+    add_voice_routes(app)
     add_admin_routes(app)
     _add_optional_routes(app)
     return app

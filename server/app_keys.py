@@ -13,3 +13,4 @@ SETTINGS = web.AppKey("settings", "SettingsStore")
 BACKENDS = web.AppKey("backends", "BackendPool")
 ORCHESTRATOR = web.AppKey("orchestrator", "Orchestrator")
 METRICS = web.AppKey("metrics", "Metrics")
+VOICES = web.AppKey("voices", "VoiceLibrary")  # server/voices: the stored voices

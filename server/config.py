@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     outputs_max_files: int = Field(200, ge=1)
     max_input_chars: int = Field(100_000, ge=1)
 
+    # --- the voice library (server/voices): clones and presets, one id on every face
+    voices_dir: Path = path_setting(Path("voices"))  # relative: from the working directory
+    voice_max_files: int = Field(8, ge=1, le=64)  # reference clips per voice
+    voice_max_file_mb: float = Field(20.0, gt=0, le=1024)  # one uploaded file, as sent
+    voice_max_clip_s: float = Field(60.0, ge=2, le=600)  # one clip's decoded duration
+
     # --- security
     api_key: str | None = local_setting(None)  # when set, all routes but /healthz, /readyz need it
     cors_origins: str = ""  # comma list of web origins allowed besides this server's own

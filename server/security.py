@@ -111,6 +111,15 @@ def key_ok(settings: Any, presented: str | None) -> bool:
                                expected.encode("utf-8", "replace"))
 
 
+def remote_write_refused(settings: Any, remote: str | None) -> bool:
+    """Whether a write that changes what the server holds (POST /config, the voice library)
+    must be refused: it comes from another machine and no API_KEY is set, so nothing tells
+    who sent it. With a key set, the middleware has checked it already."""
+    from server.lifecycle import is_loopback
+
+    return not settings.api_key and not is_loopback(remote or "")
+
+
 def presented_key(request: web.Request) -> str | None:
     """The key a request carries: Bearer header, xi-api-key header, or api_key query."""
     auth = request.headers.get("Authorization", "")
@@ -135,4 +144,5 @@ def public_path(method: str, path: str) -> bool:
 
 
 __all__ = ["DEFERRED_AUTH", "OPEN_PATHS", "allowed_host_patterns", "check_allowed_hosts",
-           "header_value", "host_allowed", "host_name", "key_ok", "presented_key", "public_path"]
+           "header_value", "host_allowed", "host_name", "key_ok", "presented_key", "public_path",
+           "remote_write_refused"]

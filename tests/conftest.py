@@ -59,6 +59,7 @@ async def serve(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     async def start(*, env_file: Path | None = None, port: int | None = None,
                     **overrides: Any) -> Running:
         overrides.setdefault("outputs_dir", tmp_path / "outputs")
+        overrides.setdefault("voices_dir", tmp_path / "voices")
         overrides.setdefault("webrtc_host_addresses", "127.0.0.1")
         cm = running_server(Settings(**overrides), env_file=env_file, port=port)
         srv = await cm.__aenter__()

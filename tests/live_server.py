@@ -52,7 +52,8 @@ def live_server(tmp_path: Path, *, env_file: Path | None = None, args: Sequence[
     names = field_names()
     env = {k: v for k, v in os.environ.items() if k.lower() not in names}
     env.update({"PYTHONPATH": str(ROOT), "WEBRTC_HOST_ADDRESSES": "127.0.0.1",
-                "OUTPUTS_DIR": str(tmp_path / "outputs"), "LOG_LEVEL": "ERROR",
+                "OUTPUTS_DIR": str(tmp_path / "outputs"), "VOICES_DIR": str(tmp_path / "voices"),
+                "LOG_LEVEL": "ERROR",
                 **{k.upper(): str(v) for k, v in settings.items()}})
     proc = subprocess.Popen(
         [sys.executable, "-m", "server.cli", "--env-file", str(env_file or ""), "serve",

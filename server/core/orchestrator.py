@@ -29,6 +29,7 @@ from server.core.events import BufferObserver
 from server.core.listener import WallClockObserver
 from server.core.scheduler import EdfGate
 from server.core.stream import Stream, StreamSpec, voiced_tags
+from server.core.voicebook import Lease, VoiceBook
 from server.metrics import Metrics
 from server.settings_store import SettingsStore
 
@@ -38,10 +39,13 @@ log = logging.getLogger("morpheus.orchestrator")
 class Orchestrator:
     """Opens and owns the streams of one app; shares engines fairly between them."""
 
-    def __init__(self, store: SettingsStore, backends: BackendPool, metrics: Metrics) -> None:
+    def __init__(self, store: SettingsStore, backends: BackendPool, metrics: Metrics,
+                 voices: VoiceBook | None = None) -> None:
         self.store = store
         self.backends = backends
         self.metrics = metrics
+        self.voices = voices  # stored voices: resolved here, once, for every face
+        self._leases: dict[int, Lease] = {}  # id(stream) -> its hold on a stored voice
         self.streams: dict[str, Stream] = {}
         self.totals = {"underflows": 0, "failovers": 0, "barge_ins": 0, "requests": 0}
         self._gates: dict[int, EdfGate] = {}
@@ -124,7 +128,26 @@ class Orchestrator:
     # -- opening streams
 
     async def open(self, spec: StreamSpec, observer: BufferObserver | None = None) -> Stream:
-        """Admit and start a stream; raises BadRequest, Busy or BackendUnavailable."""
+        """Admit and start a stream; raises BadRequest, Busy or BackendUnavailable. A stored
+        voice's id in `spec.voice` becomes its backend, engine voice and defaults here."""
+        lease = None
+        if self.voices is not None:
+            default = self.settings.default_voice
+            if not spec.voice and not spec.backend and default and self.voices.knows(default):
+                spec = StreamSpec(**{**spec.__dict__, "voice": default})  # DEFAULT_VOICE stored
+            if spec.voice:
+                spec, lease = self.voices.apply(spec)
+        try:
+            stream = await self._open(spec, observer)
+        except BaseException:
+            if lease is not None:
+                lease.release()
+            raise
+        if lease is not None:
+            self._leases[id(stream)] = lease
+        return stream
+
+    async def _open(self, spec: StreamSpec, observer: BufferObserver | None) -> Stream:
         s = self.settings
         name = spec.backend or s.tts_backend
         self.backends.validate_name(name)
@@ -137,14 +160,20 @@ class Orchestrator:
             log.warning("backend %s unavailable (%s); starting on %s", name, e, fb)
             adapter = await self.backends.ready(fb)
             self.count_failover(name, fb)
-            spec = StreamSpec(**{**spec.__dict__, "voice": None})
+            spec = StreamSpec(**{**spec.__dict__, "voice": None, "reference_audio": None})
             stream = await self._start(spec, adapter, observer)
             stream.degraded = True
             return stream
         return await self._start(spec, adapter, observer)
 
     def resolve_voice(self, adapter: TTSAdapter, voice: str | None) -> tuple[str | None, bool]:
-        """(effective voice, fell_back): unknown voices fall back to the default, as Orpheus did."""
+        """(effective voice, fell_back): unknown voices fall back to the default, as Orpheus did;
+        a stored voice's id is kept (it is resolved when a stream opens)."""
+        if voice and self.voices is not None and self.voices.knows(voice):
+            return voice, False
+        return self._engine_voice(adapter, voice)
+
+    def _engine_voice(self, adapter: TTSAdapter, voice: str | None) -> tuple[str | None, bool]:
         ids = {v.id for v in adapter.voices()}
         if voice and (voice in ids or not ids):
             return voice, False
@@ -154,7 +183,10 @@ class Orchestrator:
     async def _start(self, spec: StreamSpec, adapter: TTSAdapter,
                      observer: BufferObserver | None) -> Stream:
         await self.admission.admit()
-        voice, _ = self.resolve_voice(adapter, spec.voice)
+        if spec.reference_audio and adapter.capabilities.clones:
+            voice: str | None = spec.voice  # a clone: the engine speaks the reference clip
+        else:
+            voice, _ = self._engine_voice(adapter, spec.voice)  # the library already spoke
         observer = observer or WallClockObserver(self.settings.playback_buffer_ms)
         stream = Stream(self, spec, adapter, observer, voice)
         self.streams[stream.id] = stream
@@ -186,6 +218,9 @@ class Orchestrator:
 
     def finished(self, stream: Stream) -> None:
         """`stream` ended (Stream.aclose): free its slot and count its outcome."""
+        lease = self._leases.pop(id(stream), None)
+        if lease is not None:
+            lease.release()
         if self.streams.pop(stream.id, None) is None:
             return
         m = self.metrics

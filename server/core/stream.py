@@ -66,6 +66,9 @@ class StreamSpec:
     incremental: bool = False  # text arrives in pieces (WS, WebRTC): adapters may keep a session
     normalize: bool | None = None  # the text front end's normalization; None: the server's
     lexicon: tuple[LexiconEntry, ...] = ()  # this request's entries, before LEXICON_FILE's
+    # Set by the voice library when `voice` named a stored voice (server/core/voicebook.py):
+    voice_id: str | None = None  # the stored voice's id, as the client named it
+    reference_audio: str | None = None  # a clone's reference WAV (engines that clone)
 
 
 class Owner(Protocol):
@@ -156,6 +159,12 @@ class Stream:
         return self._made_ms
 
     # -- text input
+
+    @property
+    def voice_id(self) -> str:
+        """The voice as the client knows it: the stored voice's id while the stream speaks
+        it (not after a failover), else the engine's voice."""
+        return self.spec.voice_id if self.spec.voice_id and not self.degraded else self.voice
 
     def push_text(self, text: str) -> None:
         """Append the client's text as it came: the front end (dsp/textfront) strips markup,
@@ -423,6 +432,7 @@ class Stream:
         req = TTSInput(
             text=engine.text, voice=self.voice or None, language=self.spec.language,
             speed=self.spec.speed, sampling=self.spec.sampling,
+            reference_audio=self.spec.reference_audio if caps.clones else None,
             target_chunk=size if caps.chunk_unit == "tokens" else None,
             low_latency=self.spec.low_latency or self.rate.state is RateState.UNDERFLOW,
             buffer_ms=self.ahead_ms)
@@ -504,7 +514,8 @@ class Stream:
             "state": self.rate.state.value, "buffer_ms": round(self.observer.buffer_ms(), 1),
             "chunk_size": self.rate.chunk_size, "ttft_ms": self.ttft_ms,
             "rtf": None if rtf is None else round(rtf, 2), "underflows": self.underflows,
-            "audio_ms": round(self.audio_ms, 1), "degraded": self.degraded, "voice": self.voice,
+            "audio_ms": round(self.audio_ms, 1), "degraded": self.degraded,
+            "voice": self.voice_id,
             "status": self.status,
         }
 

@@ -47,6 +47,40 @@ export async function fetchVoices() {
   return (body.voices || []).map((id) => ({ id, name: id, language: "", backend: "" }));
 }
 
+// The voice library (stored clones and presets): POST multipart (a clone) or JSON (a preset),
+// DELETE by id. Each answers the stored voice, or throws with the server's reason.
+export async function addClone(name, file) {
+  const form = new FormData();
+  form.append("name", name);
+  form.append("files", file, file.name);
+  return json(await apiFetch("/v1/audio/voices", { method: "POST", body: form }));
+}
+
+export async function addPreset(preset) {
+  return json(
+    await apiFetch("/v1/audio/voices", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(preset),
+    }),
+  );
+}
+
+export async function deleteVoice(id) {
+  return json(await apiFetch(`/v1/audio/voices/${encodeURIComponent(id)}`, { method: "DELETE" }));
+}
+
+// A whole WAV of `text` in `voice`: {blob, backend} (stream=false: true sizes, seekable).
+export async function speakSample(voice, text) {
+  const response = await apiFetch("/v1/audio/speech", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ input: text, voice, response_format: "wav", stream: false }),
+  });
+  if (!response.ok) await json(response); // throws with the reason
+  return { blob: await response.blob(), backend: response.headers.get("X-Backend") };
+}
+
 // {active, adapters: [{name, active, ready, reason, degraded, ...}]}
 export async function fetchAdapters() {
   return json(await apiFetch("/adapters"));

@@ -21,10 +21,17 @@ export class Pickers {
     el.backend.addEventListener("change", () => this.switchBackend());
   }
 
+  // Whether `id` is a stored voice (a clone or preset: it names its own backend).
+  isStored(id) {
+    return this.voices.some((v) => v.library && v.id === id);
+  }
+
   renderVoices() {
     const chosen = this.el.voice.value;
-    let list = this.voices.filter((v) => !v.backend || v.backend === this.activeBackend);
-    if (!list.length) list = this.voices;
+    const stored = this.voices.filter((v) => v.library);
+    const engine = this.voices.filter((v) => !v.library);
+    let list = engine.filter((v) => !v.backend || v.backend === this.activeBackend);
+    if (!list.length) list = engine;
     const seen = new Set();
     list = list.filter((v) => !seen.has(v.id) && seen.add(v.id)); // one option per voice id
     const groups = new Map();
@@ -40,8 +47,14 @@ export class Pickers {
       og.append(...groups.get(key).map(voiceOption));
       nodes.push(og);
     }
+    if (stored.length) {
+      const og = document.createElement("optgroup");
+      og.label = "Stored voices";
+      og.append(...stored.map((v) => new Option(`${v.name} (${v.kind})`, v.id)));
+      nodes.push(og);
+    }
     this.el.voice.replaceChildren(...nodes);
-    this.el.voice.value = list.some((v) => v.id === chosen) ? chosen : "";
+    this.el.voice.value = [...list, ...stored].some((v) => v.id === chosen) ? chosen : "";
   }
 
   async loadVoices() {

@@ -10,6 +10,7 @@ import { ResponseView } from "./response-view.js";
 import { speakHttp } from "./speech-http.js";
 import { SpeechSocket } from "./speech-ws.js";
 import { TextBox } from "./text-box.js";
+import { VoicesPanel } from "./voices-panel.js";
 
 const REPORT_EVERY_MS = 200; // playback.report rate: 5 per second
 const TICK_MS = 100; // meters and facts
@@ -65,10 +66,11 @@ const socket = new SpeechSocket({
   },
 });
 
-// A WebSocket session pins its backend when it opens, so name the picker's backend each time.
+// A WebSocket session pins its backend when it opens, so name the picker's backend each time;
+// but not with a stored voice, which speaks on its own backend (a clone on one that clones).
 function sessionFields() {
   const session = { low_latency: el.lowLatency.checked, speed: Number(el.speed.value) };
-  if (el.backend.value) session.backend = el.backend.value;
+  if (el.backend.value && !pickers.isStored(el.voice.value)) session.backend = el.backend.value;
   if (el.voice.value) session.voice = el.voice.value;
   return session;
 }
@@ -104,8 +106,10 @@ async function speak() {
     await player.resume();
     player.reset();
     if (run.transport === "ws") {
-      // session.update cannot unset a voice: back to the default voice means a fresh session.
-      if (!el.voice.value && socket.customVoice) socket.close();
+      // session.update cannot unset a voice: back to the default voice means a fresh session;
+      // nor a backend: a stored voice after a pinned backend needs one too.
+      const stored = pickers.isStored(el.voice.value);
+      if ((!el.voice.value && socket.customVoice) || (stored && socket.pinnedBackend)) socket.close();
       await socket.connect();
       if (current !== run) return;
       socket.speak(text, sessionFields());
@@ -281,6 +285,22 @@ el.speed.addEventListener("input", () => {
   el.speedOut.textContent = `${Number(el.speed.value).toFixed(2)}×`;
 });
 
+const voicesPanel = new VoicesPanel({
+  list: $("library"), empty: $("library-empty"), status: $("voices-status"), audio: $("sample-audio"),
+  cloneForm: $("clone-form"), cloneName: $("clone-name"), cloneFile: $("clone-file"),
+  presetForm: $("preset-form"), presetName: $("preset-name"), presetSummary: $("preset-summary"),
+}, {
+  settings: () => ({
+    backend: el.backend.value, voice: el.voice.value, voiceIsStored: pickers.isStored(el.voice.value),
+    speed: Number(el.speed.value),
+  }),
+  onChange: () => pickers.loadVoices(),
+});
+for (const input of [el.backend, el.voice, el.speed]) {
+  input.addEventListener("input", () => voicesPanel.summarize());
+  input.addEventListener("change", () => voicesPanel.summarize());
+}
+
 const perf = new PerfPanel(document.getElementById("perf"));
 perf.start();
 setInterval(tick, TICK_MS);
@@ -310,9 +330,11 @@ window.__morpheus = {
     };
   },
   waveInk: () => view.drawn,
+  voiceSample: () => voicesPanel.lastSample,
 };
 
 player.init().catch((e) => setStatus(`Audio output unavailable: ${e.message}`, "error"));
 textBox.loadLimit();
-pickers.loadAdapters().then(() => pickers.loadVoices());
+pickers.loadAdapters().then(() => pickers.loadVoices()).then(() => voicesPanel.summarize());
+voicesPanel.load();
 socket.connect().catch(() => {}); // warm the connection; speak() reconnects and reports errors

@@ -17,6 +17,7 @@ export class SpeechSocket {
     this.responseId = null; // the live response; audio outside one is dropped
     this.droppedFrames = 0;
     this.customVoice = false; // a voice was set on this session (cannot be unset by update)
+    this.pinnedBackend = false; // a backend was set on this session (nor can it)
   }
 
   get open() {
@@ -62,6 +63,7 @@ export class SpeechSocket {
   speak(text, session) {
     this.send({ type: "session.update", session });
     if (session.voice) this.customVoice = true;
+    if (session.backend) this.pinnedBackend = true;
     this.send({ type: "input_text.append", text });
     this.send({ type: "input_text.done" });
   }
@@ -84,6 +86,7 @@ export class SpeechSocket {
     this.session = null;
     this.responseId = null;
     this.customVoice = false;
+    this.pinnedBackend = false;
     if (ws) ws.close(1000);
   }
 

@@ -1,6 +1,7 @@
 """ElevenLabs' listings: `GET /v1/voices`, `GET /v2/voices` and `GET /v1/models`.
 
-Voices are the active backend's (their ids are Morpheus voice ids). Models are one per enabled
+Voices are the active backend's (their ids are Morpheus voice ids), then the stored voices of
+the voice library (server/faces/elevenlabs/voices.py: category `cloned` or `generated`). Models are one per enabled
 Morpheus backend (`model_id` = the backend name selects it) plus ElevenLabs' own model ids,
 each of which means the active backend. `/v1/models` is also OpenAI's route: ElevenLabs
 clients are told apart by the `xi-api-key` header or the SDK's `X-Fern-SDK-Name` header and get
@@ -16,7 +17,7 @@ from aiohttp import web
 from adapters import registry
 from adapters.base import TTSAdapter, Voice
 from adapters.errors import MorpheusError
-from server.app_keys import BACKENDS, SETTINGS
+from server.app_keys import BACKENDS, SETTINGS, VOICES
 from server.faces.elevenlabs.api import ELEVENLABS_MODELS, detail_error, error_response, key_error
 
 V2_PAGE_SIZE = 10  # ElevenLabs' default page
@@ -51,14 +52,24 @@ def voice_json(v: Voice) -> dict[str, Any]:
             "is_legacy": False}
 
 
-async def _voices(request: web.Request) -> list[Voice] | web.Response:
+async def engine_voices(request: web.Request) -> list[Voice]:
+    """The active backend's voices (MorpheusError when it cannot be loaded)."""
+    return (await _active_adapter(request)).voices()
+
+
+async def _voices(request: web.Request) -> list[dict[str, Any]] | web.Response:
+    """Every voice as ElevenLabs shows one: the active backend's, then the stored ones."""
+    from server.faces.elevenlabs.voices import stored_voice_json
+
     denied = key_error(request)
     if denied is not None:
         return denied
     try:
-        return (await _active_adapter(request)).voices()
+        listed = [voice_json(v) for v in await engine_voices(request)]
     except MorpheusError as e:
         return error_response(e)
+    library = request.app[VOICES]
+    return listed + [stored_voice_json(library, v) for v in library.voices()]
 
 
 async def list_voices(request: web.Request) -> web.Response:
@@ -66,7 +77,7 @@ async def list_voices(request: web.Request) -> web.Response:
     voices = await _voices(request)
     if isinstance(voices, web.Response):
         return voices
-    return web.json_response({"voices": [voice_json(v) for v in voices]})
+    return web.json_response({"voices": voices})
 
 
 async def list_voices_v2(request: web.Request) -> web.Response:
@@ -86,10 +97,11 @@ async def list_voices_v2(request: web.Request) -> web.Response:
                             field="page_size")
     search = q.get("search", "").lower()
     if search:
-        voices = [v for v in voices if search in f"{v.id} {v.name} {v.description}".lower()]
+        voices = [v for v in voices if search in " ".join(
+            str(v.get(k) or "") for k in ("voice_id", "name", "description")).lower()]
     page = voices[start:start + size]
     more = start + size < len(voices)
-    return web.json_response({"voices": [voice_json(v) for v in page], "has_more": more,
+    return web.json_response({"voices": page, "has_more": more,
                               "total_count": len(voices),
                               "next_page_token": str(start + size) if more else None})
 
@@ -135,4 +147,5 @@ async def list_models(request: web.Request) -> web.Response:
     return web.json_response(models)
 
 
-__all__ = ["is_elevenlabs_client", "list_models", "list_voices", "list_voices_v2"]
+__all__ = ["engine_voices", "is_elevenlabs_client", "list_models", "list_voices",
+           "list_voices_v2", "voice_json"]

@@ -84,11 +84,11 @@ async def _open(request: web.Request) -> tuple[Stream, SpeechBody, OutputFormat]
 
 def _headers(stream: Stream, voice_id: str, fmt: OutputFormat, chars: int) -> dict[str, str]:
     headers = {"request-id": stream.id, "X-Request-ID": stream.id, "X-Backend": stream.backend,
-               "X-Voice": stream.voice, "X-Degraded": "true" if stream.degraded else "false",
+               "X-Voice": stream.voice_id, "X-Degraded": "true" if stream.degraded else "false",
                "X-Sample-Rate": str(fmt.sample_rate_hz), "x-character-count": str(chars),
                "Cache-Control": "no-store"}
-    if voice_id != stream.voice:
-        headers["X-Voice-Fallback"] = f"{voice_id} -> {stream.voice}"
+    if voice_id != stream.voice_id:
+        headers["X-Voice-Fallback"] = f"{voice_id} -> {stream.voice_id}"
     return headers
 
 
@@ -187,6 +187,7 @@ def add_elevenlabs_routes(app: web.Application) -> None:
     """Every ElevenLabs-compatible route: text-to-speech, voices, models and the WebSockets."""
     from server.faces.elevenlabs.catalog import list_voices, list_voices_v2
     from server.faces.elevenlabs.dictionaries import add_dictionary_routes
+    from server.faces.elevenlabs.voices import add_voice_routes
     from server.faces.elevenlabs.ws import multi_stream_input, stream_input
 
     base = "/v1/text-to-speech/{voice_id}"
@@ -198,6 +199,7 @@ def add_elevenlabs_routes(app: web.Application) -> None:
     app.router.add_get(f"{base}/multi-stream-input", multi_stream_input)
     app.router.add_get("/v1/voices", list_voices)
     app.router.add_get("/v2/voices", list_voices_v2)
+    add_voice_routes(app)  # add, get, edit, delete: the voice library
     add_dictionary_routes(app)
 
 

@@ -12,7 +12,7 @@ from adapters import registry
 from adapters.base import PIPELINE_RATE_HZ, Sampling
 from adapters.errors import MorpheusError, TTSError
 from dsp.encoders import CONTENT_TYPES, make_encoder
-from server.app_keys import BACKENDS, METRICS, ORCHESTRATOR, SETTINGS
+from server.app_keys import METRICS, ORCHESTRATOR, SETTINGS
 from server.errors import (
     busy_response,
     from_morpheus,
@@ -45,11 +45,11 @@ def stream_headers(stream: Stream, requested_voice: str | None, fmt: str) -> dic
         "X-Backend": stream.backend,
         "X-Sample-Rate": str(48000 if fmt == "opus" else PIPELINE_RATE_HZ),
         "X-Degraded": "true" if stream.degraded else "false",
-        "X-Voice": header_value(stream.voice),
+        "X-Voice": header_value(stream.voice_id),
         "Cache-Control": "no-store",
     }
-    if requested_voice and requested_voice != stream.voice:
-        headers["X-Voice-Fallback"] = header_value(f"{requested_voice} -> {stream.voice}")
+    if requested_voice and requested_voice != stream.voice_id:
+        headers["X-Voice-Fallback"] = header_value(f"{requested_voice} -> {stream.voice_id}")
     return headers
 
 
@@ -212,28 +212,6 @@ async def cancel_speech(request: web.Request) -> web.Response:
                               "heard_text": stream.heard_text(played)})
 
 
-async def voices(request: web.Request) -> web.Response:
-    """Orpheus-FastAPI's {"status","voices":[ids]} plus per-voice details in `voice_details`."""
-    settings = request.app[SETTINGS].current
-    pool = request.app[BACKENDS]
-    name = request.query.get("backend") or settings.tts_backend
-    try:
-        pool.validate_name(name)
-        adapter = pool.instance(name)
-        if not adapter.voices():
-            adapter = await pool.ready(name)
-    except MorpheusError as e:
-        return from_morpheus(e)
-    listed = adapter.voices()
-    if not listed:
-        return web.json_response({"detail": "No voices available"}, status=404)
-    return web.json_response({
-        "status": "ok", "backend": name, "default": adapter.default_voice(),
-        "voices": [v.id for v in listed],
-        "voice_details": [v.__dict__ for v in listed],
-    })
-
-
 async def models(request: web.Request) -> web.Response:
     """OpenAI's model list (GET /v1/models; app wiring sends ElevenLabs clients elsewhere)."""
     settings = request.app[SETTINGS].current
@@ -245,4 +223,3 @@ async def models(request: web.Request) -> web.Response:
 def add_speech_routes(app: web.Application) -> None:
     app.router.add_post("/v1/audio/speech", speech)
     app.router.add_delete("/v1/audio/speech/{request_id}", cancel_speech)
-    app.router.add_get("/v1/audio/voices", voices)

@@ -5,7 +5,8 @@ shutdown, closing its connections and their streams. It is built on the `wyoming
 server classes; each connection is a `WyomingConnection` (server/wyoming_session.py) that speaks
 through the same orchestrator as HTTP and WebSocket, so pacing, admission, failover and
 cancellation are the orchestrator's. `describe` lists the active backend's voices as one
-installed TTS program, `morpheus`, that supports streaming synthesis.
+installed TTS program, `morpheus`, that supports streaming synthesis, followed by the stored
+voices of the voice library (server/voices), which speak on their own backend.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ from wyoming.server import AsyncEventHandler, AsyncServer
 
 from adapters.base import TTSAdapter, Voice
 from adapters.errors import MorpheusError
-from server.app_keys import BACKENDS, ORCHESTRATOR, SETTINGS
+from server.app_keys import BACKENDS, ORCHESTRATOR, SETTINGS, VOICES
 from server.deliveries import DELIVERIES
 from server.core.orchestrator import Orchestrator
 from server.faces.wyoming.events import RequestError, VoiceChoice
 from server.faces.wyoming.session import WyomingConnection
+from server.voices.store import StoredVoice
 
 log = logging.getLogger("morpheus.wyoming")
 
@@ -130,14 +132,20 @@ class WyomingFace:
     async def info(self) -> Info:
         name, adapter = await self.active_backend()
         voices = [] if adapter is None else [_tts_voice(v, name) for v in adapter.voices()]
+        library = self.app[VOICES]
+        voices += [_stored_voice(v, library.speaks_on(v)) for v in library.voices()]
         program = TtsProgram(
             name=PROGRAM, attribution=Attribution(name="Morpheus", url=""), installed=True,
             description=f"Morpheus real-time TTS ({name})", version=_version(),
             voices=voices, supports_synthesize_streaming=True)
         return Info(tts=[program])
 
-    async def resolve_voice(self, choice: VoiceChoice | None) -> tuple[str, str | None]:
-        """(backend, voice id) for a request; None = the backend's default voice."""
+    async def resolve_voice(self, choice: VoiceChoice | None) -> tuple[str | None, str | None]:
+        """(backend, voice id) for a request; None = the backend's default voice. A stored
+        voice names no backend: the orchestrator resolves it to its own."""
+        if choice is not None and choice.name is not None and choice.speaker is None \
+                and self.app[VOICES].knows(choice.name):
+            return None, choice.name
         backend, adapter = await self.active_backend()
         if choice is None or adapter is None:
             return backend, None  # a backend that is down: the orchestrator reports it
@@ -166,6 +174,14 @@ def _tts_voice(voice: Voice, backend: str) -> TtsVoice:
         name=voice.id, attribution=Attribution(name=backend, url=""), installed=True,
         description=voice.name or voice.id, version=None,
         languages=[voice.language] if voice.language else [], speakers=None)
+
+
+def _stored_voice(voice: StoredVoice, backend: str | None) -> TtsVoice:
+    language = voice.language or voice.labels.get("language") or "en"
+    return TtsVoice(
+        name=voice.voice_id, attribution=Attribution(name=backend or "morpheus", url=""),
+        installed=True, description=voice.name, version=None, languages=[language],
+        speakers=None)
 
 
 def _lang(tag: str) -> str:

@@ -73,7 +73,7 @@ class Reply:
     """One requested utterance: text buffered until its stream is open, then pushed into it."""
 
     streaming: bool
-    backend: str = ""
+    backend: str | None = None  # None: the active one (or a stored voice's own)
     voice: str | None = None
     pieces: list[str] = field(default_factory=list)
     chars: int = 0
@@ -139,7 +139,7 @@ class Host(Protocol):
 
     async def info(self) -> Info: ...
 
-    async def resolve_voice(self, choice: VoiceChoice | None) -> tuple[str, str | None]:
+    async def resolve_voice(self, choice: VoiceChoice | None) -> tuple[str | None, str | None]:
         """(backend, voice id) for a request; RequestError when the voice is unknown."""
 
 
