@@ -10,15 +10,15 @@ from aiohttp import web
 
 from server.admin import add_admin_routes
 from server.app_keys import BACKENDS, METRICS, ORCHESTRATOR, SETTINGS, VOICES
-from server.core.backends import BackendPool
 from server.config import Settings
-from server.deliveries import DELIVERIES, Deliveries, track_http
-from server.guard import add_cors_headers, guard
-from server.faces.openai.speech import add_speech_routes
-from server.faces.openai.legacy import add_legacy_routes
-from server.faces.openai.voices import add_voice_routes
-from server.metrics import Metrics
+from server.core.backends import BackendPool
 from server.core.orchestrator import Orchestrator
+from server.deliveries import DELIVERIES, Deliveries, track_http
+from server.faces.openai.legacy import add_legacy_routes
+from server.faces.openai.speech import add_speech_routes
+from server.faces.openai.voices import add_voice_routes
+from server.guard import add_cors_headers, guard
+from server.metrics import Metrics
 from server.settings_store import SettingsStore
 from server.voices.library import VoiceLibrary
 

@@ -61,8 +61,8 @@ async def _say(args: argparse.Namespace) -> int:
     from dsp.encoders import make_encoder
     from server.app import create_app
     from server.app_keys import ORCHESTRATOR
-    from server.core.stream import StreamSpec
     from server.core.events import AudioOut
+    from server.core.stream import StreamSpec
 
     settings, _ = _settings(args)
     settings = settings.model_copy(update={"wyoming_uri": ""})  # `say` serves nothing

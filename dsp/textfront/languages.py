@@ -11,7 +11,6 @@ from collections.abc import Callable
 
 from dsp.textfront.normalizer import Normalizer, Rewrite
 
-
 _registry: dict[str, Normalizer] = {}
 _builtin: dict[str, Callable[[], Normalizer]] = {}
 

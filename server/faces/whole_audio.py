@@ -17,8 +17,8 @@ from typing import IO
 from adapters.base import PIPELINE_RATE_HZ
 from dsp.encoders import make_encoder
 from dsp.wav import HEADER_BYTES, wav_header
-from server.core.stream import Stream
 from server.core.events import AudioOut
+from server.core.stream import Stream
 
 SPOOL_RAM_BYTES = 4 * 1024 * 1024
 READ_BYTES = 256 * 1024

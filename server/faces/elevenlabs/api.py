@@ -32,9 +32,9 @@ from adapters.errors import (
 )
 from dsp.textfront import LexiconEntry
 from server.app_keys import SETTINGS
-from server.errors import read_json_object
 from server.core.admission import Busy
 from server.core.stream import StreamSpec
+from server.errors import read_json_object
 from server.faces.input import speakable
 from server.security import key_ok, presented_key
 

@@ -19,6 +19,8 @@ from adapters.base import TTSAdapter, Voice
 from adapters.errors import MorpheusError
 from server.app_keys import BACKENDS, SETTINGS, VOICES
 from server.faces.elevenlabs.api import ELEVENLABS_MODELS, detail_error, error_response, key_error
+from server.voices.library import VoiceLibrary
+from server.voices.store import StoredVoice
 
 V2_PAGE_SIZE = 10  # ElevenLabs' default page
 LANGUAGE_NAMES = {"en": "English", "de": "German", "fr": "French", "es": "Spanish",
@@ -41,6 +43,27 @@ async def _active_adapter(request: web.Request) -> TTSAdapter:
     return adapter
 
 
+CATEGORY = {"clone": "cloned", "preset": "generated"}
+
+
+def stored_voice_json(library: VoiceLibrary, v: StoredVoice) -> dict[str, Any]:
+    """A stored voice in ElevenLabs' `Voice` shape (what the SDK parses)."""
+    backend = library.speaks_on(v) or ""
+    labels = {**v.labels, "backend": backend}
+    if v.language:
+        labels.setdefault("language", v.language)
+    samples = [{"sample_id": c.file.removesuffix(".wav"), "file_name": c.source_name,
+                "mime_type": "audio/wav", "size_bytes": c.size_bytes, "hash": c.sha256}
+               for c in v.clips]
+    return {"voice_id": v.voice_id, "name": v.name, "category": CATEGORY[v.kind],
+            "labels": labels, "description": v.description or None, "preview_url": None,
+            "samples": samples or None,
+            "settings": {"speed": v.speed} if v.speed is not None else None,
+            "available_for_tiers": [], "high_quality_base_model_ids": [],
+            "verified_languages": [{"language": v.language or "en", "model_id": backend}],
+            "created_at_unix": int(v.created_at), "is_legacy": False}
+
+
 def voice_json(v: Voice) -> dict[str, Any]:
     labels = {"language": v.language, "backend": v.backend}
     if v.gender:
@@ -59,7 +82,6 @@ async def engine_voices(request: web.Request) -> list[Voice]:
 
 async def _voices(request: web.Request) -> list[dict[str, Any]] | web.Response:
     """Every voice as ElevenLabs shows one: the active backend's, then the stored ones."""
-    from server.faces.elevenlabs.voices import stored_voice_json
 
     denied = key_error(request)
     if denied is not None:

@@ -19,13 +19,13 @@ from contextlib import aclosing
 from typing import Any
 
 from adapters.errors import BadRequest, MorpheusError, TTSError
+from server.core.admission import Busy
+from server.core.orchestrator import Orchestrator
+from server.core.stream import Stream, StreamSpec
 from server.faces.elevenlabs.alignment import CharAligner, MsAlignment
 from server.faces.elevenlabs.api import VoiceSettings, ws_error
 from server.faces.elevenlabs.formats import OutputFormat
 from server.faces.elevenlabs.frames import Frame, frames
-from server.core.admission import Busy
-from server.core.orchestrator import Orchestrator
-from server.core.stream import Stream, StreamSpec
 
 log = logging.getLogger("morpheus.elevenlabs")
 

@@ -12,11 +12,10 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
+from server.core.events import BYTES_PER_MS, AudioOut, Words
+from server.core.stream import Stream
 from server.faces.elevenlabs.alignment import CharAligner, CharTime
 from server.faces.elevenlabs.formats import OutputEncoder
-from server.core.stream import Stream
-from server.core.events import BYTES_PER_MS, AudioOut, Words
-
 
 
 @dataclass

@@ -22,8 +22,9 @@ from pydantic import ValidationError
 
 from adapters.errors import BadRequest, MorpheusError
 from server.app_keys import METRICS, ORCHESTRATOR, SETTINGS
+from server.core.admission import Busy
+from server.core.stream import Stream
 from server.faces.elevenlabs.alignment import CharAligner, seconds_alignment
-from server.faces.elevenlabs.dictionaries import DICTIONARIES
 from server.faces.elevenlabs.api import (
     SpeechBody,
     SpeechQuery,
@@ -34,11 +35,10 @@ from server.faces.elevenlabs.api import (
     stream_spec,
     validation_error,
 )
+from server.faces.elevenlabs.dictionaries import DICTIONARIES
 from server.faces.elevenlabs.formats import OutputFormat, parse_output_format
 from server.faces.elevenlabs.frames import Frame, frames
 from server.faces.elevenlabs.whole import send_audio, send_timestamps, spool_whole
-from server.core.admission import Busy
-from server.core.stream import Stream
 from server.faces.writes import closer, send_within
 
 log = logging.getLogger("morpheus.elevenlabs")

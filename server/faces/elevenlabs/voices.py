@@ -21,31 +21,11 @@ from aiohttp import web
 from adapters.errors import MorpheusError
 from server.app_keys import SETTINGS, VOICES
 from server.faces.elevenlabs.api import detail_error, error_response, key_error
+from server.faces.elevenlabs.catalog import engine_voices, stored_voice_json, voice_json
 from server.security import remote_write_refused
 from server.voices.errors import VoiceConflict, VoiceNotFound
 from server.voices.library import VoiceLibrary
-from server.voices.store import StoredVoice
 from server.voices.uploads import read_multipart
-
-CATEGORY = {"clone": "cloned", "preset": "generated"}
-
-
-def stored_voice_json(library: VoiceLibrary, v: StoredVoice) -> dict[str, Any]:
-    """A stored voice in ElevenLabs' `Voice` shape (what the SDK parses)."""
-    backend = library.speaks_on(v) or ""
-    labels = {**v.labels, "backend": backend}
-    if v.language:
-        labels.setdefault("language", v.language)
-    samples = [{"sample_id": c.file.removesuffix(".wav"), "file_name": c.source_name,
-                "mime_type": "audio/wav", "size_bytes": c.size_bytes, "hash": c.sha256}
-               for c in v.clips]
-    return {"voice_id": v.voice_id, "name": v.name, "category": CATEGORY[v.kind],
-            "labels": labels, "description": v.description or None, "preview_url": None,
-            "samples": samples or None,
-            "settings": {"speed": v.speed} if v.speed is not None else None,
-            "available_for_tiers": [], "high_quality_base_model_ids": [],
-            "verified_languages": [{"language": v.language or "en", "model_id": backend}],
-            "created_at_unix": int(v.created_at), "is_legacy": False}
 
 
 def _error(e: MorpheusError) -> web.Response:
@@ -91,7 +71,6 @@ async def get_voice(request: web.Request) -> web.Response:
     denied = key_error(request)
     if denied is not None:
         return denied
-    from server.faces.elevenlabs.catalog import engine_voices, voice_json
 
     voice_id = request.match_info["voice_id"]
     library = request.app[VOICES]
@@ -137,4 +116,4 @@ def add_voice_routes(app: web.Application) -> None:
     app.router.add_delete("/v1/voices/{voice_id}", delete_voice)
 
 
-__all__ = ["add_voice_routes", "stored_voice_json"]
+__all__ = ["add_voice_routes"]

@@ -18,10 +18,10 @@ from aiohttp import web
 
 from dsp.wav import HEADER_BYTES, wav_header
 from server.app_keys import METRICS, SETTINGS
+from server.core.stream import Stream
 from server.faces.elevenlabs.alignment import CharAligner, CharTime, seconds_alignment
 from server.faces.elevenlabs.formats import OutputFormat
 from server.faces.elevenlabs.frames import frames
-from server.core.stream import Stream
 from server.faces.whole_audio import SPOOL_RAM_BYTES, Spooled
 from server.faces.writes import closer, send_within
 

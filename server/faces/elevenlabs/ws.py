@@ -50,9 +50,10 @@ from pydantic import (
 )
 
 from adapters.errors import BadRequest
-from server.app_keys import METRICS, ORCHESTRATOR, SETTINGS
-from server.deliveries import DELIVERIES, Playout
 from dsp.textfront import LexiconEntry
+from server.app_keys import METRICS, ORCHESTRATOR, SETTINGS
+from server.core.stream import StreamSpec
+from server.deliveries import DELIVERIES, Playout
 from server.faces.elevenlabs.api import (
     Locator,
     SpeechQuery,
@@ -67,10 +68,9 @@ from server.faces.elevenlabs.api import (
 from server.faces.elevenlabs.context import Context
 from server.faces.elevenlabs.dictionaries import DICTIONARIES
 from server.faces.elevenlabs.formats import OutputFormat, parse_output_format
-from server.core.stream import StreamSpec
-from server.security import key_ok, presented_key
-from server.faces.writes import closer, send_within
 from server.faces.sockets import WS_SOCKETS
+from server.faces.writes import closer, send_within
+from server.security import key_ok, presented_key
 
 log = logging.getLogger("morpheus.elevenlabs")
 

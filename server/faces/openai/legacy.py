@@ -16,15 +16,15 @@ from aiohttp import web
 
 from adapters.errors import MorpheusError
 from server.app_keys import SETTINGS
+from server.core.stream import StreamSpec
 from server.errors import (
     from_morpheus,
     json_error,
     read_request,
 )
-from server.faces.openai.speech import open_stream
-from server.core.stream import StreamSpec
 from server.faces.input import speakable
 from server.faces.openai.requests import LegacySpeakRequest
+from server.faces.openai.speech import open_stream
 from server.faces.whole_audio import write_wav
 
 MANIFEST = ".morpheus-outputs"  # one name per line: the files Morpheus wrote here, oldest first

@@ -13,19 +13,19 @@ from adapters.base import PIPELINE_RATE_HZ, Sampling
 from adapters.errors import MorpheusError, TTSError
 from dsp.encoders import CONTENT_TYPES, make_encoder
 from server.app_keys import METRICS, ORCHESTRATOR, SETTINGS
+from server.core.admission import Busy
+from server.core.events import AudioOut, Degraded, Words
+from server.core.stream import Stream, StreamSpec
 from server.errors import (
     busy_response,
     from_morpheus,
     json_error,
     read_request,
 )
-from server.core.admission import Busy
-from server.core.stream import Stream, StreamSpec
 from server.faces.openai.requests import SpeechRequest
-from server.security import header_value
-from server.core.events import AudioOut, Degraded, Words
 from server.faces.whole_audio import spool_response
 from server.faces.writes import closer, send_within
+from server.security import header_value
 
 log = logging.getLogger("morpheus.http")
 

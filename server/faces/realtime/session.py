@@ -29,9 +29,9 @@ from aiohttp import web
 from adapters.errors import BackendUnavailable, BadRequest, MorpheusError, TTSError
 from server.app_keys import BACKENDS, ORCHESTRATOR, SETTINGS
 from server.core.admission import Busy
+from server.core.events import AudioOut, SegmentDone, Words
 from server.core.orchestrator import Orchestrator
 from server.core.stream import Stream, StreamSpec
-from server.core.events import AudioOut, SegmentDone, Words
 from signaling import protocol as P
 
 log = logging.getLogger("morpheus.realtime")

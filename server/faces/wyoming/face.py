@@ -24,8 +24,8 @@ from wyoming.server import AsyncEventHandler, AsyncServer
 from adapters.base import TTSAdapter, Voice
 from adapters.errors import MorpheusError
 from server.app_keys import BACKENDS, ORCHESTRATOR, SETTINGS, VOICES
-from server.deliveries import DELIVERIES
 from server.core.orchestrator import Orchestrator
+from server.deliveries import DELIVERIES
 from server.faces.wyoming.events import RequestError, VoiceChoice
 from server.faces.wyoming.session import WyomingConnection
 from server.voices.store import StoredVoice

@@ -40,11 +40,10 @@ from adapters.base import PIPELINE_RATE_HZ, SAMPLE_WIDTH_BYTES
 from adapters.errors import BackendUnavailable, BadRequest, MorpheusError, TTSError
 from server.app_keys import METRICS
 from server.core.admission import Busy
-from server.core.events import BYTES_PER_MS
+from server.core.events import BYTES_PER_MS, AudioOut
 from server.core.orchestrator import Orchestrator
 from server.core.stream import Stream, StreamSpec
 from server.faces.input import speakable
-from server.core.events import AudioOut
 from server.faces.writes import send_within
 from server.faces.wyoming.events import (
     MalformedEvent,
