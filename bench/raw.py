@@ -1,8 +1,18 @@
-"""The raw engines, in this process, as baselines: the same text, voice and threads, no server.
+"""The engines without the server, in this process, as baselines: the same text, voice and
+threads.
 
-`RawPiper` is Piper's own Python API (`PiperVoice.synthesize`, one chunk per sentence) on an
-onnxruntime session with the thread count the server gives a lone stream; `RawEspeak` is the
-espeak-ng command the espeak backend runs, read as it writes.
+Two baselines, for two questions:
+
+- "What does the engine give a user who runs it alone?": `RawPiper` is Piper's own Python API
+  (`PiperVoice.synthesize`, one chunk per sentence) on an onnxruntime session with the thread
+  count the server gives a lone stream; `RawEspeak` is the espeak-ng command the espeak
+  backend runs, read as it writes. Every per-stream figure gets a ratio to these.
+- "What does the server add?": `AdapterAlone` is Morpheus' own adapter for the backend, built
+  from the server's settings and asked for the server's first segment, timed to its first
+  chunk. The server streams that same segment the same way (Piper inside a sentence, espeak
+  as it writes), so server first audio minus this is the server's overhead, like with like.
+  (Raw Piper runs a whole sentence before its first chunk: subtracting that from a server that
+  streams inside the sentence read as a negative overhead, met by construction.)
 """
 
 from __future__ import annotations
@@ -117,6 +127,46 @@ class RawEspeak(Subject):
         return rec
 
 
+class AdapterAlone(Subject):
+    """Morpheus' adapter for `backend` in this process, no server: first chunk of a segment."""
+
+    kind = "adapter"
+    transport = "in-process"
+
+    def __init__(self, backend: str, config: dict[str, Any]) -> None:
+        super().__init__(backend, os.getpid())
+        from adapters import registry
+
+        self.adapter = registry.create(backend, config)
+
+    async def open(self) -> None:
+        await self.adapter.warmup()
+
+    async def close(self) -> None:
+        await self.adapter.aclose()
+
+    async def speak(self, text: str, *, first_audio_only: bool = False) -> StreamRecord:
+        from adapters.base import TTSInput
+
+        rec = StreamRecord(time.monotonic())
+        stream = self.adapter.synth_stream(TTSInput(text=text))
+        try:
+            async for chunk in stream:
+                rec.add(time.monotonic(), 1000 * chunk.samples / chunk.sample_rate_hz)
+                if first_audio_only and rec.arrivals:
+                    break
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]  # an async generator
+        rec.end(time.monotonic(), "cancelled" if first_audio_only else "ok")
+        return rec
+
+
+def adapter_alone(backend: str, config: dict[str, Any]) -> Subject | None:
+    """The server's own adapter for `backend`, where one runs in this process without
+    network or weights the bench lacks (the local engines)."""
+    return AdapterAlone(backend, config) if backend in ("piper", "espeak") else None
+
+
 def raw_engine(backend: str, config: dict[str, Any]) -> Subject | None:
     """The raw baseline for a backend, built from the server's settings; None if it has none."""
     if backend == "piper":
@@ -130,4 +180,5 @@ def raw_engine(backend: str, config: dict[str, Any]) -> Subject | None:
     return None
 
 
-__all__ = ["RawEspeak", "RawPiper", "piper_voice", "raw_engine"]
+__all__ = ["AdapterAlone", "RawEspeak", "RawPiper", "adapter_alone", "piper_voice",
+           "raw_engine"]
