@@ -35,10 +35,12 @@ class ManagedProcess:
     """A child process with a readiness check; `stop()` ends it by PID."""
 
     def __init__(self, name: str, argv: list[str], *, env: dict[str, str] | None = None,
-                 log_path: Path | None = None) -> None:
+                 log_path: Path | None = None, unset: tuple[str, ...] = ()) -> None:
+        """`env` on top of this process's environment, less the names in `unset`."""
         self.name = name
         self.argv = argv
-        self.env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+        inherited = {k: v for k, v in os.environ.items() if k not in unset}
+        self.env = {**inherited, "PYTHONPATH": str(REPO), **(env or {})}
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -168,6 +170,34 @@ def thread_count(pid: int) -> int:
     return 0
 
 
+def fd_kinds(pid: int) -> dict[str, int]:
+    """What a process's descriptors are: files by path, pipes, event fds, and TCP sockets by
+    their ports and state (from /proc/net/tcp), so that a descriptor left open is named."""
+    tcp: dict[str, str] = {}
+    states = {"01": "ESTABLISHED", "06": "TIME_WAIT", "08": "CLOSE_WAIT", "0A": "LISTEN"}
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            local, remote = int(f[1].rsplit(":", 1)[1], 16), int(f[2].rsplit(":", 1)[1], 16)
+            tcp[f[9]] = f"tcp :{local}->:{remote} {states.get(f[3], f[3])}"
+    out: dict[str, int] = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            target = tcp.get(target[8:-1], "socket (not TCP)")
+        elif target.startswith("pipe:"):
+            target = "pipe"
+        out[target] = out.get(target, 0) + 1
+    return out
+
+
 @dataclass(frozen=True)
 class Resources:
     """One process at one moment: resident memory (MB), open file descriptors, threads."""
@@ -267,5 +297,5 @@ def _gpu() -> str | None:
 
 
 __all__ = ["CLK_TCK", "REPO", "ManagedProcess", "ProcStats", "Resources", "Usage", "cpu_seconds",
-           "fd_count", "free_port", "http_ready", "load_average", "machine", "python_module",
+           "fd_count", "fd_kinds", "free_port", "http_ready", "load_average", "machine", "python_module",
            "rss_mb", "tcp_ready", "thread_count"]

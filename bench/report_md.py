@@ -178,7 +178,8 @@ def performance_md(doc: dict[str, Any], image_prefix: str = "") -> str:
         if name == "soak" and "error" not in figures:
             from bench.parts.soak.report import soak_md
 
-            lines += ["", "### Chaos soak", "", *soak_md(figures)]
+            lines += ["", "### Chaos soak", "", *soak_md(figures, doc.get("plots", []),
+                                                        image_prefix)]
             continue
         lines += ["", f"### Part: {name}", "",
                   f"`python scripts/bench.py --parts {name}` ({num(figures.get('duration_s'))} s"

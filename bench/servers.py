@@ -99,16 +99,18 @@ async def set_active_backend(http: aiohttp.ClientSession, url: str, backend: str
 
 async def start_morpheus(stack: AsyncExitStack, out: Path, env: dict[str, str], *,
                          name: str = "morpheus", env_file: Path | None = None,
-                         timeout_s: float = 120) -> Morpheus:
+                         timeout_s: float = 120, unset: tuple[str, ...] = ()) -> Morpheus:
     """`morpheus serve` on 127.0.0.1 and a free port with `env` on top of the defaults below
     (its Wyoming face on another free port), its log in OUT/<name>.log; `env_file` is the
-    `.env` it reads and watches (none by default). Stopped by PID when `stack` unwinds."""
+    `.env` it reads and watches (none by default); `unset` names variables of this process's
+    environment it must not inherit (settings the `.env` should decide). Stopped by PID when
+    `stack` unwinds."""
     port = free_port()
     full_env = {**MORPHEUS_ENV, "OUTPUTS_DIR": str(out / f"{name}-outputs"),
                 "WYOMING_URI": f"tcp://127.0.0.1:{free_port()}", **env}
     proc = ManagedProcess(name, python_module(
         "server.cli", "--env-file", str(env_file or ""), "serve", "--host", "127.0.0.1",
-        "--port", str(port)), env=full_env, log_path=out / f"{name}.log")
+        "--port", str(port)), env=full_env, log_path=out / f"{name}.log", unset=unset)
     url = f"http://127.0.0.1:{port}"
     stack.callback(proc.stop)
     await proc.start(lambda: http_ready(url + "/healthz"), timeout_s)
