@@ -89,6 +89,23 @@ def _p50(d: dict[str, Any], key: str) -> float | None:
     return num(at(d, key, "p50"))
 
 
+def field(*path: Any) -> Getter:
+    """The number at `path` in the part's figures."""
+    return lambda f: num(at(f, *path))
+
+
+def _overhead(b: str) -> Getter:
+    return lambda t: num(at(backend(t, b), "overhead_ms", "sentence"))
+
+
+def _at_level(n: int, *path: str) -> Getter:
+    return lambda t: num(at(_level(t, n), *path))
+
+
+def _abs_of(key: str) -> Getter:
+    return lambda f: _abs(num(f.get(key)))
+
+
 # --- the table ----------------------------------------------------------------------------
 
 
@@ -111,12 +128,12 @@ def _transport_targets() -> list[Target]:
         out.append(Target(
             p, f"{b}: server overhead, HTTP first audio minus the adapter alone's first chunk "
                "on the same first segment, p50s (ms)",
-            lambda t, b=b: num(at(backend(t, b), "overhead_ms", "sentence")), "<=", 10))
+            _overhead(b), "<=", 10))
     for n, p95 in ((8, 150), (16, 250)):
         out += [Target(p, f"{n} Piper streams at once: first audio p95 (ms)",
-                       lambda t, n=n: num(at(_level(t, n), "first_audio_ms", "p95")), "<=", p95),
+                       _at_level(n, "first_audio_ms", "p95"), "<=", p95),
                 Target(p, f"{n} Piper streams at once: slowest stream RTF",
-                       lambda t, n=n: num(_level(t, n).get("slowest_rtf")), ">=", 1.5)]
+                       _at_level(n, "slowest_rtf"), ">=", 1.5)]
     out.append(Target(p, "underflows, every Morpheus stream of the run", _morpheus_underflows,
                       "<=", 0))
     return out
@@ -126,55 +143,55 @@ def _component_targets() -> list[Target]:
     o, r, lb, w, n, e = "orchestrator", "realtime", "loose_bounds", "wyoming", "network", "elevenlabs"
     out = [
         Target(o, "synthetic 1.5x, narration on the virtual clock: underflows",
-               lambda f: num(f.get("rtf1.5_underflows")), "<=", 0),
+               field("rtf1.5_underflows"), "<=", 0),
         Target(o, "synthetic 20x, narration on the virtual clock: underflows",
-               lambda f: num(f.get("rtf20.0_underflows")), "<=", 0),
+               field("rtf20.0_underflows"), "<=", 0),
         Target(o, "synthetic 1.5x, real clock: delivery jitter (RFC 3550 J) p95 (ms)",
-               lambda f: num(f.get("jitter_p95_ms")), "<=", 50),
+               field("jitter_p95_ms"), "<=", 50),
         Target(o, "synthetic 1.5x, real clock: underflows",
-               lambda f: num(f.get("underflows_real")), "<=", 0),
+               field("underflows_real"), "<=", 0),
         Target(r, "WebRTC connect, offer -> first RTP packet, p95 (ms)",
-               lambda f: num(f.get("connect_p95_ms")), "<=", 800),
+               field("connect_p95_ms"), "<=", 800),
         Target(r, "WebRTC pacing |interval - 20 ms| p99 (ms)",
-               lambda f: num(f.get("pacing_dev_p99_ms")), "<=", 4),
+               field("pacing_dev_p99_ms"), "<=", 4),
         Target(r, "WebRTC pacing drift over the run (ms)",
-               lambda f: num(f.get("pacing_drift_ms")), "<=", 20),
+               field("pacing_drift_ms"), "<=", 20),
         Target(r, "barge-in: caller speech onset -> silence at the client, p50 (ms)",
-               lambda f: num(f.get("barge_in_p50_ms")), "<=", 250),
+               field("barge_in_p50_ms"), "<=", 250),
         Target(r, "barge-in, server part (VAD decision -> first faded frame) p99 (ms)",
-               lambda f: num(f.get("barge_in_server_p99_ms")), "<=", 25),
+               field("barge_in_server_p99_ms"), "<=", 25),
         Target(r, "CPU per speaking WebRTC stream, outbound path (% of a core)",
-               lambda f: num(f.get("cpu_per_speaking_stream_pct")), "<=", 3),
+               field("cpu_per_speaking_stream_pct"), "<=", 3),
         Target(r, "CPU per idle WebRTC stream (% of a core)",
-               lambda f: num(f.get("cpu_per_idle_stream_pct")), "<=", 1),
+               field("cpu_per_idle_stream_pct"), "<=", 1),
         Target(r, "|WebSocket first audio - HTTP first audio|, Piper, p50s (ms)",
-               lambda f: _abs(num(f.get("ws_minus_http_first_audio_ms"))), "<=", 20),
+               _abs_of("ws_minus_http_first_audio_ms"), "<=", 20),
     ]
     # loose_bounds: each figure against the bound its test keeps (5x the design's figure)
     for key, bound in (("ws_lead_overshoot_ms_max", 350), ("ws_reported_overshoot_ms_max", 350),
                        ("http_delete_end_ms_max", 1000), ("snac_close_after_aclose_ms_max", 500),
                        ("snac_close_after_cancel_ms_max", 500)):
         out.append(Target(lb, f"{key} (the test's loose bound)",
-                          lambda f, key=key: num(f.get(key)), "<=", bound))
+                          field(key), "<=", bound))
     for case in ("reply_plain", "reply_streaming", "short_plain", "short_streaming"):
         out.append(Target(w, f"Wyoming first audio, {case.replace('_', ', ')}: Morpheus / "
                              "wyoming-piper (median ratio)",
-                          lambda f, case=case: num(f.get(f"{case}_ratio")), "<=", 0.6))
+                          field(f"{case}_ratio"), "<=", 0.6))
     for case in ("openai_tts", "xtts streaming-server", "xtts api-server", "coqui", "wyoming",
                  "command"):
         out += [Target(n, f"{case}: first audio added by Morpheus over the upstream alone (ms)",
-                       lambda f, c=case: num(at(f, "backends", c, "overhead_ms")), "<=", 15),
+                       field("backends", case, "overhead_ms"), "<=", 15),
                 Target(n, f"{case}: RTF through Morpheus / the upstream's alone",
-                       lambda f, c=case: num(at(f, "backends", c, "rtf_ratio")), ">=", 0.95)]
+                       field("backends", case, "rtf_ratio"), ">=", 0.95)]
     for prefix, engine in (("", "piper"), ("synthetic_", "synthetic, 20 ms to first audio")):
         for route in ("stream", "stream_with_timestamps", "stream_input", "multi_stream_input"):
             out.append(Target(e, f"[{engine}] {route} first audio minus /v1/audio/speech's, "
                                  "paired median (ms)",
-                              lambda f, k=f"{prefix}{route}_delta_ms": num(f.get(k)), "<=", 5))
+                              field(f"{prefix}{route}_delta_ms"), "<=", 5))
         out += [Target(e, f"[{engine}] elevenlabs adapter: first audio over its upstream's (ms)",
-                       lambda f, k=f"{prefix}adapter_overhead_ms": num(f.get(k)), "<=", 15),
+                       field(f"{prefix}adapter_overhead_ms"), "<=", 15),
                 Target(e, f"[{engine}] elevenlabs adapter: RTF / the upstream's",
-                       lambda f, k=f"{prefix}adapter_rtf_ratio": num(f.get(k)), ">=", 0.95)]
+                       field(f"{prefix}adapter_rtf_ratio"), ">=", 0.95)]
     return out
 
 
@@ -182,16 +199,16 @@ def _soak_targets() -> list[Target]:
     s = "soak"
     out = [
         Target(s, "5xx answers (a 503 that carries Retry-After is a refusal, not counted)",
-               lambda f: num(at(f, "outcomes", "http_5xx")), "<=", 0),
+               field("outcomes", "http_5xx"), "<=", 0),
         Target(s, "streams short of what their text needs (failovers flagged degraded excepted)",
-               lambda f: num(at(f, "short_streams", "count")), "<=", 0),
+               field("short_streams", "count"), "<=", 0),
         Target(s, "streams that failed (not refused, not cancelled by the client)",
-               lambda f: num(at(f, "outcomes", "failed")), "<=", 0),
+               field("outcomes", "failed"), "<=", 0),
     ]
     for key, label in (("rss_mb", "resident memory"), ("fds", "open file descriptors"),
                        ("threads", "threads")):
         out.append(Target(s, f"server {label} after the load / before it (back within 5%)",
-                          lambda f, k=key: num(at(f, "resources", "primary", "end_over_start", k)),
+                          field("resources", "primary", "end_over_start", key),
                           "<=", 1.05))
     return out
 

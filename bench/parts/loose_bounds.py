@@ -94,7 +94,7 @@ async def http_delete_end_ms(srv: Any) -> float:
         return 1000 * (time.perf_counter() - t)
 
 
-async def snac_socket_close_ms(tmp: Path, trials: int) -> dict[str, float]:
+async def snac_socket_close_ms(tmp: Path, trials: int) -> dict[str, float | None]:
     """Closing or cancelling a SNAC stream -> the llama.cpp connection closed (needs torch)."""
     from adapters.base import TTSInput
     from adapters.snac_llamacpp import SnacLlamaCppAdapter

@@ -17,7 +17,7 @@ from server.stream import AudioOut
 from tests.sim import Listener, make_orchestrator, narrate, narration
 
 
-def virtual_narration(rtf: float, minutes: float) -> dict[str, float]:
+def virtual_narration(rtf: float, minutes: float) -> dict[str, float | None]:
     """A long narration on looptime's virtual clock (minutes of audio in a second)."""
     import looptime
 
@@ -35,7 +35,7 @@ def virtual_narration(rtf: float, minutes: float) -> dict[str, float]:
             "starved_ms": run.listener.starved_ms}
 
 
-async def real_clock_jitter(rtf: float, seconds: float) -> dict[str, float]:
+async def real_clock_jitter(rtf: float, seconds: float) -> dict[str, float | None]:
     """Deliveries to a real-time listener: |interval - expected| where the expected interval
     is the audio the listener consumed since the previous delivery at steady buffer."""
     adapter = SyntheticAdapter(SyntheticKnobs(rtf=rtf))

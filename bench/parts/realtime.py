@@ -32,6 +32,11 @@ from tests.conftest import running_server
 from tests.rtc_client import SILENT_DBFS, RtcClient
 from tests.test_webrtc import LONG_TEXT, caller_speech, first_silence_after
 
+
+def _minus(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
 FIRST_AUDIO_TEXT = "Sure! Here is the first sentence of a streamed reply, and then a bit more."
 
 
@@ -57,7 +62,7 @@ def _count_first_packet(client: RtcClient) -> dict[str, float]:
 # --- WebRTC connect -----------------------------------------------------------------------
 
 
-async def bench_connect(srv: Any, trials: int) -> dict[str, float]:
+async def bench_connect(srv: Any, trials: int) -> dict[str, float | None]:
     packet_ms, frame_ms, answer_ms = [], [], []
     for _ in range(trials):
         client = RtcClient(srv.url, srv.http)
@@ -87,7 +92,7 @@ async def bench_connect(srv: Any, trials: int) -> dict[str, float]:
 # --- barge-in -----------------------------------------------------------------------------
 
 
-async def bench_barge_in(srv: Any, trials: int) -> dict[str, float]:
+async def bench_barge_in(srv: Any, trials: int) -> dict[str, float | None]:
     speech = caller_speech()
     total, server, vad = [], [], []
     for _ in range(trials):
@@ -205,7 +210,7 @@ async def _speak(clients: list[RtcClient], seconds: float) -> None:
     await asyncio.sleep(1.0)
 
 
-def _pacing(stats: dict[str, Any]) -> dict[str, float]:
+def _pacing(stats: dict[str, Any]) -> dict[str, float | None]:
     devs: list[float] = []
     drifts: list[float] = []
     bursts = 0
@@ -226,13 +231,13 @@ def _pacing(stats: dict[str, Any]) -> dict[str, float]:
     }
 
 
-async def bench_pacing_and_cpu(tmp: Path, streams: int, pacing_s: float) -> dict[str, float]:
+async def bench_pacing_and_cpu(tmp: Path, streams: int, pacing_s: float) -> dict[str, float | None]:
     """Outbound only (receive-only clients, the target's definition), then full duplex."""
     import aiohttp
 
     stats_path = tmp / "pacing.json"
     port = free_port()
-    out: dict[str, float] = {"streams": float(streams), "pacing_seconds": pacing_s}
+    out: dict[str, float | None] = {"streams": float(streams), "pacing_seconds": pacing_s}
     async with AsyncExitStack() as stack:
         proc = await start_child(stack, tmp, "realtime-server", [
             sys.executable, "-c", _SERVER, str(tmp / "child-outputs"), str(stats_path),
@@ -289,7 +294,7 @@ async def _http_first_audio(srv: Any, text: str) -> float:
     return float("nan")
 
 
-async def bench_first_audio(srv: Any, trials: int) -> dict[str, float]:
+async def bench_first_audio(srv: Any, trials: int) -> dict[str, float | None]:
     await _http_first_audio(srv, FIRST_AUDIO_TEXT)  # warm the engine
     ws, http = [], []
     for _ in range(trials):
@@ -298,15 +303,15 @@ async def bench_first_audio(srv: Any, trials: int) -> dict[str, float]:
     return {
         "http_first_audio_p50_ms": pct(http, 50),
         "ws_first_audio_p50_ms": pct(ws, 50),
-        "ws_minus_http_first_audio_ms": pct(ws, 50) - pct(http, 50),
+        "ws_minus_http_first_audio_ms": _minus(pct(ws, 50), pct(http, 50)),
     }
 
 
 # --- the whole run ------------------------------------------------------------------------
 
 
-async def _run(trials: int, pacing_s: float, out: Path) -> dict[str, float]:
-    results: dict[str, float] = {}
+async def _run(trials: int, pacing_s: float, out: Path) -> dict[str, float | None]:
+    results: dict[str, float | None] = {}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         async with running_server(_settings(tmp, parallel_streams=16)) as srv:
@@ -318,7 +323,7 @@ async def _run(trials: int, pacing_s: float, out: Path) -> dict[str, float]:
     return results
 
 
-def run(ctx: PartContext) -> dict[str, float]:
+def run(ctx: PartContext) -> dict[str, float | None]:
     """Measure the realtime figures (targets: bench/targets.py)."""
     pacing_s = float(ctx.param("pacing_s") or (8 if ctx.quick else 30))
     return ctx.run_async(_run(ctx.trials(20, 4), pacing_s, ctx.out))
