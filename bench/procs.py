@@ -198,6 +198,37 @@ def fd_kinds(pid: int) -> dict[str, int]:
     return out
 
 
+def thread_waits(pid: int) -> dict[str, int]:
+    """A process's threads by what each is blocked in (the kernel's wait channel: `do_wait`
+    is a thread waiting for a child process, `futex_wait_queue` an idle pool thread)."""
+    out: dict[str, int] = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            wchan = Path(f"/proc/{pid}/task/{tid}/wchan").read_text().strip()
+        except OSError:
+            continue
+        key = "running" if wchan in ("", "0") else wchan
+        out[key] = out.get(key, 0) + 1
+    return out
+
+
+def children(pid: int) -> list[str]:
+    """A process's live child processes, as `name (state)`."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        name, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:]
+        state, ppid = rest.split()[:2]
+        if int(ppid) == pid:
+            out.append(f"{name} ({state})")
+    return sorted(out)
+
+
 @dataclass(frozen=True)
 class Resources:
     """One process at one moment: resident memory (MB), open file descriptors, threads."""
@@ -296,6 +327,7 @@ def _gpu() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-__all__ = ["CLK_TCK", "REPO", "ManagedProcess", "ProcStats", "Resources", "Usage", "cpu_seconds",
+__all__ = ["CLK_TCK", "REPO", "ManagedProcess", "ProcStats", "Resources", "Usage", "children",
+           "cpu_seconds",
            "fd_count", "fd_kinds", "free_port", "http_ready", "load_average", "machine", "python_module",
-           "rss_mb", "tcp_ready", "thread_count"]
+           "rss_mb", "tcp_ready", "thread_count", "thread_waits"]

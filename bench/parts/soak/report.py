@@ -38,6 +38,11 @@ def summary(s: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append((f"{label}: start / peak / end", f"{_n(res['start'][key])} / "
                      f"{_n(res['peak'][key])} / {_n(res['end'][key])} (end/start "
                      f"{res['end_over_start'][key]:.3f})"))
+    for key, label in (("fds_left", "descriptors not given back"),
+                       ("threads_left", "threads not given back (by wait)"),
+                       ("children_at_end", "child processes at the end")):
+        if res.get(key):
+            rows.append((label, str(res[key])))
     return rows
 
 

@@ -15,7 +15,7 @@ from bench.parts.soak import topology
 from bench.parts.soak.faults import STALLED_TEXT, Faults
 from bench.parts.soak.figures import Sampler, reference_ms, resources_figures, settled
 from bench.parts.soak.load import MIX, QUICK_TEXTS, TEXTS, Load
-from bench.procs import REPO, Resources, fd_kinds
+from bench.procs import REPO, Resources, children, fd_kinds, thread_waits
 from bench.suite import PartContext, phase
 
 LOAD_SHARE = 0.7  # of the capacity the sweep measured
@@ -73,7 +73,7 @@ async def soak(ctx: PartContext) -> dict[str, Any]:
         await asyncio.sleep(2)
         assert m1.pid is not None
         start = await settled(m1.pid)
-        start_kinds = fd_kinds(m1.pid)
+        start_kinds, start_waits = fd_kinds(m1.pid), thread_waits(m1.pid)
         sampler = Sampler({"m1": lambda: m1.pid, "m2": lambda: topo.replicas["m2"].pid
                            if topo.replicas["m2"].process and topo.replicas["m2"].process.running
                            else None, "upstream": lambda: topo.upstream.pid
@@ -91,7 +91,8 @@ async def soak(ctx: PartContext) -> dict[str, Any]:
             out["load_s"] = round(time.monotonic() - t0, 1)
             phase("soak: waiting for the primary to settle")
             end, waited = await _settle(m1.pid, start)
-            end_kinds = fd_kinds(m1.pid)
+            end_kinds, end_waits = fd_kinds(m1.pid), thread_waits(m1.pid)
+            end_children = children(m1.pid)
             await sampler.sample(admin)
         finally:
             sampling.cancel()
@@ -104,8 +105,14 @@ async def soak(ctx: PartContext) -> dict[str, Any]:
         out["resources"] = {
             "primary": {"replica": "m1", "settle_s": waited,
                         **resources_figures(sampler.series["m1"], start, end),
+                        # what was not given back: descriptors by kind, threads by what they
+                        # wait in, child processes still there
                         "fds_left": {k: n for k in end_kinds
-                                     if (n := end_kinds[k] - start_kinds.get(k, 0)) > 0}},
+                                     if (n := end_kinds[k] - start_kinds.get(k, 0)) > 0},
+                        "threads_left": {k: n for k in end_waits
+                                         if (n := end_waits[k] - start_waits.get(k, 0)) > 0},
+                        "threads_by_wait": {"start": start_waits, "end": end_waits},
+                        "children_at_end": end_children},
             "drained_replica": _series_only(sampler.series["m2"]),
             "upstream": _series_only(sampler.series["upstream"]),
         }
