@@ -148,7 +148,8 @@ def targets_table(doc: dict[str, Any]) -> list[str]:
         verdict = {True: "met", False: "**missed**", None: "not measured"}[t["met"]]
         out.append(f"| {t['part']} | {t['target']} | {num(t['value'])} | {t['op']} "
                    f"{t['limit']:g} | {verdict} |")
-    held = [f"{_who({'subject': s}, doc)}: {n if n is not None else 'none'}"
+    view = transports_view(doc) or doc  # the peers' versions
+    held = [f"{_who({'subject': s}, view)}: {n if n is not None else 'none'}"
             for s, n in doc.get("capacity", {}).items()]
     if held:
         out += ["", "Streams held (the largest number started at once, of the levels measured, "
