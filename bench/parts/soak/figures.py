@@ -14,7 +14,6 @@ it. Failovers flagged `degraded` are left out, as the issue says.
 from __future__ import annotations
 
 import asyncio
-import statistics
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -68,7 +67,7 @@ def short_of(a: Attempt, refs: dict[str, dict[str, float]], active: set[str],
         return None
     return {"transport": a.transport, "backend": a.rec.backend, "asked": a.asked_backend,
             "replica": a.replica, "text_chars": len(a.text), "audio_ms": round(got, 1),
-            "needs_ms": round(need, 1), "at_s": None}
+            "needs_ms": round(need, 1)}
 
 
 @dataclass
@@ -79,7 +78,6 @@ class Tally:
     refusals: Counter[str] = field(default_factory=Counter)  # by transport
     retried_ok: int = 0  # requests refused at first that completed on a retry
     http_5xx: Counter[int] = field(default_factory=Counter)
-    started_at: float = field(default_factory=time.monotonic)
     t0: float = 0.0
     events: list[tuple[float, str, str]] = field(default_factory=list)  # (s, transport, outcome)
 
@@ -113,7 +111,8 @@ class Tally:
         per: dict[str, Counter[str]] = {}
         for a in self.attempts:
             per.setdefault(a.transport, Counter())[a.outcome] += 1
-        shorts = [s for a in self.attempts if (s := short_of(a, refs, active)) is not None]
+        shorts = [{"t_s": round(a.rec.requested_at - self.t0, 2), **s} for a in self.attempts
+                  if (s := short_of(a, refs, active)) is not None]
         failed = [a for a in self.attempts if a.outcome == "failed"]
         done = [a for a in self.attempts if a.outcome == "completed"]
         return {
@@ -219,10 +218,6 @@ def resources_figures(series: list[tuple[float, float, int, int]], start: Resour
         "series": {"t_s": [s[0] for s in series], "rss_mb": [round(s[1], 1) for s in series],
                    "fds": [s[2] for s in series], "threads": [s[3] for s in series]},
     }
-
-
-def median_or_none(xs: list[float]) -> float | None:
-    return statistics.median(xs) if xs else None
 
 
 __all__ = ["ENGINES", "SHORT_TOLERANCE", "Sampler", "Tally", "reference_ms",
