@@ -3,7 +3,7 @@ upstream, every face at once on a small load, every fault of the schedule (upstr
 restarted, a client that stops reading, a hot swap, `.env` edits, SIGTERM to a replica, client
 cancels and vanishes). Asserts the soak's zero targets: no 5xx, no stream short of its text,
 no stream cut by the server, and the primary replica's memory, descriptors and threads back
-within 5%.
+within 5% (or one descriptor or thread, where 5% is less than one).
 
 The full soak (ten minutes, ~70% of the measured capacity) is `make bench`'s part `soak`.
 """
@@ -70,7 +70,13 @@ def test_chaos_soak_smoke_loses_nothing_and_gives_back_what_it_took(tmp_path: Pa
     # asserted here: docs/bench/soak.md, findings, 1 (it needs a sustained load to happen).
     cut = [f for f in s["failures"] if "closed" in (f["reason"] or "")]
     assert cut == [], context
+    # Resources back within 5%. Descriptors and threads are counted in ones from a base of
+    # about a dozen, where 5% is less than one: one more idle pool thread or keep-alive socket
+    # than at the start is allowed here (a leak per request would leave one per request; the
+    # soak names what is left in fds_left and threads_left).
     res = s["resources"]["primary"]
-    for key in ("rss_mb", "fds", "threads"):
-        assert res["end_over_start"][key] <= 1.05, (key, res["start"], res["peak"], res["end"],
-                                                    res.get("fds_left"))
+    start, end = res["start"], res["end"]
+    left = (res["start"], res["peak"], res["end"], res.get("fds_left"), res.get("threads_left"))
+    assert end["rss_mb"] <= 1.05 * start["rss_mb"], left
+    for key in ("fds", "threads"):
+        assert end[key] <= max(1.05 * start[key], start[key] + 1), (key, left)
