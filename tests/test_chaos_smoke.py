@@ -74,9 +74,14 @@ def test_chaos_soak_smoke_loses_nothing_and_gives_back_what_it_took(tmp_path: Pa
     # about a dozen, where 5% is less than one: one more idle pool thread or keep-alive socket
     # than at the start is allowed here (a leak per request would leave one per request; the
     # soak names what is left in fds_left and threads_left).
+    # Threads: a WebRTC session leaves two native threads behind until Python's cyclic
+    # garbage collector frees its codec objects, which an idle server may not do for a long
+    # time (docs/bench/soak.md, findings, 3): those are allowed, a leak per request is not.
     res = s["resources"]["primary"]
     start, end = res["start"], res["end"]
     left = (res["start"], res["peak"], res["end"], res.get("fds_left"), res.get("threads_left"))
     assert end["rss_mb"] <= 1.05 * start["rss_mb"], left
-    for key in ("fds", "threads"):
-        assert end[key] <= max(1.05 * start[key], start[key] + 1), (key, left)
+    assert end["fds"] <= max(1.05 * start["fds"], start["fds"] + 1), left
+    webrtc = sum(o["by_transport"].get("webrtc", {}).values())
+    assert end["threads"] <= max(1.05 * start["threads"], start["threads"] + 1) + 2 * webrtc, left
+    assert set(res.get("threads_left", {})) <= {"futex_do_wait"}, left  # idle, not stuck

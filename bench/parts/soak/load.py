@@ -150,8 +150,24 @@ class Load:
                     await (link.shut() if isinstance(link, ElevenLink) else link.close())
             return done
 
-        return [a for batch in await asyncio.gather(*(one(i) for i in range(self.workers)))
+        done = [a for batch in await asyncio.gather(*(one(i) for i in range(self.workers)))
                 for a in batch]
+        return done + await self.burst()
+
+    async def burst(self) -> list[Attempt]:
+        """Whole answers from every replica, many at once: the servers' thread pools (files
+        are spooled and engine steps run in the default executor, which grows on demand to
+        its bound and keeps its threads) reach the size a load and its faults will give them,
+        so that what `start` reads is the steady state, not a pool still to grow."""
+        n = 2 * (self.workers + 4)
+
+        async def whole(i: int) -> Attempt:
+            a = Attempt("http_whole", SMART_HOME[i % len(SMART_HOME)],
+                        ("piper", "espeak")[i % 2], Behaviour())
+            replica = ("m1", "m2")[(i // 2) % 2]
+            return await http_speech(self.admin, self.topo.direct[replica], {}, a, "whole")
+
+        return list(await asyncio.gather(*(whole(i) for i in range(n))))
 
 
 __all__ = ["MIX", "PIECES", "QUICK_TEXTS", "TEXTS", "Load"]
