@@ -22,7 +22,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_SERVE := espeak-ng
 APT_TEST  := espeak-ng ffmpeg sox chromium curl haproxy
 
-.PHONY: serve test bench install install-test apt-serve apt-test e2e unit clean
+.PHONY: serve test bench install install-test apt-serve apt-test apt-bench e2e unit clean
 
 serve: $(VENV)/.stamp-serve-$(KEY) apt-serve
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/morpheus serve --host $(HOST) --port $(PORT)
@@ -30,8 +30,12 @@ serve: $(VENV)/.stamp-serve-$(KEY) apt-serve
 test: $(VENV)/.stamp-test-$(KEY) apt-test
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
-bench: $(VENV)/.stamp-test-$(KEY) apt-serve
+# Every part of the benchmark (docs/bench/bench.md): about an hour; BENCH_ARGS="--parts soak".
+bench: $(VENV)/.stamp-test-$(KEY) apt-serve apt-bench
 	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
+
+apt-bench:  # the soak runs two replicas behind Debian's haproxy
+	@command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || { $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy; }
 
 $(VENV)/bin/python:
 	@[ -n "$(PY_VERSION)" ] || { echo "PYTHON=$(PYTHON): no such interpreter here" >&2; exit 1; }

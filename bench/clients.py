@@ -21,6 +21,7 @@ from bench.record import StreamRecord
 
 SPEAK_TIMEOUT_S = 900.0  # a paced 5-minute narration, with room
 VOICED_DBFS = -70.0  # a WebRTC frame louder than this carries the response (idle frames are 0)
+PLAYOUT_TIMEOUT_S = 10.0  # after response.done, the track's last frames arrive within this
 
 
 class Subject(ABC):
@@ -58,22 +59,32 @@ def _ms(nbytes: int, rate_hz: int) -> float:
 
 
 class MorpheusHttp(Subject):
-    """POST /v1/audio/speech, PCM, read as fast as it comes; one chunk = one HTTP chunk."""
+    """POST /v1/audio/speech, PCM, read as fast as it comes; one chunk = one HTTP chunk.
+    `backend=None` asks for the active backend (no `backend` field)."""
 
-    def __init__(self, url: str, http: aiohttp.ClientSession, backend: str,
+    LOW_LATENCY = True  # first-audio trials also ask with low_latency: true
+
+    def __init__(self, url: str, http: aiohttp.ClientSession, backend: str | None,
                  pid: int | None = None) -> None:
-        super().__init__(backend, pid)
-        self.url, self.http = url, http
+        super().__init__(backend or "active", pid)
+        self.url, self.http, self.ask_for = url, http, backend
 
-    async def speak(self, text: str, *, first_audio_only: bool = False) -> StreamRecord:
+    async def speak(self, text: str, *, first_audio_only: bool = False,
+                    fields: dict[str, Any] | None = None) -> StreamRecord:
+        """`fields` adds request fields (e.g. low_latency) to this one request."""
         rec = StreamRecord(time.monotonic())
-        body = {"input": text, "backend": self.backend, "response_format": "pcm"}
+        body: dict[str, Any] = {"input": text, "response_format": "pcm", **(fields or {})}
+        if self.ask_for:
+            body["backend"] = self.ask_for
         try:
             async with self.http.post(self.url + "/v1/audio/speech", json=body) as r:
+                rec.http_status = r.status
                 if r.status != 200:
                     rec.error = (await r.text())[:300]
                     rec.end(time.monotonic(), "busy" if r.status == 429 else "error")
                     return rec
+                rec.backend = r.headers.get("X-Backend")
+                rec.degraded = r.headers.get("X-Degraded") == "true"
                 rate = int(r.headers.get("X-Sample-Rate", "24000"))
                 pending = 0
                 async for data, end_of_chunk in r.content.iter_chunks():
@@ -179,7 +190,8 @@ class MorpheusWs(Subject):
                 rec.status = "busy" if ev.get("code") == "busy" else "error"
             elif ev["type"] == "response.done":
                 status = {"completed": "ok", "cancelled": "cancelled"}.get(ev["status"])
-                rec.end(at, status or rec.status)
+                rec.backend, rec.degraded = ev.get("backend"), bool(ev.get("degraded"))
+                rec.end(at, status or ("error" if rec.status == "ok" else rec.status))
                 return
         rec.error = rec.error or "the connection closed mid-response"
         rec.end(time.monotonic(), "error")
@@ -236,13 +248,16 @@ class MorpheusWebRtc(Subject):
                 busy = bool(errors) and errors[-1].get("code") == "busy"
                 rec.end(time.monotonic(), "busy" if busy else "error")
                 return rec
+            rec.backend, rec.degraded = done.get("backend"), bool(done.get("degraded"))
             want_ms[0] = float(done["audio_ms"])  # the track still plays out what it holds
             if got_ms[0] >= want_ms[0]:
                 played_out.set()
             try:
-                await asyncio.wait_for(played_out.wait(), 10)
-            except asyncio.TimeoutError:
+                await asyncio.wait_for(played_out.wait(), PLAYOUT_TIMEOUT_S)
+            except asyncio.TimeoutError:  # the track did not play what the server says it sent
                 rec.error = f"heard {got_ms[0]:.0f} of {want_ms[0]:.0f} ms"
+                rec.end(time.monotonic(), "error")
+                return rec
             rec.end(rec.arrivals[-1][0] if rec.arrivals else time.monotonic(), "ok")
             return rec
         finally:

@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 
 from bench.clients import Subject
-from bench.procs import ProcStats, Usage
+from bench.procs import CLK_TCK, ProcStats, Usage
 from bench.record import DEFAULT_BUFFER_MS, StreamRecord, first_audio, spread
 
 
@@ -36,11 +36,15 @@ class Tally:
             self.errors.append(f"{rec.status}: {rec.error}")
 
 
-async def speak(s: Subject, text: str, *, first_audio_only: bool = False) -> StreamRecord:
+async def speak(s: Subject, text: str, *, first_audio_only: bool = False,
+                low_latency: bool = False) -> StreamRecord:
     """`s.speak`, with a failure of any kind recorded as an error stream: one broken
     transport must not end a run of many minutes (its errors are counted and shown)."""
     started = time.monotonic()
     try:
+        if low_latency:
+            return await s.speak(text, first_audio_only=first_audio_only,  # type: ignore[call-arg]
+                                 fields={"low_latency": True})
         return await s.speak(text, first_audio_only=first_audio_only)
     except Exception as e:  # recorded, and reported as the subject's error
         rec = StreamRecord(started)
@@ -70,36 +74,70 @@ async def server_underflows(http: aiohttp.ClientSession, url: str | None,
 async def first_audio_phase(tallies: Sequence[Tally], prompts: Mapping[str, Sequence[str]],
                             repeats: int, segment_of: Any = None) -> None:
     """Each prompt on each subject in turn; paced subjects stop after their first audio.
-    Raw engines also speak the server's first segment of each prompt (`segment_of`)."""
+    Raw engines also speak the server's first segment of each prompt (`segment_of`); adapters
+    alone speak only that segment, to their first chunk (the like-for-like baseline of the
+    server's first audio). Subjects with `LOW_LATENCY` also ask with `low_latency: true`."""
     for _ in range(repeats):
         for kind, texts in prompts.items():
             for text in texts:
                 for t in tallies:
+                    if t.subject.kind == "adapter":
+                        if segment_of is not None:
+                            seg = await speak(t.subject, segment_of(text), first_audio_only=True)
+                            t.note(seg)
+                            t.first.setdefault(f"first_segment_{kind}", []).append(seg)
+                        continue
                     rec = await speak(t.subject, text, first_audio_only=t.subject.paced)
                     t.note(rec)
                     t.first.setdefault(kind, []).append(rec)
                     if t.subject.kind == "raw" and segment_of is not None:
                         seg = await speak(t.subject, segment_of(text))
-                        t.first.setdefault("first_segment", []).append(seg)
+                        t.first.setdefault(f"first_segment_{kind}", []).append(seg)
+                    if kind == "sentence" and getattr(t.subject, "LOW_LATENCY", False):
+                        low = await speak(t.subject, text, low_latency=True)
+                        t.note(low)
+                        t.first.setdefault("low_latency", []).append(low)
 
 
 # --- 2. whole streams ---------------------------------------------------------------------
 
 
+# CPU time is counted in clock ticks (10 ms): a run that costs a tick or two (espeak-ng says a
+# sentence in ~15 ms of CPU) reads 0 or 2x its cost. Such a subject speaks its text again,
+# each run a whole stream of its own, until the runs together cost MIN_CPU_S, five ticks (or
+# MAX_REPEAT_S of wall time has passed: a measurement that still reads 0 then is broken).
+MIN_CPU_S = 5 / CLK_TCK
+MAX_REPEAT_S = 10.0
+
+
 async def whole_stream_phase(tallies: Sequence[Tally], text_for: Any, runs_for: Any,
                              http: aiohttp.ClientSession, url: str | None) -> None:
+    tallies = [t for t in tallies if t.subject.kind != "adapter"]  # first chunks only
     rounds = max(runs_for(t.subject) for t in tallies)
     for i in range(rounds):
         for t in tallies:
             if i >= runs_for(t.subject):
                 continue
-            before = await _underflows(t.subject, http, url)
-            async with ProcStats(t.subject.pid) as stats:
-                rec = await speak(t.subject, text_for(t.subject))
-            after = await _underflows(t.subject, http, url)
-            t.note(rec)
-            delta = None if before is None or after is None else after - before
-            t.whole.append((rec, stats.usage, delta))
+            await _whole_streams(t, text_for(t.subject), http, url, last=i == rounds - 1
+                                 or i == runs_for(t.subject) - 1)
+
+
+async def _whole_streams(t: Tally, text: str, http: aiohttp.ClientSession, url: str | None,
+                         last: bool) -> None:
+    """One whole stream; on a subject's last round, more until its CPU time is measurable."""
+    started = time.monotonic()
+    while True:
+        before = await _underflows(t.subject, http, url)
+        async with ProcStats(t.subject.pid) as stats:
+            rec = await speak(t.subject, text)
+        after = await _underflows(t.subject, http, url)
+        t.note(rec)
+        delta = None if before is None or after is None else after - before
+        t.whole.append((rec, stats.usage, delta))
+        cpu = sum(u.cpu_s for r, u, _ in t.whole if u is not None and r.ok)
+        if (not last or stats.usage is None or not rec.ok
+                or cpu >= MIN_CPU_S or time.monotonic() - started > MAX_REPEAT_S):
+            return
 
 
 async def _underflows(s: Subject, http: aiohttp.ClientSession, url: str | None) -> int | None:
@@ -112,7 +150,9 @@ def figures(t: Tally, buffer_ms: float = DEFAULT_BUFFER_MS) -> dict[str, Any]:
     out: dict[str, Any] = {"subject": s.name, "kind": s.kind, "backend": s.backend,
                            "transport": s.transport}
     names = {"sentence": "first_audio_ms", "short": "first_audio_short_ms",
-             "first_segment": "first_segment_ms"}
+             "first_segment_sentence": "first_segment_ms",
+             "first_segment_short": "first_segment_short_ms",
+             "low_latency": "first_audio_low_latency_ms"}
     for kind, recs in t.first.items():
         out[names.get(kind, f"first_audio_{kind}_ms")] = first_audio(recs)
     whole = [(r, u, d) for r, u, d in t.whole if r.ok]
@@ -144,6 +184,7 @@ def figures(t: Tally, buffer_ms: float = DEFAULT_BUFFER_MS) -> dict[str, Any]:
             else None,
             "cpu_pct_per_stream": statistics.median(u.cpu_pct_per_stream(1) for u in usage)
             if usage else None,
+            "cpu_s": sum(u.cpu_s for u in usage) if usage else None,  # measured over
             "cpu_s_per_audio_s": sum(u.cpu_s for u in usage) / audio_s
             if usage and audio_s else None,
         }

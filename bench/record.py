@@ -26,6 +26,11 @@ class StreamRecord:
     ended_at: float | None = None
     status: str = "ok"  # ok | busy (429 / busy event) | error | cancelled (after first audio)
     error: str | None = None
+    # What the server said about the stream, where its protocol says it: the backend that
+    # spoke, whether it failed over (`degraded`), the HTTP status of the request.
+    backend: str | None = None
+    degraded: bool = False
+    http_status: int | None = None
 
     def add(self, at: float, audio_ms: float) -> None:
         if audio_ms > 0:

@@ -81,13 +81,51 @@ def cell(v: float | None, base: float | None) -> str:
 # --- stdout ------------------------------------------------------------------------------
 
 
+def transports_view(doc: dict[str, Any]) -> dict[str, Any] | None:
+    """The run's header and the transports part's figures in one mapping (what the tables and
+    plots of that part read), or None when the part did not run or failed."""
+    part = (doc.get("parts") or {}).get("transports")
+    if not part or "error" in part:
+        return None
+    return {**{k: v for k, v in doc.items() if k != "parts"}, **part}
+
+
+def flat(figures: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """(dotted key, leaf) of a part's figures: numbers, strings and booleans; lists of
+    numbers are left out (series, for plots)."""
+    if isinstance(figures, dict):
+        return [kv for k, v in figures.items() for kv in flat(v, f"{prefix}{k}.")]
+    if isinstance(figures, list):
+        if all(isinstance(x, (int, float)) for x in figures):
+            return []
+        return [kv for i, v in enumerate(figures) for kv in flat(v, f"{prefix}{i}.")]
+    return [(prefix[:-1], figures)]
+
+
 def print_report(doc: dict[str, Any]) -> None:
     m = doc["machine"]
     print(f"\nMorpheus benchmark, {doc['date']}: {m['cpu']}, {m['cores']} cores, "
           f"{m['memory_gb']} GB, GPU: {m['gpu'] or 'none'}")
     print(f"command: {doc['command']}")
     print(f"load before: {doc['load']['before']}")
-    print(f"load after:  {doc['load']['after']}")
+    print(f"load after:  {doc['load'].get('after')}")
+    view = transports_view(doc)
+    if view is not None:
+        _print_transports(view)
+    for name, figures in doc.get("parts", {}).items():
+        if name in ("transports", "soak") and "error" not in figures:
+            continue
+        print(f"\n== part: {name} ==")
+        for key, value in flat(figures):
+            print(f"  {key:64s} {value if isinstance(value, str) else num(value)}")
+    if "soak" in doc.get("parts", {}) and "error" not in doc["parts"]["soak"]:
+        from bench.parts.soak.report import print_soak
+
+        print_soak(doc["parts"]["soak"])
+    _print_targets(doc)
+
+
+def _print_transports(doc: dict[str, Any]) -> None:
     cfg = doc["server"]["config"]
     print(f"server: {doc['server']['url']} PARALLEL_STREAMS={cfg.get('parallel_streams')} "
           f"PLAYBACK_BUFFER_MS={cfg.get('playback_buffer_ms')}")
@@ -97,7 +135,7 @@ def print_report(doc: dict[str, Any]) -> None:
         _print_backend(b)
     _print_peers(doc)
     _print_sweep(doc)
-    _print_targets(doc)
+    _print_capacity(doc)
     for b in doc["backends"]:
         for transport, n in b.get("narration", {}).items():
             print(f"\nnarration, {b['backend']} over {transport}: {num(n['audio_s'])} s of audio"
@@ -124,10 +162,13 @@ def _print_backend(b: dict[str, Any]) -> None:
         print(f"{label:44s}" + "".join(f"{c:>20s}" for c in cells))
     if raw.get("first_segment_ms"):
         seg = _g(raw, "first_segment_ms", "p50")
-        http = _g(transports.get("http", {}), "first_audio_ms", "p50")
-        over = None if seg is None or http is None else http - seg
-        print(f"{'raw engine on the first segment only, p50 (ms)':44s}{num(seg):>20s}"
-              f"   server overhead over it: {num(over)} ms")
+        print(f"{'raw engine, the whole first segment, p50 (ms)':44s}{num(seg):>20s}")
+    adapter = b.get("adapter") or {}
+    if adapter.get("first_segment_ms"):
+        seg = _g(adapter, "first_segment_ms", "p50")
+        over = (b.get("overhead_ms") or {}).get("sentence")
+        print(f"{'adapter alone, first chunk of it, p50 (ms)':44s}{num(seg):>20s}"
+              f"   server overhead over it (HTTP): {num(over)} ms")
     for name, f in transports.items():
         if f.get("errors"):
             print(f"  {name}: {f['errors']} errors, first: {f.get('first_error')}")
@@ -168,22 +209,29 @@ def _print_sweep(doc: dict[str, Any]) -> None:
             print(f"  errors: {r['errors']}, first: {r['first_error']}")
 
 
-def _print_targets(doc: dict[str, Any]) -> None:
+def _print_capacity(doc: dict[str, Any]) -> None:
     if doc.get("capacity"):
         print("\n== streams held: largest N of the sweep with no underflow, 429 or error and "
               f"first audio p95 <= {PROMPT_START_MS:.0f} ms ==")
         for subject, n in doc["capacity"].items():
             print(f"{subject:44s}{n if n is not None else 'none':>8}")
+
+
+def _print_targets(doc: dict[str, Any]) -> None:
     if not doc.get("targets"):
         return
     print("\n== targets ==")
+    part = None
     for t in doc["targets"]:
+        if t["part"] != part:
+            part = t["part"]
+            print(f"[{part}]")
         verdict = {True: "met", False: "MISSED", None: "not measured"}[t["met"]]
-        print(f"{t['target']:72s}{num(t['value']):>10s}  {t['op']} {t['limit']:<6g} {verdict}")
+        print(f"  {t['target']:96s}{num(t['value']):>10s}  {t['op']} {t['limit']:<6g} {verdict}")
 
 
 # --- markdown (README) ---------------------------------------------------------------------
 
 
-__all__ = ["PACED", "PEER_BASELINE", "ROWS", "SWEEP_COLS", "cell", "compares", "num",
-           "print_report", "ratio"]
+__all__ = ["PACED", "PEER_BASELINE", "ROWS", "SWEEP_COLS", "cell", "compares", "flat", "num",
+           "print_report", "ratio", "transports_view"]

@@ -1,15 +1,26 @@
-"""bench.json -> the README's Performance section (markdown tables, plots embedded).
+"""bench.json -> docs/bench/performance.md (markdown tables, plots embedded).
 
 `performance_md(doc, image_prefix)` is what `scripts/bench.py` writes to OUT/performance.md;
-`scripts/bench.py --render OUT/bench.json --image-prefix docs/bench/` re-renders it for the
-README without measuring again.
+`scripts/bench.py --render OUT/bench.json --out docs/bench` re-renders it without measuring
+again (the plots sit next to the page, so their links need no prefix). The transports part gets its comparison tables; every
+other part a table of its figures; the soak its own section; all targets one table.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from bench.report import PEER_BASELINE, ROWS, SWEEP_COLS, _g, compares, num, ratio
+from bench.report import (
+    PEER_BASELINE,
+    ROWS,
+    SWEEP_COLS,
+    _g,
+    compares,
+    flat,
+    num,
+    ratio,
+    transports_view,
+)
 from bench.targets import PROMPT_START_MS
 
 TRANSPORT_NAMES = {"http": "HTTP", "ws": "WebSocket", "webrtc": "WebRTC", "wyoming": "Wyoming",
@@ -34,21 +45,26 @@ def _pair(d: dict[str, Any], key: str) -> str:
 
 def header(doc: dict[str, Any]) -> list[str]:
     m = doc["machine"]
-    cfg = doc["server"]["config"]
     lines = [
         f"Measured by `{doc['command']}` on {doc['date']}: {m['cpu']}, {m['cores']} cores, "
         f"{m['memory_gb']} GB RAM, GPU: {m['gpu'] or 'none'}; {m['os']}, Python {m['python']}. "
-        f"The run took {doc.get('duration_s', 0) / 60:.0f} minutes.",
+        f"The run took {doc.get('duration_s', 0) / 60:.0f} minutes; parts: "
+        f"{', '.join(doc.get('parts', {}))}.",
         "",
-        f"Load (`uptime`) before: `{doc['load']['before']}`; after: `{doc['load']['after']}`.",
-        "",
-        f"Server: `PARALLEL_STREAMS={cfg.get('parallel_streams')}`, "
-        f"`PLAYBACK_BUFFER_MS={num(cfg.get('playback_buffer_ms'))}`, "
-        f"`FIRST_SEGMENT_CHARS={cfg.get('first_segment_chars')}`, everything else default. "
-        "Every figure of the same table comes from the same run.",
+        f"Load (`uptime`) before: `{doc['load']['before']}`; after: `{doc['load'].get('after')}`.",
     ]
-    for s in doc.get("skipped", []):
-        lines += ["", f"Not measured: {s.get('backend') or s.get('peer')} ({s['reason']})."]
+    view = transports_view(doc)
+    if view is not None:
+        cfg = view["server"]["config"]
+        lines += [
+            "",
+            f"Server of the transports part: `PARALLEL_STREAMS={cfg.get('parallel_streams')}`, "
+            f"`PLAYBACK_BUFFER_MS={num(cfg.get('playback_buffer_ms'))}`, "
+            f"`FIRST_SEGMENT_CHARS={cfg.get('first_segment_chars')}`, everything else default. "
+            "Every figure of the same table comes from the same run.",
+        ]
+        for s in view.get("skipped", []):
+            lines += ["", f"Not measured: {s.get('backend') or s.get('peer')} ({s['reason']})."]
     return lines
 
 
@@ -127,11 +143,13 @@ def sweep_table(doc: dict[str, Any]) -> list[str]:
 def targets_table(doc: dict[str, Any]) -> list[str]:
     if not doc.get("targets"):
         return []
-    out = ["| target | measured | threshold | |", "|---|---|---|---|"]
+    out = ["| part | target | measured | threshold | |", "|---|---|---|---|---|"]
     for t in doc["targets"]:
         verdict = {True: "met", False: "**missed**", None: "not measured"}[t["met"]]
-        out.append(f"| {t['target']} | {num(t['value'])} | {t['op']} {t['limit']:g} | {verdict} |")
-    held = [f"{_who({'subject': s}, doc)}: {n if n is not None else 'none'}"
+        out.append(f"| {t['part']} | {t['target']} | {num(t['value'])} | {t['op']} "
+                   f"{t['limit']:g} | {verdict} |")
+    view = transports_view(doc) or doc  # the peers' versions
+    held = [f"{_who({'subject': s}, view)}: {n if n is not None else 'none'}"
             for s, n in doc.get("capacity", {}).items()]
     if held:
         out += ["", "Streams held (the largest number started at once, of the levels measured, "
@@ -140,8 +158,41 @@ def targets_table(doc: dict[str, Any]) -> list[str]:
     return out
 
 
+def part_table(figures: dict[str, Any]) -> list[str]:
+    """Every figure of a component part, one row each."""
+    rows = [(k, v) for k, v in flat(figures) if k != "duration_s"]
+    out = ["| figure | value |", "|---|---|"]
+    for key, value in rows:
+        shown = value if isinstance(value, str) else num(value)
+        out.append(f"| {key} | {str(shown).replace('|', '/')} |")
+    return out
+
+
 def performance_md(doc: dict[str, Any], image_prefix: str = "") -> str:
     lines = header(doc)
+    view = transports_view(doc)
+    if view is not None:
+        lines += transports_md(view, image_prefix)
+    for name, figures in doc.get("parts", {}).items():
+        if name == "transports" and view is not None:
+            continue
+        if name == "soak" and "error" not in figures:
+            from bench.parts.soak.report import soak_md
+
+            lines += ["", "### Chaos soak", "", *soak_md(figures, doc.get("plots", []),
+                                                        image_prefix)]
+            continue
+        lines += ["", f"### Part: {name}", "",
+                  f"`python scripts/bench.py --parts {name}` ({num(figures.get('duration_s'))} s"
+                  " in this run).", "", *part_table(figures)]
+    targets = targets_table(doc)
+    if targets:
+        lines += ["", "### Targets", "", *targets]
+    return "\n".join(lines) + "\n"
+
+
+def transports_md(doc: dict[str, Any], image_prefix: str) -> list[str]:
+    lines: list[str] = []
     plots = doc.get("plots", [])
     compare = compare_table(doc)
     if compare:
@@ -161,7 +212,7 @@ def performance_md(doc: dict[str, Any], image_prefix: str = "") -> str:
                   "chunk and jitter figures have no engine ratio. Underflows: a client that starts "
                   f"playing at {num(doc['playback_buffer_ms'])} ms of audio and plays in real "
                   "time (WebRTC: the server's own count; it paces the track).", "",
-                  *backend_table(doc, b)]
+                  *backend_table(doc, b), *overhead_lines(b)]
     sweep = sweep_table(doc)
     if sweep:
         lines += ["", "### Concurrency", "",
@@ -170,9 +221,6 @@ def performance_md(doc: dict[str, Any], image_prefix: str = "") -> str:
                   "server at the same stream count.", "", *sweep]
     if "first_audio_vs_concurrency.png" in plots:
         lines += ["", f"![first audio vs concurrency]({image_prefix}first_audio_vs_concurrency.png)"]
-    targets = targets_table(doc)
-    if targets:
-        lines += ["", "### Targets", "", *targets]
     narr = [(b["backend"], t, n) for b in doc["backends"] for t, n in b.get("narration", {}).items()]
     if narr:
         lines += ["", "### The 5-minute narration", "",
@@ -184,7 +232,21 @@ def performance_md(doc: dict[str, Any], image_prefix: str = "") -> str:
                          f"{num(n['server_underflows'])} | {num(n['min_buffer_ms'])} ms |")
     if "narration_buffer.png" in plots:
         lines += ["", f"![buffer depth during the narration]({image_prefix}narration_buffer.png)"]
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def overhead_lines(b: dict[str, Any]) -> list[str]:
+    """The server's overhead, like with like: the adapter alone on the same first segment."""
+    adapter, over = b.get("adapter") or {}, b.get("overhead_ms") or {}
+    if not adapter:
+        return []
+    return ["", f"Server overhead: HTTP first audio minus the first chunk of Morpheus' own "
+            f"{b['backend']} adapter run alone in the benchmark process on the server's first "
+            "segment of the same prompt (it streams that segment the same way): "
+            f"{num(over.get('sentence'))} ms on the ~120-character sentences (adapter "
+            f"{num(_g(adapter, 'first_segment_ms', 'p50'))} ms), {num(over.get('short'))} ms "
+            f"on the smart-home answers (adapter {num(_g(adapter, 'first_segment_short_ms', 'p50'))}"
+            " ms), p50s."]
 
 
 __all__ = ["performance_md"]

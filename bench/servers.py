@@ -1,14 +1,17 @@
 """The servers under test: Morpheus (started here or given by URL) and the peers users pick.
 
-Morpheus runs as `python -m server.cli serve` on 127.0.0.1 and a free port; the peers run with
-the same Piper voice: Piper's own HTTP server (`python -m piper.http_server`, needs flask) and
-wyoming-piper (`python -m wyoming_piper`, the Home Assistant standard). All are ended by PID.
+Morpheus runs as `python -m server.cli serve` on 127.0.0.1 and a free port (`start_morpheus`,
+the one way every part starts one); the peers run with the same Piper voice: Piper's own HTTP
+server (`python -m piper.http_server`, needs flask) and wyoming-piper (`python -m wyoming_piper`,
+the Home Assistant standard). All are `ManagedProcess`es, ended by PID when the part's exit
+stack unwinds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib.util
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +29,7 @@ from bench.clients import (
     WyomingPiperPeer,
     WyomingTcp,
 )
-from bench.procs import ManagedProcess, free_port, python_module, tcp_ready
+from bench.procs import ManagedProcess, free_port, http_ready, python_module
 
 MORPHEUS_ENV = {"WEBRTC_HOST_ADDRESSES": "127.0.0.1"}  # loopback only, no STUN
 
@@ -39,6 +42,17 @@ class Morpheus:
     env: dict[str, str] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     adapters: list[dict[str, Any]] = field(default_factory=list)
+    process: ManagedProcess | None = None  # when started here: signal, kill, restart
+
+    @property
+    def port(self) -> int:
+        return int(urlparse(self.url).port or 80)
+
+    async def restart(self, timeout_s: float = 120) -> None:
+        """Start the same command again (same port, same settings) and wait until healthy."""
+        assert self.process is not None
+        await self.process.start(lambda: http_ready(self.url + "/healthz"), timeout_s)
+        self.pid = self.process.pid
 
     @property
     def wyoming(self) -> tuple[str, int] | None:
@@ -83,25 +97,58 @@ async def set_active_backend(http: aiohttp.ClientSession, url: str, backend: str
         r.raise_for_status()
 
 
-async def _http_ok(url: str) -> bool:
+async def start_morpheus(stack: AsyncExitStack, out: Path, env: dict[str, str], *,
+                         name: str = "morpheus", env_file: Path | None = None,
+                         timeout_s: float = 120, unset: tuple[str, ...] = ()) -> Morpheus:
+    """`morpheus serve` on 127.0.0.1 and a free port with `env` on top of the defaults below
+    (its Wyoming face on another free port), its log in OUT/<name>.log; `env_file` is the
+    `.env` it reads and watches (none by default); `unset` names variables of this process's
+    environment it must not inherit (settings the `.env` should decide). Stopped by PID when
+    `stack` unwinds."""
+    port = free_port()
+    full_env = {**MORPHEUS_ENV, "OUTPUTS_DIR": str(out / f"{name}-outputs"),
+                "WYOMING_URI": f"tcp://127.0.0.1:{free_port()}", **env}
+    proc = ManagedProcess(name, python_module(
+        "server.cli", "--env-file", str(env_file or ""), "serve", "--host", "127.0.0.1",
+        "--port", str(port)), env=full_env, log_path=out / f"{name}.log", unset=unset)
+    url = f"http://127.0.0.1:{port}"
+    stack.callback(proc.stop)
+    await proc.start(lambda: http_ready(url + "/healthz"), timeout_s)
+    return Morpheus(url, proc.pid, True, full_env, process=proc)
+
+
+async def start_child(stack: AsyncExitStack, out: Path, name: str, argv: list[str],
+                      ready: Callable[[], Awaitable[bool]], env: dict[str, str] | None = None,
+                      timeout_s: float = 120) -> ManagedProcess:
+    """Any other child (an upstream, a balancer): started, waited for, ended by PID."""
+    proc = ManagedProcess(name, argv, env=env, log_path=out / f"{name}.log")
+    stack.callback(proc.stop)
+    await proc.start(ready, timeout_s)
+    return proc
+
+
+async def wyoming_ready(port: int) -> bool:
+    """The server on `port` answers Wyoming's `describe` (a TCP accept is not enough: the
+    voice loads first)."""
+    from wyoming.client import AsyncTcpClient
+    from wyoming.info import Describe
+
     try:
-        async with aiohttp.ClientSession() as s, s.get(url, timeout=aiohttp.ClientTimeout(2)) as r:
-            return r.status == 200
-    except (aiohttp.ClientError, asyncio.TimeoutError):
+        async with AsyncTcpClient("127.0.0.1", port) as c:
+            await c.write_event(Describe().event())
+            return await asyncio.wait_for(c.read_event(), 5) is not None
+    except (OSError, asyncio.TimeoutError):
         return False
 
 
-async def start_morpheus(stack: AsyncExitStack, out: Path, env: dict[str, str]) -> Morpheus:
+async def start_wyoming_piper(stack: AsyncExitStack, out: Path, voice: Path) -> tuple[
+        ManagedProcess, int]:
+    """wyoming-piper with `voice` on a free port, ready when it answers `describe`."""
     port = free_port()
-    full_env = {**MORPHEUS_ENV, "OUTPUTS_DIR": str(out / "server-outputs"),
-                "WYOMING_URI": f"tcp://127.0.0.1:{free_port()}", **env}
-    proc = ManagedProcess("morpheus", python_module(
-        "server.cli", "--env-file", "", "serve", "--host", "127.0.0.1", "--port", str(port)),
-        env=full_env, log_path=out / "morpheus.log")
-    url = f"http://127.0.0.1:{port}"
-    stack.callback(proc.stop)
-    await proc.start(lambda: _http_ok(url + "/healthz"))
-    return Morpheus(url, proc.pid, True, full_env)
+    argv = python_module("wyoming_piper", "--voice", str(voice), "--data-dir",
+                         str(voice.parent), "--uri", f"tcp://127.0.0.1:{port}")
+    proc = await start_child(stack, out, "wyoming-piper", argv, lambda: wyoming_ready(port))
+    return proc, port
 
 
 async def describe(http: aiohttp.ClientSession, srv: Morpheus) -> None:
@@ -147,7 +194,7 @@ async def start_peers(stack: AsyncExitStack, http: aiohttp.ClientSession, voice:
         proc = ManagedProcess("piper.http_server", argv, log_path=out / "piper-http.log")
         stack.callback(proc.stop)
         url = f"http://127.0.0.1:{port}"
-        starts.append(proc.start(lambda: _http_ok(url + "/voices")))
+        starts.append(proc.start(lambda: http_ready(url + "/voices")))
         peers.append(Peer(PiperHttpPeer(url, http), argv, _version("piper-tts"), proc))
     if importlib.util.find_spec("wyoming_piper") is None:
         skipped.append({"peer": "wyoming-piper", "reason": "wyoming-piper is not installed"})
@@ -157,7 +204,7 @@ async def start_peers(stack: AsyncExitStack, http: aiohttp.ClientSession, voice:
                              str(voice.parent), "--uri", f"tcp://127.0.0.1:{port}")
         proc = ManagedProcess("wyoming-piper", argv, log_path=out / "wyoming-piper.log")
         stack.callback(proc.stop)
-        starts.append(proc.start(lambda: tcp_ready("127.0.0.1", port)))
+        starts.append(proc.start(lambda: wyoming_ready(port)))
         peers.append(Peer(WyomingPiperPeer("127.0.0.1", port), argv,
                           _version("wyoming-piper"), proc))
     await asyncio.gather(*starts)
@@ -167,4 +214,5 @@ async def start_peers(stack: AsyncExitStack, http: aiohttp.ClientSession, voice:
 
 
 __all__ = ["Morpheus", "MorpheusWyoming", "Peer", "describe", "set_active_backend",
-           "start_morpheus", "start_peers"]
+           "start_child", "start_morpheus", "start_peers", "start_wyoming_piper",
+           "wyoming_ready"]

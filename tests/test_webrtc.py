@@ -143,7 +143,7 @@ async def test_connects_fast_and_sends_paced_20ms_frames_of_speech(serve):
     assert all(b - a == 960 for a, b in zip(spts, spts[1:], strict=False))
     at = np.array([a for a, _, _ in sent])
     dev_ms = np.abs(np.diff(at) * 1000 - 20)
-    # 5x margins for a busy shared machine; bench/realtime.py measures the real pacing.
+    # 5x margins for a busy shared machine; bench/parts/realtime.py measures the real pacing.
     assert np.median(dev_ms) < 5 * 1.5
     assert np.percentile(dev_ms, 95) < 5 * 8
     drift_ms = (at[-1] - at[0]) * 1000 - 20 * (len(at) - 1)
@@ -195,7 +195,7 @@ async def test_caller_speech_barges_in_and_the_track_goes_silent(serve):
     barge = peer.barge_ins[-1]
     assert barge.response_id == response_id
     assert barge.first_silent_frame_at is not None
-    # one frame tick, 5x (bench/realtime.py: barge_in_server_p99_ms)
+    # one frame tick, 5x (bench/parts/realtime.py: barge_in_server_p99_ms)
     assert 1000 * (barge.first_silent_frame_at - barge.vad_at) < 5 * 40
     orch = srv.app[ORCHESTRATOR]
     assert orch.snapshot()["totals"]["barge_ins"] == 1

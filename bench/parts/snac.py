@@ -8,13 +8,13 @@ other jobs the wall time swings, the CPU time much less. Quality is measured wit
 disabled, against one decode of the whole utterance: the largest error (% of peak), the error
 level around window seams (dB below the signal) and the log-spectral distance (dB).
 
-`python -m bench.snac [--threads N] [--onnx FILE] [--quick]`; the ONNX decoder is exported
-for the run unless --onnx names an export (`morpheus snac export`).
+Part `snac` (`python scripts/bench.py --parts snac`); knobs: `--set snac.threads=N` (decoder
+threads), `--set snac.onnx=FILE` (an export made by `morpheus snac export`; else exported for
+the run). `--quick`: fewer schemes and batch sizes.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import statistics
 import tempfile
@@ -26,6 +26,7 @@ import numpy as np
 
 from adapters.orpheus.tokens import SAMPLES_PER_FRAME, SNAC_RATE_HZ
 from adapters.orpheus.windows import StreamingSnacDecoder
+from bench.suite import PartContext, run_async
 
 SCHEMES = (1, 2, 3, 6, 13)  # new frames per window: windows of 4, 5, 6, 9 and 16 frames
 BATCHES = (1, 2, 4, 8)
@@ -142,9 +143,15 @@ async def stream_through_adapter(model_dir: Path, device: str,
             await adapter.aclose()
 
 
-def run(threads: int | None = None, onnx_path: str | None = None,
-        quick: bool = False) -> dict[str, Any]:
-    """Measure on CPU (and CUDA when torch sees one); `threads` sets the decoders' threads."""
+def run(ctx: PartContext) -> dict[str, Any]:
+    """Measure on CPU (and CUDA when torch sees one)."""
+    threads = int(ctx.param("threads") or 0) or None
+    return measure(threads, ctx.param("onnx"), ctx.quick)
+
+
+def measure(threads: int | None = None, onnx_path: str | None = None,
+            quick: bool = False) -> dict[str, Any]:
+    """`threads` sets the decoders' threads."""
     import torch
 
     from adapters.orpheus.model import load_snac
@@ -180,52 +187,7 @@ def run(threads: int | None = None, onnx_path: str | None = None,
             for new in schemes:
                 report["quality"][f"{device}/new{new}"] = quality(quiet, new)
             for kind in ("torch", "onnx"):
-                report["stream"][f"{device}/{kind}"] = asyncio.run(stream_through_adapter(
+                report["stream"][f"{device}/{kind}"] = run_async(stream_through_adapter(
                     model_dir, device, onnx if kind == "onnx" else None))
     report["load_1min_end"] = round(os.getloadavg()[0], 2)
-    _print(report, schemes, batches)
     return report
-
-
-def _print(report: dict[str, Any], schemes: tuple[int, ...], batches: tuple[int, ...]) -> None:
-    print(f"SNAC 24 kHz (random weights), torch {report['torch']}, {report['cpu_threads']} CPU "
-          f"threads; 1 frame = {report['frame_ms']} ms of audio; load "
-          f"{report['load_1min_start']} -> {report['load_1min_end']}")
-    print("  ms per NEW frame (wall / CPU), by window scheme and batch size:")
-    devices_kinds = sorted({k.rsplit("/", 2)[0] for k in report["schemes"]})
-    for dk in devices_kinds:
-        for new in schemes:
-            cells = []
-            for b in batches:
-                r = report["schemes"].get(f"{dk}/new{new}/batch{b}")
-                cells.append(f"b{b} {r['wall_ms']:6.1f}/{r['cpu_ms']:6.1f}" if r else "")
-            print(f"  {dk:<10} {new:>2} new in {new + CONTEXT_FRAMES:>2}: " + "  ".join(cells))
-    print("  quality against a whole-utterance decode (noise off):")
-    for key, q in report["quality"].items():
-        print(f"  {key:<10} max error {q['max_error_pct_of_peak']:5.2f}% of peak, seams "
-              f"{q['seam_error_db']:6.1f} dB, log-spectral distance "
-              f"{q['log_spectral_distance_db']:.2f} dB")
-    for key, s in report["stream"].items():
-        print(f"  adapter at {TOKENS_PER_S:g} tokens/s, {key}: wall RTF default "
-              f"{s['default_wall_rtf']} / low latency {s['low_latency_wall_rtf']}; first "
-              f"token -> PCM {s['default_first_token_to_pcm_ms']:.0f} / "
-              f"{s['low_latency_first_token_to_pcm_ms']:.0f} ms")
-
-
-def main() -> None:
-    import argparse
-    import json
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=None, help="decoder CPU threads")
-    parser.add_argument("--onnx", help="an exported decoder (else exported for the run)")
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--json", help="also write the report here")
-    args = parser.parse_args()
-    report = run(args.threads, args.onnx, args.quick)
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
-
-
-if __name__ == "__main__":
-    main()

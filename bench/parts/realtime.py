@@ -1,11 +1,10 @@
-"""Realtime transport benchmarks: WebRTC connect, pacing, barge-in, CPU per stream, WS vs HTTP first audio.
+"""Part `realtime`: WebRTC connect, pacing, barge-in, CPU per stream; WS vs HTTP first audio.
 
-`run()` measures on this machine, prints one line per figure with its target, and returns the
-numbers as a dict. Everything runs on 127.0.0.1: the server in-process for connect, barge-in
-and first audio, in a child process for pacing and CPU (so that the aiortc clients' own work,
-Opus decoding and jitter buffers, is neither counted nor competing for the server's loop). Durations can be stretched through the environment:
-MORPHEUS_BENCH_PACING_S (default 30; the 10-minute drift check is 600),
-MORPHEUS_BENCH_TRIALS (default 20 connects, half as many barge-ins and first-audio pairs).
+Everything runs on 127.0.0.1: the server in-process for connect, barge-in and first audio, in
+a child process for pacing and CPU (so that the aiortc clients' own work, Opus decoding and
+jitter buffers, is neither counted nor competing for the server's loop). Knobs:
+`--set realtime.pacing_s=30` (the 10-minute drift check is 600), `--set trials=20` (connects;
+half as many barge-ins and first-audio pairs).
 """
 
 from __future__ import annotations
@@ -17,33 +16,28 @@ import signal
 import sys
 import tempfile
 import time
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bench.procs import free_port, tcp_ready
+from bench.record import pct
+from bench.servers import start_child
+from bench.suite import PartContext
 from server.config import Settings
 from server.faces.realtime.webrtc import PEERS
 from tests.conftest import running_server
 from tests.rtc_client import SILENT_DBFS, RtcClient
 from tests.test_webrtc import LONG_TEXT, caller_speech, first_silence_after
 
-TARGETS = {
-    "connect_p95_ms": 800.0,
-    "pacing_dev_p99_ms": 4.0,
-    "pacing_drift_ms": 20.0,
-    "barge_in_p50_ms": 250.0,
-    "barge_in_server_p99_ms": 25.0,
-    "cpu_per_speaking_stream_pct": 3.0,  # outbound path (receive-only clients)
-    "cpu_per_idle_stream_pct": 1.0,
-    "ws_minus_http_first_audio_ms": 20.0,
-}
-_REPO = str(Path(__file__).resolve().parent.parent)
+
+def _minus(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
 FIRST_AUDIO_TEXT = "Sure! Here is the first sentence of a streamed reply, and then a bit more."
-
-
-def _pct(xs: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(xs, dtype=float), q)) if xs else float("nan")
 
 
 def _settings(tmp: Path, **kw: Any) -> Settings:
@@ -68,7 +62,7 @@ def _count_first_packet(client: RtcClient) -> dict[str, float]:
 # --- WebRTC connect -----------------------------------------------------------------------
 
 
-async def bench_connect(srv: Any, trials: int) -> dict[str, float]:
+async def bench_connect(srv: Any, trials: int) -> dict[str, float | None]:
     packet_ms, frame_ms, answer_ms = [], [], []
     for _ in range(trials):
         client = RtcClient(srv.url, srv.http)
@@ -88,17 +82,17 @@ async def bench_connect(srv: Any, trials: int) -> dict[str, float]:
         frame_ms.append(1000 * ((client.first_packet_at or float("inf")) - client.offer_sent_at))
         await client.close()
     return {
-        "connect_p50_ms": _pct(packet_ms, 50),
-        "connect_p95_ms": _pct(packet_ms, 95),
-        "connect_first_frame_p95_ms": _pct(frame_ms, 95),  # + the client's 80 ms jitter buffer
-        "connect_channel_open_p95_ms": _pct(answer_ms, 95),
+        "connect_p50_ms": pct(packet_ms, 50),
+        "connect_p95_ms": pct(packet_ms, 95),
+        "connect_first_frame_p95_ms": pct(frame_ms, 95),  # + the client's 80 ms jitter buffer
+        "connect_channel_open_p95_ms": pct(answer_ms, 95),
     }
 
 
 # --- barge-in -----------------------------------------------------------------------------
 
 
-async def bench_barge_in(srv: Any, trials: int) -> dict[str, float]:
+async def bench_barge_in(srv: Any, trials: int) -> dict[str, float | None]:
     speech = caller_speech()
     total, server, vad = [], [], []
     for _ in range(trials):
@@ -128,10 +122,10 @@ async def bench_barge_in(srv: Any, trials: int) -> dict[str, float]:
         await c.close()
     return {
         "barge_in_trials": float(len(total)),
-        "barge_in_p50_ms": _pct(total, 50),
-        "barge_in_p95_ms": _pct(total, 95),
-        "barge_in_vad_p50_ms": _pct(vad, 50),  # mic onset -> VAD decision (jitter buffer + N-of-M)
-        "barge_in_server_p99_ms": _pct(server, 99),  # VAD decision -> first faded frame out
+        "barge_in_p50_ms": pct(total, 50),
+        "barge_in_p95_ms": pct(total, 95),
+        "barge_in_vad_p50_ms": pct(vad, 50),  # mic onset -> VAD decision (jitter buffer + N-of-M)
+        "barge_in_server_p99_ms": pct(server, 99),  # VAD decision -> first faded frame out
     }
 
 
@@ -152,7 +146,7 @@ async def main():
                               outputs_dir=sys.argv[1], parallel_streams=32))
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", int(sys.argv[3]))
     await site.start()
     times, reanchored, state = {}, {}, {"on": False}
     loop = asyncio.get_running_loop()
@@ -161,7 +155,6 @@ async def main():
         with open(sys.argv[2], "w") as f:
             json.dump({"times": times, "reanchored_ms": reanchored}, f)
     loop.add_signal_handler(signal.SIGUSR2, dump)
-    print(site._server.sockets[0].getsockname()[1], flush=True)
     while True:
         for pid, peer in list(app[PEERS].peers.items()):
             reanchored[pid] = peer.track.reanchored_ms
@@ -217,7 +210,7 @@ async def _speak(clients: list[RtcClient], seconds: float) -> None:
     await asyncio.sleep(1.0)
 
 
-def _pacing(stats: dict[str, Any]) -> dict[str, float]:
+def _pacing(stats: dict[str, Any]) -> dict[str, float | None]:
     devs: list[float] = []
     drifts: list[float] = []
     bursts = 0
@@ -230,7 +223,7 @@ def _pacing(stats: dict[str, Any]) -> dict[str, float]:
         drifts.append(abs(drift))
         bursts += int(np.sum((at[2:] - at[:-2]) < 0.005))  # 3 frames within 5 ms
     return {
-        "pacing_dev_p99_ms": _pct(devs, 99),
+        "pacing_dev_p99_ms": pct(devs, 99),
         "pacing_dev_max_ms": float(max(devs)) if devs else float("nan"),
         "pacing_drift_ms": float(max(drifts)) if drifts else float("nan"),
         "pacing_bursts": float(bursts),
@@ -238,21 +231,18 @@ def _pacing(stats: dict[str, Any]) -> dict[str, float]:
     }
 
 
-async def bench_pacing_and_cpu(tmp: Path, streams: int, pacing_s: float) -> dict[str, float]:
+async def bench_pacing_and_cpu(tmp: Path, streams: int, pacing_s: float) -> dict[str, float | None]:
     """Outbound only (receive-only clients, the target's definition), then full duplex."""
     import aiohttp
 
-    if not os.path.exists("/proc/self/stat"):  # noqa: ASYNC240 (one stat, before any stream)
-        return {}
     stats_path = tmp / "pacing.json"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", _SERVER, str(tmp / "child-outputs"), str(stats_path),
-        stdout=asyncio.subprocess.PIPE, cwd=_REPO,
-    )
-    assert proc.stdout is not None
-    out: dict[str, float] = {"streams": float(streams), "pacing_seconds": pacing_s}
-    try:
-        port = int((await asyncio.wait_for(proc.stdout.readline(), 60)).strip())
+    port = free_port()
+    out: dict[str, float | None] = {"streams": float(streams), "pacing_seconds": pacing_s}
+    async with AsyncExitStack() as stack:
+        proc = await start_child(stack, tmp, "realtime-server", [
+            sys.executable, "-c", _SERVER, str(tmp / "child-outputs"), str(stats_path),
+            str(port)], lambda: tcp_ready("127.0.0.1", port))
+        assert proc.pid is not None
         url = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession() as http:
             clients = await _speaking_clients(url, http, streams, with_mic=False)
@@ -274,14 +264,6 @@ async def bench_pacing_and_cpu(tmp: Path, streams: int, pacing_s: float) -> dict
             out["cpu_per_speaking_duplex_stream_pct"] = await _cpu_pct(proc.pid, 10) / streams
             for c in clients:
                 await c.close()
-    finally:
-        if proc.returncode is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 10)
-            except asyncio.TimeoutError:
-                os.kill(proc.pid, signal.SIGKILL)
-                await proc.wait()
     return out
 
 
@@ -312,53 +294,36 @@ async def _http_first_audio(srv: Any, text: str) -> float:
     return float("nan")
 
 
-async def bench_first_audio(srv: Any, trials: int) -> dict[str, float]:
+async def bench_first_audio(srv: Any, trials: int) -> dict[str, float | None]:
     await _http_first_audio(srv, FIRST_AUDIO_TEXT)  # warm the engine
     ws, http = [], []
     for _ in range(trials):
         http.append(await _http_first_audio(srv, FIRST_AUDIO_TEXT))
         ws.append(await _ws_first_audio(srv, FIRST_AUDIO_TEXT))
     return {
-        "http_first_audio_p50_ms": _pct(http, 50),
-        "ws_first_audio_p50_ms": _pct(ws, 50),
-        "ws_minus_http_first_audio_ms": _pct(ws, 50) - _pct(http, 50),
+        "http_first_audio_p50_ms": pct(http, 50),
+        "ws_first_audio_p50_ms": pct(ws, 50),
+        "ws_minus_http_first_audio_ms": _minus(pct(ws, 50), pct(http, 50)),
     }
 
 
 # --- the whole run ------------------------------------------------------------------------
 
 
-async def _run() -> dict[str, float]:
-    trials = int(os.environ.get("MORPHEUS_BENCH_TRIALS", "20"))
-    pacing_s = float(os.environ.get("MORPHEUS_BENCH_PACING_S", "30"))
-    results: dict[str, float] = {}
+async def _run(trials: int, pacing_s: float, out: Path) -> dict[str, float | None]:
+    results: dict[str, float | None] = {}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         async with running_server(_settings(tmp, parallel_streams=16)) as srv:
             results |= await bench_connect(srv, trials)
-            results |= await bench_barge_in(srv, max(5, trials // 2))
+            results |= await bench_barge_in(srv, max(3, trials // 2))
         async with running_server(_settings(tmp, tts_backend="piper")) as srv:
-            results |= await bench_first_audio(srv, max(5, trials // 2))
-        results |= await bench_pacing_and_cpu(tmp, streams=4, pacing_s=pacing_s)
+            results |= await bench_first_audio(srv, max(3, trials // 2))
+        results |= await bench_pacing_and_cpu(out, streams=4, pacing_s=pacing_s)
     return results
 
 
-def _line(name: str, value: float, target: float | None) -> str:
-    verdict = ""
-    if target is not None:
-        ok = abs(value) <= target if name.startswith("ws_minus") else value <= target
-        verdict = f"  (target <= {target:g}: {'ok' if ok else 'MISSED'})"
-    return f"  {name:36s} {value:9.2f}{verdict}"
-
-
-def run() -> dict[str, float]:
-    """Measure the realtime targets of issue 5 and print them with their targets."""
-    results = asyncio.run(_run())
-    print("realtime transports (127.0.0.1, aiortc clients)")
-    for name, value in results.items():
-        print(_line(name, value, TARGETS.get(name)))
-    return results
-
-
-if __name__ == "__main__":
-    run()
+def run(ctx: PartContext) -> dict[str, float | None]:
+    """Measure the realtime figures (targets: bench/targets.py)."""
+    pacing_s = float(ctx.param("pacing_s") or (8 if ctx.quick else 30))
+    return ctx.run_async(_run(ctx.trials(20, 4), pacing_s, ctx.out))

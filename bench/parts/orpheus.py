@@ -11,7 +11,9 @@ Reported per concurrency: first audio p50/max, underflows and stalled seconds ov
 the slowest stream's RTF (audio seconds / wall seconds from its request), the server's CPU
 seconds per audio second, and the decoder worker's figures from /metrics.
 
-`python -m bench orpheus`, or `python -m bench.orpheus --streams 1,2,4,8 --decoders onnx`.
+Part `orpheus`; knobs: `--set orpheus.streams=1,2,4,8`, `--set orpheus.decoders=onnx,torch`,
+`--set orpheus.repeats=1`, `--set orpheus.onnx=FILE` (an export; else exported for the run);
+server settings with `--server-env KEY=VALUE` (e.g. SNAC_WINDOW_FRAMES=8).
 """
 
 from __future__ import annotations
@@ -23,21 +25,23 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from bench.procs import cpu_seconds, end_process, free_port
-from bench.speech import ServerProcess, pct
+from bench.procs import REPO, cpu_seconds, free_port, http_ready, python_module
+from bench.record import pct
+from bench.servers import Morpheus, start_child, start_morpheus
+from bench.suite import PartContext
 
 PARAGRAPH = ("The lighthouse keeper climbed the stairs at dusk, as he had every evening for "
              "thirty years, and wound the great lamp until it turned.")  # ~9 s of speech
 START_DELAY_S = 0.5  # the listener starts playing this long after its first audio
 REALTIME = 1.3  # token pace, x real time
 BYTES_PER_S = 48_000
-REPO = str(Path(__file__).resolve().parents[1])
 
 
 @dataclass
@@ -93,58 +97,38 @@ async def listen(http: aiohttp.ClientSession, url: str, text: str, voice: str) -
     return out
 
 
-class TokenServer:
-    """The Orpheus-like llama.cpp-protocol server in a child process."""
-
-    def __init__(self, realtime: float) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/v1/completions"
-        self.realtime = realtime
-        self.proc: asyncio.subprocess.Process | None = None
-
-    async def __aenter__(self) -> TokenServer:
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.llama_protocol_server", "--port", str(self.port),
-            "--realtime", str(self.realtime), env={**os.environ, "PYTHONPATH": REPO},
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-        async with aiohttp.ClientSession() as http:
-            for _ in range(100):
-                try:
-                    async with http.get(f"http://127.0.0.1:{self.port}/health") as r:
-                        if r.status == 200:
-                            return self
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise RuntimeError("token server did not start")
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.proc is not None
-        await end_process(self.proc)
+async def start_token_server(stack: AsyncExitStack, out: Path, realtime: float) -> str:
+    """The Orpheus-like llama.cpp-protocol server in a child process; its completions URL."""
+    port = free_port()
+    await start_child(stack, out, "token-server", python_module(
+        "tests.llama_protocol_server", "--port", str(port), "--realtime", str(realtime)),
+        lambda: http_ready(f"http://127.0.0.1:{port}/health"))
+    return f"http://127.0.0.1:{port}/v1/completions"
 
 
 def load_average() -> float:
     return os.getloadavg()[0]
 
 
-async def one_level(http: aiohttp.ClientSession, srv: ServerProcess, n: int) -> dict[str, Any]:
+async def one_level(http: aiohttp.ClientSession, srv: Morpheus, n: int) -> dict[str, Any]:
     voices = ("tara", "leo", "mia", "dan", "zoe", "zac", "jess", "leah")
-    assert srv.proc is not None
-    cpu0, load0 = cpu_seconds(srv.proc.pid), load_average()
+    assert srv.pid is not None
+    cpu0, load0 = cpu_seconds(srv.pid), load_average()
     before = await snac_metrics(http, srv.url)
     t0 = time.perf_counter()
     runs = await asyncio.gather(*(listen(http, srv.url, f"{PARAGRAPH} ({i})", voices[i % 8])
                                   for i in range(n)))
     wall = time.perf_counter() - t0
-    cpu = cpu_seconds(srv.proc.pid) - cpu0
+    cpu = cpu_seconds(srv.pid) - cpu0
     decoder = _decoder_delta(before, await snac_metrics(http, srv.url), wall)
     bad = [r.status for r in runs if r.status != 200]
+    firsts = [r.first_audio_ms for r in runs if r.arrivals]
     under = [r.underflows() for r in runs]
     audio = sum(r.audio_s for r in runs)
     return {
         "streams": n, "failed": len(bad),
-        "first_audio_p50_ms": round(pct([r.first_audio_ms for r in runs], 50), 1),
-        "first_audio_max_ms": round(max(r.first_audio_ms for r in runs), 1),
+        "first_audio_p50_ms": pct(firsts, 50),
+        "first_audio_max_ms": max(firsts, default=None),
         "underflows": sum(c for c, _ in under),
         "stalled_s": round(sum(s for _, s in under), 2),
         "rtf_min": round(min(r.rtf for r in runs), 3),
@@ -174,24 +158,25 @@ def _decoder_delta(before: dict[str, float], after: dict[str, float],
 
 
 async def measure(levels: tuple[int, ...], *, decoder: str, repeats: int, model_dir: Path,
-                  onnx_path: Path | None, env: dict[str, str]) -> dict[str, Any]:
+                  onnx_path: Path | None, env: dict[str, str], out: Path) -> dict[str, Any]:
     server_env = {"TTS_BACKEND": "snac_llamacpp", "BACKENDS": "snac_llamacpp",
                   "FALLBACK_BACKEND": "", "SNAC_MODEL": str(model_dir), "SNAC_DEVICE": "cpu",
                   "PARALLEL_STREAMS": str(max(levels)), "LOG_LEVEL": "WARNING", **env}
     if decoder == "onnx":
         assert onnx_path is not None
         server_env["SNAC_ONNX"] = str(onnx_path)
-    out: dict[str, Any] = {"decoder": decoder, "levels": {}}
-    async with TokenServer(REALTIME) as tokens:
-        server_env["SNAC_URL"] = tokens.url
-        async with ServerProcess(**server_env) as srv, aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=600)) as http:
-            await listen(http, srv.url, "Warm up.", "tara")
-            for n in levels:
-                results = [await one_level(http, srv, n) for _ in range(repeats)]
-                out["levels"][str(n)] = _median_of(results)
-            out["metrics"] = await snac_metrics(http, srv.url)
-    return out
+    result: dict[str, Any] = {"decoder": decoder, "levels": {}}
+    async with AsyncExitStack() as stack:
+        server_env["SNAC_URL"] = await start_token_server(stack, out, REALTIME)
+        srv = await start_morpheus(stack, out, server_env, name=f"morpheus-{decoder}")
+        http = await stack.enter_async_context(aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=600)))
+        await listen(http, srv.url, "Warm up.", "tara")
+        for n in levels:
+            results = [await one_level(http, srv, n) for _ in range(repeats)]
+            result["levels"][str(n)] = _median_of(results)
+        result["metrics"] = await snac_metrics(http, srv.url)
+    return result
 
 
 def _median_of(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -224,15 +209,19 @@ def prepare(workdir: Path, onnx_path: Path | None, need_onnx: bool) -> tuple[Pat
         onnx_path = workdir / "snac_decoder.onnx"
         subprocess.run([sys.executable, "-m", "server.cli", "--env-file", "", "snac", "export",
                         "--model", str(model_dir), "--out", str(onnx_path)], check=True,
-                       env={**os.environ, "PYTHONPATH": REPO}, capture_output=True)
+                       env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True)
     return model_dir, onnx_path
 
 
-def run(streams: tuple[int, ...] = (1, 2, 4, 8), *, decoders: tuple[str, ...] = ("onnx", "torch"),
-        repeats: int = 1, onnx_path: str | None = None,
-        env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Measure each concurrency level with each decoder ("torch"; "onnx", exported here unless
-    `onnx_path` names an export); `env` adds server settings. Returns one report per decoder."""
+def run(ctx: PartContext) -> dict[str, Any]:
+    """Each concurrency level with each decoder ("torch"; "onnx", exported here unless the
+    `onnx` knob names an export). Returns one report per decoder."""
+    streams = tuple(int(x) for x in (ctx.param("streams") or ("1,2" if ctx.quick else "1,2,4,8"))
+                    .split(","))
+    decoders = tuple((ctx.param("decoders") or ("onnx" if ctx.quick else "onnx,torch"))
+                     .split(","))
+    repeats = int(ctx.param("repeats") or 1)
+    onnx_path = ctx.param("onnx")
     out: dict[str, Any] = {"realtime": REALTIME, "start_delay_ms": 1000 * START_DELAY_S,
                            "decoders": {}}
     with tempfile.TemporaryDirectory() as tmp:
@@ -240,49 +229,9 @@ def run(streams: tuple[int, ...] = (1, 2, 4, 8), *, decoders: tuple[str, ...] = 
                                   "onnx" in decoders)
         for decoder in decoders:
             t0 = time.perf_counter()
-            report = asyncio.run(measure(tuple(streams), decoder=decoder, repeats=repeats,
-                                         model_dir=model_dir, onnx_path=onnx, env=env or {}))
+            report = ctx.run_async(measure(streams, decoder=decoder, repeats=repeats,
+                                           model_dir=model_dir, onnx_path=onnx,
+                                           env=ctx.opts.server_env, out=ctx.out))
             report["wall_s"] = round(time.perf_counter() - t0, 1)
             out["decoders"][decoder] = report
-            _print(report)
     return out
-
-
-def _print(report: dict[str, Any]) -> None:
-    print(f"Orpheus over HTTP, SNAC decoder: {report['decoder']}; tokens at {REALTIME}x real "
-          f"time; listeners play from {1000 * START_DELAY_S:.0f} ms after their first audio")
-    print("  streams failed  first audio p50/max ms  underflows stalled s  slowest RTF  "
-          "CPU s/audio s  decoded/new  frames/window  decode ms/new  busy  load")
-    for n, r in report["levels"].items():
-        print(f"  {n:>7} {r['failed']:>6}  {r['first_audio_p50_ms']:>9.0f} / "
-              f"{r['first_audio_max_ms']:<9.0f}  {r['underflows']:>10} {r['stalled_s']:>9.2f}"
-              f"  {r['rtf_min']:>11.2f}  {r['server_cpu_s_per_audio_s']!s:>13}  "
-              f"{r.get('decoded_per_new_frame', '-')!s:>11}  "
-              f"{r.get('frames_per_window', '-')!s:>13}  "
-              f"{r.get('decode_ms_per_new_frame', '-')!s:>13}  "
-              f"{r.get('decoder_busy_share', '-')!s:>4}  {r['load_1min']}")
-
-
-def main() -> None:
-    import argparse
-    import json
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--streams", default="1,2,4,8")
-    parser.add_argument("--decoders", default="onnx,torch", help="onnx, torch or both")
-    parser.add_argument("--onnx", help="an exported decoder (else exported for the run)")
-    parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a server setting, e.g. --set SNAC_WINDOW_NEW_FRAMES=3")
-    parser.add_argument("--json", help="also write the report here")
-    args = parser.parse_args()
-    env = dict(item.split("=", 1) for item in args.set)
-    report = run(tuple(int(s) for s in args.streams.split(",")),
-                 decoders=tuple(args.decoders.split(",")), repeats=args.repeats,
-                 onnx_path=args.onnx, env=env)
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
-
-
-if __name__ == "__main__":
-    main()

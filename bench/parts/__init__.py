@@ -1,0 +1,1 @@
+"""The benchmark's parts, one module (or package) each; bench/suite.py lists them."""
