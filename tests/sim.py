@@ -52,6 +52,9 @@ class Listener:
         self._advance()
         return self.sent_ms - self.played_ms
 
+    def stalled_ms(self) -> float:
+        return 0.0  # known exactly: nothing modelled
+
 
 class FixedPool(BackendPool):
     """A BackendPool whose adapters are the given instances (the fallback included)."""

@@ -73,3 +73,41 @@ async def test_the_http_listener_model_fills_its_buffer_before_it_plays() -> Non
     obs.audio_sent(250)
     await asyncio.sleep(0.1)
     assert abs(obs.buffer_ms() - 250) < 1  # filling again, as after the start
+
+
+async def test_a_listener_model_waiting_to_restart_grows_urgent_instead_of_freezing() -> None:
+    """A modelled player that ran dry and got less than PLAYBACK_BUFFER_MS back stands still
+    (it will not play 120 ms alone): its buffer figure would stay at 120 forever and, under a
+    steady load, leave the stream behind every other at the engine's gate (found by the chaos
+    soak: a reply with all its audio never got its end). Its stall counts against it."""
+    obs = WallClockObserver(start_ms=300)
+    obs.audio_sent(400)
+    await asyncio.sleep(0.5)  # played all 400: dry
+    assert obs.buffer_ms() == 0.0 and obs.stalled_ms() == 0.0
+    obs.audio_sent(120)  # not enough to start again
+    await asyncio.sleep(1.0)
+    assert abs(obs.buffer_ms() - 120) < 1  # the figure stands still ...
+    assert 900 < obs.stalled_ms() < 1200  # ... but the wait is counted
+    obs.audio_sent(300)  # enough: it plays again
+    assert obs.stalled_ms() == 0.0
+
+
+async def test_a_stalled_http_stream_gets_the_engine_before_streams_ahead_of_it() -> None:
+    """Two streams wait at a one-slot gate: one whose modelled listener has been stuck for a
+    second with 120 ms queued, one playing with 50 ms ahead. By the buffers alone the playing
+    one would go first, every time; the stuck one goes first."""
+    from server.core.pacing import Pacing
+    from server.core.rate import RateConfig, RateController
+
+    stuck = WallClockObserver(start_ms=300)
+    stuck.audio_sent(400)
+    await asyncio.sleep(0.5)
+    stuck.audio_sent(120)
+    playing = WallClockObserver(start_ms=300)
+    await asyncio.sleep(1.0)
+    playing.audio_sent(450)
+    await asyncio.sleep(0.4)
+    a = Pacing(stuck, RateController(RateConfig()))
+    b = Pacing(playing, RateController(RateConfig()))
+    assert b.ahead_ms() < a.ahead_ms()  # by the buffers alone b would go first ...
+    assert a.urgency_ms() < b.urgency_ms()  # ... but the stuck listener is more urgent

@@ -76,3 +76,8 @@ class BufferObserver(Protocol):
 
     def buffer_ms(self) -> float:
         """Audio ahead of the listener's playback position now, in ms."""
+
+    def stalled_ms(self) -> float:
+        """How long a modelled listener has been waiting, holding audio it will not play yet
+        (a player filling its buffer before it starts again); 0 for listeners whose playback is
+        known. The engine's gate ages such a stream by it, so it cannot wait forever."""

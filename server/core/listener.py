@@ -21,6 +21,7 @@ class WallClockObserver:
         self.played_ms = 0.0
         self._playing = False
         self._last: float | None = None
+        self._waiting_since: float | None = None  # holds audio, not playing: since when
 
     def _advance(self) -> None:
         now = asyncio.get_running_loop().time()
@@ -34,6 +35,19 @@ class WallClockObserver:
         self.sent_ms += ms
         if self.sent_ms - self.played_ms >= self.start_ms:
             self._playing = True
+            self._waiting_since = None
+        elif self._waiting_since is None:
+            self._waiting_since = self._last
+
+    def stalled_ms(self) -> float:
+        """Waiting to (re)start with less than `start_ms` queued: the buffer figure stands
+        still then, and would leave the stream behind every other at the engine's gate."""
+        if self._waiting_since is None or self._last is None:
+            return 0.0
+        self._advance()
+        if self._playing:
+            return 0.0
+        return 1000 * (asyncio.get_running_loop().time() - self._waiting_since)
 
     def buffer_ms(self) -> float:
         if self._last is None:

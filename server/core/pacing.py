@@ -25,6 +25,11 @@ class Pacing:
         """Audio ahead of the listener's playback, counting what is made but not yet taken."""
         return self.observer.buffer_ms() + self._queued_ms
 
+    def urgency_ms(self) -> float:
+        """For the engine's gate: the audio ahead, less how long a modelled listener has been
+        stuck waiting for enough to start (lower goes first)."""
+        return self.ahead_ms() - self.observer.stalled_ms()
+
     def queued(self, ms: float) -> None:
         """`ms` of audio were made and queued for the sink."""
         self._queued_ms += ms

@@ -254,7 +254,7 @@ class Stream:
     def urgency(self) -> float:
         """For the engine's gate (lower goes first): a stream with no audio yet before every
         other (first audio is what a new listener waits for), then least audio ahead."""
-        return self.ahead_ms() if self._made_ms > 0 else float("-inf")
+        return self._pacing.urgency_ms() if self._made_ms > 0 else float("-inf")
 
     def _make_rate(self, adapter: TTSAdapter) -> RateController:
         s = self.orch.settings

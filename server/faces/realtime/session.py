@@ -51,6 +51,8 @@ class AudioSink(Protocol):
 
     def buffer_ms(self) -> float: ...
 
+    def stalled_ms(self) -> float: ...
+
     def begin_response(self, response_id: str, sample_rate_hz: int) -> None:
         """A new response's audio follows; earlier responses' audio is all written."""
 

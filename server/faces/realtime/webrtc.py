@@ -77,6 +77,10 @@ class TrackSink:
     def audio_sent(self, ms: float) -> None:
         """Nothing: the track counts what it queues."""
 
+    def stalled_ms(self) -> float:
+        """Playback is known here (reports, or the paced track): nothing is modelled."""
+        return 0.0
+
     def buffer_ms(self) -> float:
         """The track's queue (exact) plus the jitter-buffer delay the client last reported."""
         extra = 0.0

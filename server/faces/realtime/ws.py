@@ -78,6 +78,10 @@ class WsAudioSink:
         self._lead_at = self._clock()
         self._wake.set()
 
+    def stalled_ms(self) -> float:
+        """Playback is known here (reports, or the paced track): nothing is modelled."""
+        return 0.0
+
     def buffer_ms(self) -> float:
         return self.lead_ms() + self._unsent_ms
 
