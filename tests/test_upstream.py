@@ -247,3 +247,28 @@ async def test_pooled_upstreams_first_answer_tries_each_in_turn() -> None:
 
     with pytest.raises(BackendUnavailable, match="b refused"):
         await pooled.first_answer(never)
+
+
+async def test_idle_keep_alive_connections_are_given_back(monkeypatch) -> None:  # noqa: ANN001
+    """After a burst, an idle HTTP engine closes its client (and its keep-alive sockets,
+    which its upstream closes on its own and which would sit in CLOSE_WAIT): the chaos soak
+    found them held as long as the server stayed idle."""
+    import adapters.upstream.http as http_mod
+    from adapters.openai_tts import OpenAITTSAdapter
+    from server.config import Settings
+    from tests.openai_server import OpenAITestServer
+
+    monkeypatch.setattr(http_mod, "IDLE_CLOSE_S", 0.2)
+    async with OpenAITestServer() as up:
+        adapter = OpenAITTSAdapter.from_options(
+            Settings(openai_tts_base_url=up.url + "/v1", openai_tts_voice="af_bella").model_dump())
+        try:
+            from adapters.base import TTSInput
+            chunks = [c async for c in adapter.synth_stream(TTSInput(text="Hello there."))]
+            assert chunks and adapter._client is not None
+            await asyncio.sleep(0.5)
+            assert adapter._client is None  # closed while idle
+            chunks = [c async for c in adapter.synth_stream(TTSInput(text="Again."))]
+            assert chunks  # and built again when needed
+        finally:
+            await adapter.aclose()

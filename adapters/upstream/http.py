@@ -12,6 +12,7 @@ engine.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from abc import abstractmethod
 from collections.abc import AsyncIterator
@@ -29,6 +30,7 @@ from dsp.decoders import DecodeError, StreamDecoder
 
 ERROR_BODY_BYTES = 2000  # how much of an error answer is read to explain it
 LIST_TIMEOUT_S = 3.0  # a voice or language list: small, or the route is missing
+IDLE_CLOSE_S = 30.0  # no request for this long: the keep-alive connections are closed
 
 
 class HttpUpstreamAdapter(TTSAdapter):
@@ -41,6 +43,8 @@ class HttpUpstreamAdapter(TTSAdapter):
         self.timeouts = upstream.timeouts
         self._headers = headers
         self._client: httpx.AsyncClient | None = None
+        self._in_flight = 0
+        self._idle_close: asyncio.TimerHandle | None = None
         self.pooled = PooledUpstreams(self.name, upstream.addresses, probe=self.probe,
                                       backoff_s=upstream.backoff_s,
                                       missing=self.missing_setting())
@@ -55,6 +59,30 @@ class HttpUpstreamAdapter(TTSAdapter):
         if self._client is None:
             self._client = http_client(self.timeouts, headers=self._headers)
         return self._client
+
+    def _busy(self) -> None:
+        self._in_flight += 1
+        if self._idle_close is not None:
+            self._idle_close.cancel()
+            self._idle_close = None
+
+    def _done(self) -> None:
+        """The last request ended: after IDLE_CLOSE_S with none, the client and its
+        keep-alive connections go. (An upstream closes idle connections on its own; the
+        client only notices on its next request, so after a burst they would sit in
+        CLOSE_WAIT for as long as the server stays idle.)"""
+        self._in_flight -= 1
+        if self._in_flight == 0 and self._client is not None:
+            loop = asyncio.get_running_loop()
+            self._idle_close = loop.call_later(IDLE_CLOSE_S, self._close_idle)
+
+    def _close_idle(self) -> None:
+        self._idle_close = None
+        client, self._client = self._client, None
+        if client is not None and self._in_flight == 0:
+            asyncio.ensure_future(client.aclose())
+        elif client is not None:
+            self._client = client
 
     async def probe(self, address: str) -> str | None:
         """None when `address` answers its probe path; else why it is not usable."""
@@ -76,6 +104,9 @@ class HttpUpstreamAdapter(TTSAdapter):
         return self.pooled.snapshot()
 
     async def aclose(self) -> None:
+        if self._idle_close is not None:
+            self._idle_close.cancel()
+            self._idle_close = None
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
@@ -110,6 +141,7 @@ class HttpUpstreamAdapter(TTSAdapter):
         """A streamed response with a 2xx status. Every failure, before or while the body is
         read inside the block, is raised typed; leaving the block closes the response, and
         with it the connection when the body was not read to its end."""
+        self._busy()
         try:
             async with self.http().stream(method, url, **kwargs) as resp:
                 if resp.status_code >= 400:
@@ -118,6 +150,8 @@ class HttpUpstreamAdapter(TTSAdapter):
                 yield resp
         except httpx.HTTPError as e:
             raise transport_error(e, url, self.name) from e
+        finally:
+            self._done()
 
     async def get_json(self, url: str, *, timeout_s: float | None = None) -> Any:
         """A small JSON answer; typed errors as `request`; a non-JSON body is EngineError."""
