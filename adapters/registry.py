@@ -42,6 +42,7 @@ BACKENDS: dict[str, BackendEntry] = {
                      "Coqui XTTS servers: xtts-streaming-server or xtts-api-server (XTTS_URL)"),
         BackendEntry("coqui", "adapters.coqui:CoquiAdapter", None,
                      "Coqui TTS tts-server /api/tts, one segment at a time (COQUI_URL)"),
+        BackendEntry("kokoro", "adapters.kokoro:KokoroAdapter", "kokoro", "Kokoro-82M (onnxruntime, in-process), streamed inside a sentence"),
     )
 }
 

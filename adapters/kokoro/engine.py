@@ -1,0 +1,247 @@
+"""One loaded Kokoro model on onnxruntime: its front and generator (adapters/kokoro/graph.py),
+or the whole graph when it does not cut, each in two sessions (both cores for a run alone,
+one core each for runs side by side), and the per-voice norm statistics the generator's
+windows share (adapters/kokoro/norms.py), calibrated on first use of a voice.
+
+`start` runs the front for a batch of phonemes; `decode` runs the generator for frames
+[start, end) of it with PAD_FRAMES of context; `whole` runs the model as exported, one batch
+per run (the reference the windows are measured against, and the path of a graph that does
+not cut). Every run takes onnxruntime RunOptions whose `terminate` flag aborts it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adapters.kokoro.graph import STYLE_INPUT, KokoroGraph, cut_model
+from adapters.kokoro.norms import NormStats, own_statistics_feeds
+from adapters.kokoro.timing import SAMPLES_PER_FRAME
+from adapters.kokoro.voices import Style
+from adapters.kokoro.windows import Rate, measure_rate, padded, trim
+
+SAMPLE_RATE_HZ = 24_000
+# Norm statistics come from a whole decode of this sentence (Harvard sentences 1-2, espeak-ng
+# en-us phonemes, 236 frames: ~5.9 s), in the voice being calibrated: fixed phonemes, so a
+# voice's statistics do not depend on the phonemizer or on what was asked first.
+CALIBRATION_PHONEMES = (
+    "ðə bˈɜːtʃ kənˈuː slˈɪd ɔnðə smˈuːð plˈæŋks. "
+    "ɡlˈuː ðə ʃˈiːt tə ðə dˈɑːɹk blˈuː bˈækɡɹaʊnd."
+)
+STATS_CACHE = 64  # voices and blends whose statistics are kept
+
+
+@dataclass(frozen=True)
+class Sessions:
+    """One graph in two sessions: `fast` uses both cores for a run alone, `lean` one intra-op
+    thread so that two runs side by side share the cores without oversubscription."""
+
+    fast: Any
+    lean: Any
+
+    @cached_property
+    def inputs(self) -> list[str]:
+        return [i.name for i in self.lean.get_inputs()]
+
+    @cached_property
+    def outputs(self) -> list[str]:
+        return [o.name for o in self.lean.get_outputs()]
+
+    def run(self, alone: bool, tensors: dict[str, Any], stop: Any,
+            outputs: list[str] | None = None) -> dict[str, Any]:
+        session = self.fast if alone else self.lean
+        feeds = {name: tensors[name] for name in self.inputs}
+        names = outputs or self.outputs
+        return dict(zip(names, session.run(names, feeds, stop), strict=True))
+
+
+@dataclass
+class Pace:
+    """The generator's recent wall time per frame, alone and sharing the cores (an EWMA):
+    what sizes the window a listener's lead can afford."""
+
+    ms: dict[bool, float] = field(default_factory=dict)
+
+    def observe(self, alone: bool, ms: float, frames: int) -> None:
+        if frames > 0:
+            x, old = ms / frames, self.ms.get(alone)
+            self.ms[alone] = x if old is None else 0.8 * old + 0.2 * x
+
+    def ms_per_frame(self, alone: bool) -> float | None:
+        return self.ms.get(alone)
+
+
+@dataclass
+class Sentence:
+    """One batch on its way through the generator: the front's outputs and the feeds every
+    window shares (the style, the voice's norm statistics)."""
+
+    features: np.ndarray
+    source: np.ndarray
+    durations: np.ndarray  # frames per token, pads included
+    shared: dict[str, np.ndarray]
+    total: int  # frames (600 samples each)
+
+
+class KokoroEngine:
+    """A model file loaded for windowed decoding (see the module docstring)."""
+
+    def __init__(self, model_path: Path, intra_op_threads: int = 1) -> None:
+        import onnx
+        import onnxruntime as ort
+
+        self.model_path = model_path
+        self._ort = ort
+        self._intra = intra_op_threads
+        self.pace = Pace()
+        self.graph: KokoroGraph | None = cut_model(model_path)
+        meta = onnx.load(str(model_path), load_external_data=False).metadata_props
+        self.metadata = {p.key: p.value for p in meta}
+        if self.graph is not None:
+            self.front: Sessions | None = self._sessions(self.graph.front)
+            self.generator: Sessions | None = self._sessions(self.graph.generator)
+            self.whole_graph: Sessions | None = None
+            self.tokens_input = self.graph.tokens
+        else:
+            self.front = self.generator = None
+            self.whole_graph = self._sessions(str(model_path))
+            self.tokens_input = self.whole_graph.inputs[0]
+        self._rates: dict[str, Rate] = {}
+        self._stats: OrderedDict[str, NormStats] = OrderedDict()
+        self._stats_lock = threading.Lock()
+
+    @property
+    def windowed(self) -> bool:
+        return self.graph is not None
+
+    def _sessions(self, model: bytes | str) -> Sessions:
+        ort = self._ort
+
+        def session(threads: int) -> Any:
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = threads
+            so.inter_op_num_threads = 1
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            return ort.InferenceSession(model, sess_options=so,
+                                        providers=["CPUExecutionProvider"])
+
+        lean = session(self._intra)
+        return Sessions(session(max(2, self._intra)) if self._intra < 2 else lean, lean)
+
+    # -- feeds
+
+    def feeds(self, ids: list[int], style_row: np.ndarray, speed: float) -> dict[str, Any]:
+        return {
+            self.tokens_input: np.array([[0, *ids, 0]], dtype=np.int64),
+            STYLE_INPUT: np.asarray(style_row, dtype=np.float32).reshape(1, -1),
+            "speed": np.array([speed], dtype=np.float32),
+        }
+
+    # -- the cut path
+
+    def rates(self, alone: bool) -> dict[str, Rate]:
+        """How the front's features and source run along time: measured once on two short
+        inputs (the shapes say it; no assumption about the export's layout)."""
+        if not self._rates:
+            assert self.graph is not None and self.front is not None
+            g = self.graph
+            style = np.zeros((1, 256), dtype=np.float32)
+            runs = [self.front.run(alone, self.feeds(ids, style, 1.0), None)
+                    for ids in ([16, 50, 16], [16, 50, 83, 156, 16, 50, 83, 16])]
+            frames = [int(np.asarray(r[g.durations]).sum()) for r in runs]
+            for name in (g.features, g.source):
+                rate = measure_rate(runs[0][name].shape, frames[0], runs[1][name].shape,
+                                    frames[1])
+                if rate is None:
+                    raise RuntimeError(f"kokoro: {name} does not run along the frames")
+                self._rates[name] = rate
+        return self._rates
+
+    def start(self, alone: bool, feeds: dict[str, Any], stats: NormStats, stop: Any) -> Sentence:
+        """The front over one batch: what every window of it reads."""
+        assert self.graph is not None and self.front is not None
+        g = self.graph
+        made = self.front.run(alone, feeds, stop)
+        durations = np.asarray(made[g.durations]).reshape(-1)
+        total = int(durations.sum())
+        return Sentence(made[g.features], made[g.source], durations,
+                        {STYLE_INPUT: feeds[STYLE_INPUT], **stats.feeds()}, total)
+
+    def decode(self, alone: bool, s: Sentence, start: int, end: int, stop: Any) -> np.ndarray:
+        """Frames [start, end) of the batch as audio, decoded with their context."""
+        assert self.graph is not None and self.generator is not None
+        g = self.graph
+        rates = self.rates(alone)
+        lo, hi = padded(start, end, s.total)
+        tensors = {**s.shared,
+                   g.features: rates[g.features].slice(s.features, lo, hi),
+                   g.source: rates[g.source].slice(s.source, lo, hi)}
+        t0 = time.perf_counter()
+        audio = self._audio(self.generator.run(alone, tensors, stop, self._audio_output()))
+        self.pace.observe(alone, 1000 * (time.perf_counter() - t0), hi - lo)
+        return trim(audio, start, end, lo, SAMPLES_PER_FRAME)
+
+    def _audio_output(self) -> list[str]:
+        assert self.generator is not None
+        return [self.generator.outputs[0]]
+
+    @staticmethod
+    def _audio(outputs: dict[str, Any]) -> np.ndarray:
+        return np.asarray(next(iter(outputs.values())), dtype=np.float32).reshape(-1)
+
+    # -- norm statistics per voice
+
+    def stats(self, style: Style, alone: bool, ids: Callable[[str], list[int]],
+              stop: Any) -> NormStats:
+        """The voice's norm statistics, calibrated by one whole decode on first use."""
+        with self._stats_lock:
+            found = self._stats.get(style.id)
+            if found is not None:
+                self._stats.move_to_end(style.id)
+                return found
+        assert self.graph is not None and self.front is not None
+        assert self.generator is not None
+        tokens = ids(CALIBRATION_PHONEMES)
+        feeds = self.feeds(tokens, style.row(len(tokens)), 1.0)
+        g = self.graph
+        made = self.front.run(alone, feeds, stop)
+        tensors = {**made, STYLE_INPUT: feeds[STYLE_INPUT], **own_statistics_feeds(g.norms)}
+        outputs = self.generator.run(alone, tensors, stop)
+        found = NormStats.from_outputs(outputs, g.norms)
+        with self._stats_lock:
+            self._stats[style.id] = found
+            while len(self._stats) > STATS_CACHE:
+                self._stats.popitem(last=False)
+        return found
+
+    def calibrated(self, style_id: str) -> bool:
+        with self._stats_lock:
+            return style_id in self._stats
+
+    # -- the whole graph
+
+    def whole(self, alone: bool, feeds: dict[str, Any], stop: Any) -> tuple[np.ndarray,
+                                                                        np.ndarray | None]:
+        """A batch as the model makes it in one run (each norm over the whole batch), and
+        its durations when the cut exposes them."""
+        if self.graph is None:
+            assert self.whole_graph is not None
+            return self._audio(self.whole_graph.run(alone, feeds, stop)), None
+        assert self.front is not None and self.generator is not None
+        g = self.graph
+        made = self.front.run(alone, feeds, stop)
+        tensors = {**made, STYLE_INPUT: feeds[STYLE_INPUT], **own_statistics_feeds(g.norms)}
+        audio = self._audio(self.generator.run(alone, tensors, stop, self._audio_output()))
+        return audio, np.asarray(made[g.durations]).reshape(-1)
+
+
+__all__ = ["CALIBRATION_PHONEMES", "SAMPLE_RATE_HZ", "KokoroEngine", "Pace", "Sentence",
+           "Sessions"]
