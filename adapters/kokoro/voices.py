@@ -73,6 +73,16 @@ def load_voices(path: Path) -> dict[str, np.ndarray]:
     return {name: table.astype(np.float32, copy=False) for name, table in tables.items()}
 
 
+def voice_names(path: Path) -> list[str]:
+    """The voices a file holds, read from the archive's index (no table is loaded)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return sorted(data.files)
+    except (OSError, ValueError, EOFError, AttributeError) as e:
+        raise BackendUnavailable(f"voices file {path} is not a Kokoro voices archive "
+                                 f"(.npz / voices-v1.0.bin): {e}", backend="kokoro") from e
+
+
 def parse_blend(spec: str) -> list[tuple[str, float]]:
     """`a+b` or `a(2)+b(1)` as (voice, weight) pairs; BadRequest for a malformed spec."""
     parts = spec.split("+")
@@ -135,4 +145,5 @@ __all__ = [
     "language_of",
     "load_voices",
     "parse_blend",
+    "voice_names",
 ]

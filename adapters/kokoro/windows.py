@@ -3,10 +3,12 @@
 The generator reads two tensors along time: the decoder's features (2 steps per predictor
 frame) and the harmonic source signal before its STFT (600 samples per frame, plus the STFT's
 centring pad). A window of frames [lo, hi) reads `rate.per_frame * lo` up to
-`rate.per_frame * hi + rate.extra` of each and makes `600 * (hi - lo)` samples. With
-`PAD_FRAMES` of context decoded on each side (and cut off again), a window's samples equal
-those of a run over the whole sentence with the same norm statistics (measured: see
-adapters/kokoro/norms.py and the tests).
+`rate.per_frame * hi + rate.extra` of each and makes `600 * (hi - lo)` samples. Windows are
+decoded with PAD_FRAMES of context each side, cut off again. Measured against one run over
+the whole batch with the same norm statistics (jf_alpha, 24-frame windows): no context, clicks
+(+73 dB of high-frequency energy at a seam); 1 frame, +3 dB; 2 frames and more, the windows
+differ from the one run only as the int8 model's per-call activation quantization makes any
+two runs differ (log-mel 1.87 dB, seams within +1.3 dB; float against int8: 1.66 dB).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-PAD_FRAMES = 4  # generator context each side of a window (100 ms; see tests/test_kokoro_split)
+PAD_FRAMES = 3  # generator context each side of a window (75 ms: one frame over the knee)
 FIRST_WINDOW_FRAMES = 12  # 300 ms: the first audio of a sentence
 MAX_WINDOW_FRAMES = 160  # 4 s: how long a window holds a core (~1 s here) before others go
 LEAD_SHARE = 0.5  # a window may take this share of the listener's lead to make
