@@ -182,7 +182,7 @@ async def test_a_voice_is_calibrated_at_the_rows_around_a_batch(adapter: Countin
 
 async def test_far_ahead_a_sentence_goes_in_the_largest_windows(adapter: Counting) -> None:
     await speak(adapter, SHORT)  # the generator's pace is known from here on
-    chunks = await speak(adapter, SENTENCE + " " + SENTENCE, ahead_ms=600_000)
+    chunks = await speak(adapter, SENTENCE, ahead_ms=600_000)  # 330 frames: 160, 160, 10
     sizes = [c.samples // 600 for c in chunks]
     assert sizes[:-1] == [MAX_WINDOW_FRAMES] * (len(sizes) - 1)
 
@@ -194,9 +194,13 @@ async def test_word_timings_are_exact_and_cover_the_audio(adapter: Counting,
     assert [w.text for w in words] == SENTENCE.split()
     assert chunks[0].words  # exact from the first chunk on
     made_ms = 0.0
-    for c in chunks:
+    for i, c in enumerate(chunks):
         made_ms += c.duration_ms
-        assert all(w.start_ms <= made_ms + 1 for w in c.words)  # never ahead of its window
+        # A word rides with the window it starts in; the first window takes the first word
+        # even when it starts later (Kokoro opens with ~0.3 s of silence): timings are known
+        # to be exact from the first chunk on.
+        ahead = [w for w in c.words if w.start_ms > made_ms + 1]
+        assert not ahead or (i == 0 and ahead == [words[0]])
     for a, b in zip(words, words[1:], strict=False):
         assert a.start_ms < a.end_ms <= b.start_ms
     # the frames add up to the audio exactly; the words end where the final pause begins
@@ -208,16 +212,15 @@ async def test_word_timings_are_exact_and_cover_the_audio(adapter: Counting,
 
 async def test_text_over_510_phonemes_is_split_at_sentences(adapter: Counting,
                                                              loaded: _Loaded) -> None:
-    text = " ".join([SENTENCE] * 5)  # ~640 phonemes: two batches
+    text = " ".join([SENTENCE] * 4)  # ~560 phonemes: two batches
     phonemes = loaded.g2p.phonemize(text, "en-US")
     assert len(phonemes) > 510
     chunks = await speak(adapter, text, ahead_ms=600_000)
     words = [w for c in chunks for w in c.words]
     assert [w.text for w in words] == text.split()  # every word, in order, across batches
     assert all(a.end_ms <= b.start_ms for a, b in zip(words, words[1:], strict=False))
-    one_ms = sum(c.duration_ms for c in await speak(adapter, SENTENCE, ahead_ms=600_000))
     total_ms = sum(c.duration_ms for c in chunks)
-    assert 4.0 * one_ms < total_ms < 6.0 * one_ms
+    assert 40 * len(text) < total_ms < 120 * len(text)  # ~60 ms a character, nothing lost
     assert [c.is_final for c in chunks].count(True) == 1 and chunks[-1].is_final
 
 
@@ -237,9 +240,10 @@ async def test_blends_speak_between_their_voices(adapter: Counting) -> None:
 
 async def test_speed_is_native(adapter: Counting) -> None:
     assert adapter.capabilities.native_speed
-    normal = sum(c.duration_ms for c in await speak(adapter, SENTENCE))
-    fast = sum(c.duration_ms for c in await speak(adapter, SENTENCE, speed=1.5))
-    slow = sum(c.duration_ms for c in await speak(adapter, SENTENCE, speed=0.75))
+    text = MEDIUM[1]
+    normal = sum(c.duration_ms for c in await speak(adapter, text))
+    fast = sum(c.duration_ms for c in await speak(adapter, text, speed=1.5))
+    slow = sum(c.duration_ms for c in await speak(adapter, text, speed=0.75))
     assert 0.55 < fast / normal < 0.8
     assert 1.2 < slow / normal < 1.5
 

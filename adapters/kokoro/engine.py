@@ -1,7 +1,7 @@
 """One loaded Kokoro model on onnxruntime: its front and generator (adapters/kokoro/graph.py),
 or the whole graph when it does not cut, each in two sessions (both cores for a run alone,
-one core each for runs side by side), and the per-voice norm statistics the generator's
-windows share (adapters/kokoro/norms.py), calibrated on first use of a voice.
+one core each for runs side by side), and the norm statistics the generator's windows share
+(adapters/kokoro/norms.py), calibrated per voice and style row on first use.
 
 `start` runs the front for a batch of phonemes; `decode` runs the generator for frames
 [start, end) of it with PAD_FRAMES of context; `whole` runs the model as exported, one batch
@@ -34,9 +34,10 @@ SAMPLE_RATE_HZ = 24_000
 # few rows, each by a whole decode of an utterance of about that many phonemes (a prefix of
 # these fixed phonemes: Harvard sentences 1-2, espeak-ng en-us), and interpolated in log-row
 # between them. Fixed phonemes: a voice's statistics do not depend on the phonemizer or on
-# what was asked first. Measured (jf_alpha, jm_kumo; 4-141 phonemes): log-mel distance of the
-# windows to the whole decode 1.6-3.5 dB, where statistics from one 89-phoneme calibration
-# made short utterances 20-60 dB quieter.
+# what was asked first. Measured (jf_alpha, jm_kumo; 14 texts of 5-141 phonemes): log-mel
+# distance of the windows to the whole decode median 2.6 dB (1.9-6.2), where statistics from
+# one 89-phoneme calibration made short utterances 20-60 dB quieter. A calibration costs one
+# whole decode of 16-89 phonemes; warmup calibrates the default voice at every row.
 CALIBRATION_PHONEMES = (
     "ðə bˈɜːtʃ kənˈuː slˈɪd ɔnðə smˈuːð plˈæŋks. "
     "ɡlˈuː ðə ʃˈiːt tə ðə dˈɑːɹk blˈuː bˈækɡɹaʊnd."
@@ -115,25 +116,26 @@ class KokoroEngine:
     """A model file loaded for windowed decoding (see the module docstring)."""
 
     def __init__(self, model_path: Path, intra_op_threads: int = 1) -> None:
-        import onnx
         import onnxruntime as ort
 
         self.model_path = model_path
         self._ort = ort
         self._intra = intra_op_threads
         self.pace = Pace()
-        self.graph: KokoroGraph | None = cut_model(model_path)
-        meta = onnx.load(str(model_path), load_external_data=False).metadata_props
-        self.metadata = {p.key: p.value for p in meta}
-        if self.graph is not None:
-            self.front: Sessions | None = self._sessions(self.graph.front)
-            self.generator: Sessions | None = self._sessions(self.graph.generator)
+        graph = cut_model(model_path)
+        if graph is not None:
+            self.front: Sessions | None = self._sessions(graph.front)
+            self.generator: Sessions | None = self._sessions(graph.generator)
             self.whole_graph: Sessions | None = None
-            self.tokens_input = self.graph.tokens
+            self.tokens_input = graph.tokens
+            self.metadata = graph.metadata
+            graph = graph.parts_released()  # the sessions hold the parts now (~90 MB)
         else:
             self.front = self.generator = None
             self.whole_graph = self._sessions(str(model_path))
             self.tokens_input = self.whole_graph.inputs[0]
+            self.metadata = dict(self.whole_graph.lean.get_modelmeta().custom_metadata_map)
+        self.graph: KokoroGraph | None = graph
         self._rates = self._measure_rates() if self.graph is not None else {}
         self._stats: OrderedDict[tuple[str, int], NormStats] = OrderedDict()
         self._stats_lock = threading.Lock()

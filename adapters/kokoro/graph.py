@@ -23,7 +23,7 @@ full name; a graph that does not cut gets None and is run whole, one batch per r
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,11 @@ class KokoroGraph:
     source: str
     durations: str
     norms: int  # instance norms in the generator that take calibrated statistics
+    metadata: dict[str, str]  # the model's metadata_props (a newer export keeps its config)
+
+    def parts_released(self) -> KokoroGraph:
+        """The same description without the serialized parts (once sessions hold them)."""
+        return replace(self, front=b"", generator=b"")
 
 
 def find_durations(graph: Any) -> str | None:
@@ -150,8 +155,9 @@ def cut_model(model_path: str | Path) -> KokoroGraph | None:
     if not (_closed(front.graph) and _closed(generator.graph)):
         return None  # a part reads something the cut does not hand it
     norms = open_norms(generator)
+    metadata = {p.key: p.value for p in model.metadata_props}
     return KokoroGraph(front.SerializeToString(), generator.SerializeToString(), tokens,
-                       features, source, durations, norms)
+                       features, source, durations, norms, metadata)
 
 
 def _consumers(graph: Any) -> dict[str, list[Any]]:

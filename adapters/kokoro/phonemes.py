@@ -155,8 +155,8 @@ class G2P:
         return " ".join("".join(p for p in phonemes if p in self.vocab).split())
 
     def ids(self, phonemes: str) -> list[int]:
-        """Token ids, one per phoneme (every symbol of `known` output is in the vocabulary)."""
-        return [self.vocab[p] for p in phonemes]
+        """Token ids, one per phoneme of the vocabulary (`known` output has no others)."""
+        return [self.vocab[p] for p in phonemes if p in self.vocab]
 
     # -- engines
 
