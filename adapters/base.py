@@ -171,6 +171,12 @@ class TTSAdapter(ABC):
         voices = self.voices()
         return voices[0].id if voices else None
 
+    def accepts_voice(self, voice: str) -> bool:
+        """Whether `voice` can be asked for: one of `voices()`, or anything when it lists none;
+        an engine may accept more than it lists (Kokoro's blends, `a(2)+b(1)`)."""
+        ids = {v.id for v in self.voices()}
+        return voice in ids or not ids
+
     def languages(self) -> tuple[str, ...]:
         """The languages it speaks now: the capabilities' own, then those of the voices it
         lists (an upstream's catalogue, learned after construction), as base codes."""

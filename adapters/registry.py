@@ -53,6 +53,8 @@ BACKENDS: dict[str, BackendEntry] = {
         BackendEntry("coqui", "adapters.coqui:CoquiAdapter", None,
                      "Coqui TTS tts-server /api/tts, one segment at a time (COQUI_URL)",
                      requires=("coqui_url",)),
+        BackendEntry("kokoro", "adapters.kokoro:KokoroAdapter", "kokoro",
+                     "Kokoro-82M (onnxruntime, in-process), streamed inside a sentence"),
     )
 }
 

