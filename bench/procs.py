@@ -198,18 +198,25 @@ def fd_kinds(pid: int) -> dict[str, int]:
     return out
 
 
-def thread_waits(pid: int) -> dict[str, int]:
+def thread_waits(pid: int, samples: int = 5, interval_s: float = 0.1) -> dict[str, int]:
     """A process's threads by what each is blocked in (the kernel's wait channel: `do_wait`
-    is a thread waiting for a child process, `futex_wait_queue` an idle pool thread)."""
-    out: dict[str, int] = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            wchan = Path(f"/proc/{pid}/task/{tid}/wchan").read_text().strip()
-        except OSError:
-            continue
-        key = "running" if wchan in ("", "0") else wchan
-        out[key] = out.get(key, 0) + 1
-    return out
+    is a thread waiting for a child process, `futex_wait_queue` an idle pool thread), the
+    fewest of each over `samples` looks `interval_s` apart: a thread caught on the CPU for a
+    moment (the loop answering the sampler) is not counted as running, a spinning one is."""
+    fewest: dict[str, int] | None = None
+    for i in range(samples):
+        if i:
+            time.sleep(interval_s)
+        out: dict[str, int] = {}
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                wchan = Path(f"/proc/{pid}/task/{tid}/wchan").read_text().strip()
+            except OSError:
+                continue
+            key = "running" if wchan in ("", "0") else wchan
+            out[key] = out.get(key, 0) + 1
+        fewest = out if fewest is None else {k: min(n, out.get(k, 0)) for k, n in fewest.items()}
+    return {k: n for k, n in (fewest or {}).items() if n}
 
 
 def children(pid: int) -> list[str]:

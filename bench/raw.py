@@ -6,7 +6,9 @@ Two baselines, for two questions:
 - "What does the engine give a user who runs it alone?": `RawPiper` is Piper's own Python API
   (`PiperVoice.synthesize`, one chunk per sentence) on an onnxruntime session with the thread
   count the server gives a lone stream; `RawEspeak` is the espeak-ng command the espeak
-  backend runs, read as it writes. Every per-stream figure gets a ratio to these.
+  backend runs, read as it writes; `RawKokoro` is kokoro-onnx's `create_stream` (a chunk per
+  sentence batch) on the same model, voices file and voice as the kokoro backend. Every
+  per-stream figure gets a ratio to these.
 - "What does the server add?": `AdapterAlone` is Morpheus' own adapter for the backend, built
   from the server's settings and asked for the server's first segment, timed to its first
   chunk. The server streams that same segment the same way (Piper inside a sentence, espeak
@@ -127,6 +129,47 @@ class RawEspeak(Subject):
         return rec
 
 
+class RawKokoro(Subject):
+    kind = "raw"
+    transport = "in-process"
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__("kokoro", os.getpid())
+        import onnxruntime as ort
+        from kokoro_onnx import Kokoro
+
+        from adapters.kokoro.files import locate
+
+        files = locate(config.get("kokoro_model"), config.get("kokoro_voices"))
+        # the cores a lone stream gets from the adapter's workers, in one session
+        self.threads = min(2, os.cpu_count() or 2) * int(config.get("kokoro_intra_op_threads") or 1)
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = self.threads
+        so.inter_op_num_threads = 1
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        session = ort.InferenceSession(str(files.model), so, providers=["CPUExecutionProvider"])
+        self.engine = Kokoro.from_session(session, str(files.voices))
+        adapter = registry.create("kokoro", config)
+        self.voice_name = adapter.default_voice() or "jf_alpha"
+
+    @property
+    def name(self) -> str:
+        return "raw/kokoro/in-process"
+
+    async def speak(self, text: str, *, first_audio_only: bool = False) -> StreamRecord:
+        rec = StreamRecord(time.monotonic())
+        stream = self.engine.create_stream(text, self.voice_name, lang="en-us")
+        try:
+            async for samples, rate in stream:
+                rec.add(time.monotonic(), 1000 * len(samples) / rate)
+                if first_audio_only:
+                    break
+        finally:
+            await stream.aclose()
+        rec.end(time.monotonic(), "cancelled" if first_audio_only else "ok")
+        return rec
+
+
 class AdapterAlone(Subject):
     """Morpheus' adapter for `backend` in this process, no server: first chunk of a segment."""
 
@@ -160,7 +203,7 @@ class AdapterAlone(Subject):
 def adapter_alone(backend: str, config: dict[str, Any]) -> Subject | None:
     """The server's own adapter for `backend`, where one runs in this process without
     network or weights the bench lacks (the local engines)."""
-    return AdapterAlone(backend, config) if backend in ("piper", "espeak") else None
+    return AdapterAlone(backend, config) if backend in ("piper", "espeak", "kokoro") else None
 
 
 def raw_engine(backend: str, config: dict[str, Any]) -> Subject | None:
@@ -173,8 +216,10 @@ def raw_engine(backend: str, config: dict[str, Any]) -> Subject | None:
         return RawPiper(min(threads, os.cpu_count() or threads), Path(voice) if voice else None)
     if backend == "espeak":
         return RawEspeak(str(config.get("espeak_voice") or "en-us"))
+    if backend == "kokoro":
+        return RawKokoro(config)
     return None
 
 
-__all__ = ["AdapterAlone", "RawEspeak", "RawPiper", "adapter_alone", "piper_voice",
+__all__ = ["AdapterAlone", "RawEspeak", "RawKokoro", "RawPiper", "adapter_alone", "piper_voice",
            "raw_engine"]

@@ -74,7 +74,9 @@ def test_voices_panel_uploads_saves_plays_and_deletes(open_tab, morpheus: Server
     sample = tab.wait_for("() => { const s = window.__morpheus.voiceSample();"
                           f" return s && s.id === '{PRESET}' && s; }}", 30, "the preset sample")
     assert sample["ok"] and sample["backend"] == "piper" and sample["bytes"] > 40_000
-    duration = tab.wait_for("() => document.getElementById('sample-audio').duration", 10,
+    # NaN until the element has read the WAV's header (and NaN is truthy in Python)
+    duration = tab.wait_for("() => { const d = document.getElementById('sample-audio').duration;"
+                            " return Number.isFinite(d) && d > 0 ? d : null; }", 10,
                             "the sample's duration")
     assert 1.5 < duration < 8
     # the same sample from the API, at the preset's speed, is as long (within Piper's spread)

@@ -73,7 +73,7 @@ async def soak(ctx: PartContext) -> dict[str, Any]:
         await asyncio.sleep(2)
         assert m1.pid is not None
         start = await settled(m1.pid)
-        start_kinds, start_waits = fd_kinds(m1.pid), thread_waits(m1.pid)
+        start_kinds, start_waits = fd_kinds(m1.pid), await asyncio.to_thread(thread_waits, m1.pid)
         sampler = Sampler({"m1": lambda: m1.pid, "m2": lambda: topo.replicas["m2"].pid
                            if topo.replicas["m2"].process and topo.replicas["m2"].process.running
                            else None, "upstream": lambda: topo.upstream.pid
@@ -91,7 +91,7 @@ async def soak(ctx: PartContext) -> dict[str, Any]:
             out["load_s"] = round(time.monotonic() - t0, 1)
             phase("soak: waiting for the primary to settle")
             end, waited = await _settle(m1.pid, start)
-            end_kinds, end_waits = fd_kinds(m1.pid), thread_waits(m1.pid)
+            end_kinds, end_waits = fd_kinds(m1.pid), await asyncio.to_thread(thread_waits, m1.pid)
             end_children = children(m1.pid)
             await sampler.sample(admin)
         finally:
