@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from tests.ports import refused_port
 
 Failure = Literal["http500", "http503", "http400", "stall", "drop", "error_event"]
 
@@ -51,6 +52,7 @@ class Request:
     path: str
     body: dict[str, Any] = field(default_factory=dict)
     first_event_at: float | None = None  # time.monotonic() when the first text event was sent
+    events_sent: int = 0  # text events of the script written so far
 
 
 def script_from_tokens(
@@ -89,11 +91,8 @@ def orpheus_script(body: dict[str, Any], *, realtime: float = 1.3,
 
 
 def refused_url() -> str:
-    """A loopback URL nothing listens on (the port was just free): connecting is refused."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/v1/completions"
+    """A loopback URL where connecting is refused (a port held, never listening)."""
+    return f"http://127.0.0.1:{refused_port()}/v1/completions"
 
 
 class LlamaProtocolServer:
@@ -234,6 +233,7 @@ class LlamaProtocolServer:
                 return False
             await _event(writer, _chunk(model, text, None), split=script.split_writes)
             request.first_event_at = request.first_event_at or time.monotonic()
+            request.events_sent += 1
         if script.fail is not None:
             return await self._fail(conn, script, writer, gone)
         final = _chunk(model, "", script.finish_reason)
