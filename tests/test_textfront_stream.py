@@ -147,11 +147,11 @@ FLOODS = {
 @pytest.mark.parametrize("step", [0, 7])
 def test_pathological_input_is_bounded(name: str, step: int) -> None:
     text = FLOODS[name]
-    t0 = time.perf_counter()
+    t0 = time.thread_time()  # this thread's CPU time: the work, not how busy the machine is
     spoken = spoken_text(pieces(text, step=step))
-    elapsed = time.perf_counter() - t0
+    elapsed = time.thread_time() - t0
     _check_spoken(text, spoken)
     # measured here 0.03-1.2 s (2 shared cores); the bound is loose on purpose
-    assert elapsed < 5.0, f"{name}: {elapsed:.2f} s"
+    assert elapsed < 5.0, f"{name}: {elapsed:.2f} s of CPU"
     if name == "url":
         assert spoken == "example dot com then"
