@@ -34,6 +34,7 @@ class Script:
     fail_after_events: int = 0  # for stall / drop / error_event: events sent before failing
     finish_reason: str = "stop"
     split_writes: bool = False  # write each SSE event in two TCP writes (a line cut in half)
+    pause: tuple[int, float] | None = None  # (after this many events, hold this many seconds)
 
 
 @dataclass
@@ -222,6 +223,11 @@ class LlamaProtocolServer:
         for index, text in enumerate(script.events):
             if script.fail is not None and index == script.fail_after_events:
                 return await self._fail(conn, script, writer, gone)
+            if script.pause is not None and index == script.pause[0]:
+                if await _sleep_or_gone(script.pause[1], gone):
+                    conn.closed_by = "client"
+                    return False
+                started += script.pause[1]  # the pace goes on after the pause
             tokens_done += text.count(">")
             if script.tokens_per_s > 0:
                 due = started + tokens_done / script.tokens_per_s
