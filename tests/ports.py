@@ -11,7 +11,8 @@ in between. Instead, every server here binds its own port or is handed a bound s
   the kernel's socket table: `wait_listening(pid)`, or `new_listening_port()` for a server
   in this process (the Wyoming face);
 - an address where nothing listens is a port held bound, never listening: `refused_port()`
-  (connecting is refused, and no other process can take it meanwhile).
+  (connecting is refused, and no other process can take it meanwhile); a killed server's
+  port is held the same way until it comes back there: `Reserved`.
 """
 
 from __future__ import annotations
