@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Route, WebSocket, sync_playwright
 
 from server.config import field_names
+from tests.ports import MorpheusPort
 
 REPO = Path(__file__).resolve().parent.parent
 OUTPUT = REPO / "test-output"
@@ -39,12 +39,6 @@ CHROMIUM_ARGS = [
     "--disable-features=WebRtcHideLocalIpsWithMdns",
 ]
 SERVER_START_TIMEOUT_S = 90.0  # piper loads its voice before /healthz answers
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -81,18 +75,22 @@ def _server_env() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def morpheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """`python -m server.cli serve` in a temp dir (no .env), on a free loopback port."""
-    port = free_port()
+    """`python -m server.cli serve` in a temp dir (no .env), on a loopback port it binds."""
     cwd = tmp_path_factory.mktemp("morpheus-e2e")
+    port = MorpheusPort(cwd)
     OUTPUT.mkdir(exist_ok=True)
     log_path = OUTPUT / "e2e-server.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1", *port.args],
             cwd=cwd, env=_server_env(), stdout=log, stderr=subprocess.STDOUT,
         )
-    server = Server(f"http://127.0.0.1:{port}", proc, log_path)
+    server = Server("", proc, log_path)
     try:
+        try:
+            server.url = f"http://127.0.0.1:{port.wait(proc, SERVER_START_TIMEOUT_S)}"
+        except RuntimeError as e:
+            pytest.fail(f"{e}:\n{server.log_tail()}")
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         while True:
             if proc.poll() is not None:

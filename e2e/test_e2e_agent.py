@@ -93,9 +93,9 @@ def test_caller_speaking_over_morpheus_silences_it_and_the_page_shows_the_barge_
 
     tab.page.click("#speak")
     tab.wait_for(f"() => window.__morpheus.level() > {AUDIBLE_DBFS}", 10, "Morpheus's voice")
-    time.sleep(1.0)
+    time.sleep(1.0)  # it talks for a second before the caller cuts in
     assert tab.js("() => window.__morpheus.speaking()")
-    assert tab.js("() => window.__morpheus.reportsSent()") >= 3  # getStats reports, ~5 per second
+    tab.wait_for("() => window.__morpheus.reportsSent() >= 3", 10, "getStats reports (~5/s)")
     assert tab.page.inner_text("#stat-jitter").endswith("ms")
 
     spoke_at = tab.js("() => window.__fakeMic.speak()")

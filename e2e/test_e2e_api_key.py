@@ -12,8 +12,10 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import OUTPUT, free_port
+from conftest import OUTPUT
 from playwright.sync_api import Browser, Dialog
+
+from tests.ports import MorpheusPort
 
 KEY = "e2e-secret"
 
@@ -22,16 +24,16 @@ KEY = "e2e-secret"
 def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from conftest import _server_env
 
-    port = free_port()
     env = {**_server_env(), "API_KEY": KEY, "TTS_BACKEND": "synthetic"}
     OUTPUT.mkdir(exist_ok=True)
+    cwd = tmp_path_factory.mktemp("keyed")
+    port = MorpheusPort(cwd)
     with (OUTPUT / "e2e-keyed-server.log").open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1",
-             "--port", str(port)], cwd=tmp_path_factory.mktemp("keyed"), env=env,
-            stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+            [sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1", *port.args],
+            cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
+        url = f"http://127.0.0.1:{port.wait(proc, 60)}"
         deadline = time.monotonic() + 60
         while True:
             try:

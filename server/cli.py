@@ -19,7 +19,7 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
     """The settings given on the command line: a layer above .env and the environment."""
     flags: dict[str, Any] = {}
     for flag, key in (("backend", "tts_backend"), ("host", "host"), ("port", "port")):
-        if getattr(args, flag, None):
+        if getattr(args, flag, None):  # `--port 0` is no PORT setting: serve() takes it
             flags[key] = getattr(args, flag)
     return flags
 
@@ -49,9 +49,11 @@ def serve(args: argparse.Namespace) -> int:
     setup_logging(settings.log_level)
     app = create_app(settings, env_file=env_file, flags=_flags(args))
     warn_if_exposed(settings.host, settings.api_key)
-    print(f"Morpheus on http://{settings.host}:{settings.port}/ (backend: {settings.tts_backend})",
-          file=sys.stderr, flush=True)
-    asyncio.run(serve_until_signalled(app, settings.host, settings.port))
+    port = 0 if args.port == 0 else settings.port  # 0: the OS picks a free port
+    print(f"Morpheus on http://{settings.host}:{port or '<any free port>'}/ "
+          f"(backend: {settings.tts_backend})", file=sys.stderr, flush=True)
+    port_file = Path(args.port_file) if args.port_file else None
+    asyncio.run(serve_until_signalled(app, settings.host, port, port_file=port_file))
     return 0
 
 
@@ -121,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     p_serve = sub.add_parser("serve", help="run the server")
     p_serve.add_argument("--host")
-    p_serve.add_argument("--port", type=int)
+    p_serve.add_argument("--port", type=int, help="0: any free port (see --port-file)")
+    p_serve.add_argument("--port-file", help="once listening, write the port to this file "
+                         "(with --port 0, the one the OS chose: no race for a free port)")
     p_serve.add_argument("--backend")
     p_say = sub.add_parser("say", help="speak text into a file")
     p_say.add_argument("text")

@@ -15,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import os
 import signal
 import sys
+from pathlib import Path
 
 from aiohttp import web
 
@@ -60,12 +62,26 @@ def warn_if_exposed(host: str, api_key: str | None) -> None:
     print("\n" + "!" * 78 + f"\n{message}\n" + "!" * 78 + "\n", file=sys.stderr, flush=True)
 
 
-async def serve_until_signalled(app: web.Application, host: str, port: int) -> None:
-    """Run the app until SIGTERM/SIGINT, then drain and stop."""
+def write_port_file(path: Path, port: int) -> None:
+    """The port in `path`, whole or not at all (a reader polls for the file)."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(f"{port}\n")
+    os.replace(partial, path)
+
+
+async def serve_until_signalled(app: web.Application, host: str, port: int,
+                                port_file: Path | None = None) -> None:
+    """Run the app until SIGTERM/SIGINT, then drain and stop. Port 0: the OS picks a free one;
+    `port_file` gets the port once the socket listens (the first socket's, for a host name
+    that resolves to several addresses)."""
     runner = web.AppRunner(app, handle_signals=False, handler_cancellation=True,
                            access_log=None, shutdown_timeout=5)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
+    bound = int(runner.addresses[0][1])
+    log.info("listening on %s:%d", host, bound)
+    if port_file is not None:
+        write_port_file(port_file, bound)
     loop = asyncio.get_running_loop()
     stop, now = asyncio.Event(), asyncio.Event()
 

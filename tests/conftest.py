@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -13,36 +13,47 @@ import pytest
 from aiohttp import web
 
 from server.app import create_app
-from server.config import Settings
+from server.config import Settings, field_names
+
+# Environment variables Morpheus reads besides its settings.
+MORPHEUS_ENVIRON = {"MORPHEUS_ENV_FILE"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+@pytest.fixture(scope="session", autouse=True)
+def no_morpheus_settings_from_the_environment() -> Iterator[None]:
+    """Tests state their settings: an API_KEY, TTS_BACKEND, ... (or MORPHEUS_ENV_FILE) in the
+    caller's environment would reach every `Settings()` (pydantic-settings reads the
+    environment, also on reloads and in POST /config) and every child that inherits it."""
+    names = field_names()
+    with pytest.MonkeyPatch.context() as mp:
+        for key in list(os.environ):
+            if key.lower() in names or key in MORPHEUS_ENVIRON:
+                mp.delenv(key)
+        yield
 
 
 class Running:
-    """A server started for one test: its base URL, app and an HTTP session."""
+    """A server started for one test: its base URL, port, app and an HTTP session."""
 
-    def __init__(self, app: web.Application, url: str, session: aiohttp.ClientSession) -> None:
+    def __init__(self, app: web.Application, port: int, session: aiohttp.ClientSession) -> None:
         self.app = app
-        self.url = url
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
         self.http = session
 
 
 @asynccontextmanager
-async def running_server(settings: Settings, *, env_file: Path | None = None,
-                         port: int | None = None) -> AsyncIterator[Running]:
+async def running_server(settings: Settings, *,
+                         env_file: Path | None = None) -> AsyncIterator[Running]:
+    """The app on a port of the OS's choosing on 127.0.0.1."""
     app = create_app(settings, env_file=env_file)
     runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=5)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port or 0)
+    site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    sock_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     session = aiohttp.ClientSession()
     try:
-        yield Running(app, f"http://127.0.0.1:{sock_port}", session)
+        yield Running(app, int(runner.addresses[0][1]), session)
     finally:
         await session.close()
         await runner.cleanup()
@@ -53,15 +64,15 @@ ServerFactory = Callable[..., Awaitable[Running]]
 
 @pytest.fixture
 async def serve(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
-    """`srv = await serve(tts_backend="synthetic", ...)`: settings keys as keyword arguments."""
+    """`srv = await serve(tts_backend="synthetic", ...)`: settings keys as keyword arguments,
+    over the defaults (never the caller's environment: see above)."""
     stack: list[Any] = []
 
-    async def start(*, env_file: Path | None = None, port: int | None = None,
-                    **overrides: Any) -> Running:
+    async def start(*, env_file: Path | None = None, **overrides: Any) -> Running:
         overrides.setdefault("outputs_dir", tmp_path / "outputs")
         overrides.setdefault("voices_dir", tmp_path / "voices")
         overrides.setdefault("webrtc_host_addresses", "127.0.0.1")
-        cm = running_server(Settings(**overrides), env_file=env_file, port=port)
+        cm = running_server(Settings(**overrides), env_file=env_file)
         srv = await cm.__aenter__()
         stack.append(cm)
         return srv

@@ -15,15 +15,16 @@ from pathlib import Path
 import httpx
 
 from server.config import field_names
-from tests.conftest import free_port
+from tests.ports import MorpheusPort
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 class LiveServer:
-    def __init__(self, proc: subprocess.Popen[bytes], url: str) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], port: int) -> None:
         self.proc = proc
-        self.url = url
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
         self.http = httpx.Client()  # keep-alive, closed with the server
 
     @property
@@ -47,8 +48,9 @@ class LiveServer:
 def live_server(tmp_path: Path, *, env_file: Path | None = None, args: Sequence[str] = (),
                 **settings: object) -> Iterator[LiveServer]:
     """`morpheus serve` with `settings` as environment variables (nothing of the caller's
-    Morpheus settings leaks in), `env_file` as its .env and `args` as extra flags."""
-    port = free_port()
+    Morpheus settings leaks in), `env_file` as its .env and `args` as extra flags, on a port
+    it binds itself (`--port 0`, told back through `--port-file`)."""
+    port_file = MorpheusPort(tmp_path)
     names = field_names()
     env = {k: v for k, v in os.environ.items() if k.lower() not in names}
     env.update({"PYTHONPATH": str(ROOT), "WEBRTC_HOST_ADDRESSES": "127.0.0.1",
@@ -57,11 +59,12 @@ def live_server(tmp_path: Path, *, env_file: Path | None = None, args: Sequence[
                 **{k.upper(): str(v) for k, v in settings.items()}})
     proc = subprocess.Popen(
         [sys.executable, "-m", "server.cli", "--env-file", str(env_file or ""), "serve",
-         "--host", "127.0.0.1", "--port", str(port), *args], cwd=tmp_path, env=env,
+         "--host", "127.0.0.1", *port_file.args, *args], cwd=tmp_path, env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
+        port = port_file.wait(proc, timeout_s=60)
+        url = f"http://127.0.0.1:{port}"
         while True:
             try:
                 if httpx.get(url + "/readyz", timeout=1).status_code == 200:
@@ -71,7 +74,7 @@ def live_server(tmp_path: Path, *, env_file: Path | None = None, args: Sequence[
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"server did not start (exit {proc.poll()})")
             time.sleep(0.1)
-        server = LiveServer(proc, url)
+        server = LiveServer(proc, port)
         yield server
     finally:
         if "server" in locals():

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from tests.ports import refused_port
 
 Failure = Literal["http500", "http503", "http400", "stall", "drop", "error_event"]
 
@@ -33,6 +34,7 @@ class Script:
     fail_after_events: int = 0  # for stall / drop / error_event: events sent before failing
     finish_reason: str = "stop"
     split_writes: bool = False  # write each SSE event in two TCP writes (a line cut in half)
+    pause: tuple[int, float] | None = None  # (after this many events, hold this many seconds)
 
 
 @dataclass
@@ -51,6 +53,7 @@ class Request:
     path: str
     body: dict[str, Any] = field(default_factory=dict)
     first_event_at: float | None = None  # time.monotonic() when the first text event was sent
+    events_sent: int = 0  # text events of the script written so far
 
 
 def script_from_tokens(
@@ -89,11 +92,8 @@ def orpheus_script(body: dict[str, Any], *, realtime: float = 1.3,
 
 
 def refused_url() -> str:
-    """A loopback URL nothing listens on (the port was just free): connecting is refused."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/v1/completions"
+    """A loopback URL where connecting is refused (a port held, never listening)."""
+    return f"http://127.0.0.1:{refused_port()}/v1/completions"
 
 
 class LlamaProtocolServer:
@@ -223,6 +223,11 @@ class LlamaProtocolServer:
         for index, text in enumerate(script.events):
             if script.fail is not None and index == script.fail_after_events:
                 return await self._fail(conn, script, writer, gone)
+            if script.pause is not None and index == script.pause[0]:
+                if await _sleep_or_gone(script.pause[1], gone):
+                    conn.closed_by = "client"
+                    return False
+                started += script.pause[1]  # the pace goes on after the pause
             tokens_done += text.count(">")
             if script.tokens_per_s > 0:
                 due = started + tokens_done / script.tokens_per_s
@@ -234,6 +239,7 @@ class LlamaProtocolServer:
                 return False
             await _event(writer, _chunk(model, text, None), split=script.split_writes)
             request.first_event_at = request.first_event_at or time.monotonic()
+            request.events_sent += 1
         if script.fail is not None:
             return await self._fail(conn, script, writer, gone)
         final = _chunk(model, "", script.finish_reason)

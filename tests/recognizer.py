@@ -34,8 +34,8 @@ import soxr
 from tests.wer import normalize, wer
 
 __all__ = ["MODEL_SHA256", "AsrModelError", "Recognizer", "Segment", "Transcript", "cache_root",
-           "model_dir", "normalize", "recognizer", "transcribe", "transcribe_with_confidence",
-           "wer"]
+           "model_dir", "normalize", "phrases", "recognizer", "transcribe", "transcribe_phrases",
+           "transcribe_with_confidence", "wer"]
 
 MODEL_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
 MODEL_BYTES = 145_217_532
@@ -213,6 +213,37 @@ def recognizer() -> Recognizer:
 
 def transcribe(pcm: bytes, sample_rate_hz: int, language: str | None = "en") -> str:
     return recognizer().transcribe(pcm, sample_rate_hz, language)
+
+
+def phrases(pcm: bytes, sample_rate_hz: int, *, min_gap_ms: float = 700.0,
+            silent_dbfs: float = -50.0) -> list[bytes]:
+    """The audio cut in the middle of each silence of `min_gap_ms` or more (20 ms frames
+    below `silent_dbfs`): Whisper, decoding a 30 s window whole, may end its text at a pause
+    of a second or so and drop what follows, more or less often as the audio varies a little."""
+    frame = sample_rate_hz // 50
+    x = np.frombuffer(pcm, dtype="<i2").astype(np.float64) / 32768.0
+    n = x.size // frame
+    if n == 0:
+        return [pcm] if pcm else []
+    rms = np.sqrt((x[: n * frame].reshape(n, frame) ** 2).mean(axis=1))
+    silent = 20 * np.log10(rms + 1e-12) < silent_dbfs
+    cuts, run_start = [], None
+    for i, quiet in enumerate([*silent, False]):
+        if quiet and run_start is None:
+            run_start = i
+        elif not quiet and run_start is not None:
+            if (i - run_start) * 20 >= min_gap_ms and 0 < run_start and i < n:
+                cuts.append((run_start + i) // 2 * frame)
+            run_start = None
+    bounds = [0, *cuts, x.size]
+    return [pcm[2 * a : 2 * b] for a, b in zip(bounds, bounds[1:], strict=False)]
+
+
+def transcribe_phrases(pcm: bytes, sample_rate_hz: int, language: str | None = "en") -> str:
+    """`transcribe()` of each of the audio's `phrases()`, joined: every word heard, whatever
+    the pauses between them."""
+    texts = (transcribe(p, sample_rate_hz, language) for p in phrases(pcm, sample_rate_hz))
+    return " ".join(t for t in texts if t)
 
 
 def transcribe_with_confidence(pcm: bytes, sample_rate_hz: int,

@@ -10,6 +10,7 @@ from adapters.synthetic import SyntheticAdapter
 from server.core.admission import Busy
 from server.core.stream import StreamSpec
 from tests.sim import make_orchestrator
+from tests.waits import wait_until
 
 
 async def opened(orch, name: str, order: list[str]):  # noqa: ANN001, ANN201
@@ -24,18 +25,19 @@ async def test_waiters_are_admitted_in_arrival_order_and_newcomers_queue_behind(
     order: list[str] = []
     a = await opened(orch, "a", order)
     waiters = []
-    for name in "bcd":
+    for queued, name in enumerate("bcd", 1):
         waiters.append(asyncio.create_task(opened(orch, name, order)))
-        await asyncio.sleep(0.01)
+        await wait_until(lambda n=queued: orch.admission.queued == n)  # in line: the next one
     assert order == ["a"] and orch.admission.queued == 3
     await a.aclose()  # frees the slot: it goes to b ...
     late = asyncio.create_task(opened(orch, "late", order))  # ... even though late asks now
-    await asyncio.sleep(0.01)
+    await wait_until(lambda: len(order) == 2)
     assert order == ["a", "b"]
     for expected in ("c", "d", "late"):
         current = orch.get(order[-1])
+        admitted = len(order)
         await current.aclose()
-        await asyncio.sleep(0.01)
+        await wait_until(lambda n=admitted: len(order) > n)
         assert order[-1] == expected, order
     await orch.get("late").aclose()
     await asyncio.gather(*waiters, late)
@@ -61,19 +63,19 @@ async def test_a_cancelled_waiter_passes_a_granted_slot_on() -> None:
     order: list[str] = []
     a = await opened(orch, "a", order)
     b = asyncio.create_task(opened(orch, "b", order))
-    await asyncio.sleep(0.01)
+    await wait_until(lambda: orch.admission.queued == 1)
     c = asyncio.create_task(opened(orch, "c", order))
-    await asyncio.sleep(0.01)
+    await wait_until(lambda: orch.admission.queued == 2)
     await a.aclose()  # grants b ...
     b.cancel()  # ... which is cancelled in the same instant (wait_for may let it through)
     (b_result,) = await asyncio.gather(b, return_exceptions=True)
-    await asyncio.sleep(0.01)
+    await wait_until(lambda: len(order) == 2)
     if isinstance(b_result, asyncio.CancelledError):
         assert order == ["a", "c"]  # the slot b was granted went on to c, not lost
     else:
         assert order == ["a", "b"]  # b took it after all; c still waits its turn
         await b_result.aclose()
-        await asyncio.sleep(0.01)
+        await wait_until(lambda: len(order) == 3)
         assert order == ["a", "b", "c"]
     await orch.get("c").aclose()
     await c
@@ -86,7 +88,7 @@ async def test_queue_full_is_busy_at_once() -> None:
     order: list[str] = []
     a = await opened(orch, "a", order)
     b = asyncio.create_task(opened(orch, "b", order))
-    await asyncio.sleep(0.01)
+    await wait_until(lambda: orch.admission.queued == 1)
     with pytest.raises(Busy):
         await opened(orch, "c", order)
     await a.aclose()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 
 import pytest
 
@@ -36,13 +35,12 @@ CURL_SPEAK = """curl -X POST http://localhost:5005/speak \\
 CURL_OPENWEBUI = """curl http://localhost:5005/v1/audio/speech -H "Content-Type: application/json" -d '{"model":"tts-1","input":"Hello, this is a test.","voice":"tara"}' --output owui.wav"""
 
 
-def port_5005_free() -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", 5005))
-        except OSError:
-            return False
-    return True
+def on_port(cmd: str, port: int) -> str:
+    """The command with the server's port in place of 5005, and nothing else changed."""
+    assert cmd.count("localhost:5005") == 1, cmd
+    moved = cmd.replace("localhost:5005", f"localhost:{port}")
+    assert moved.replace(f"localhost:{port}", "localhost:5005") == cmd
+    return moved
 
 
 async def run_shell(cmd: str, cwd) -> int:
@@ -56,22 +54,23 @@ async def run_shell(cmd: str, cwd) -> int:
 
 
 async def test_orpheus_readme_curl_commands_work_unchanged(tmp_path, serve):
-    assert port_5005_free(), "the compatibility test needs 127.0.0.1:5005 (the old default)"
-    await serve(tts_backend="piper", port=5005, outputs_dir=tmp_path / "outputs")
-    assert await run_shell(CURL_SPEECH, tmp_path) == 0
+    # Unchanged but for the port: the server listens where the OS let it, not on 5005 (a
+    # port this machine may be using), and each command is pointed there.
+    srv = await serve(tts_backend="piper", outputs_dir=tmp_path / "outputs")
+    assert await run_shell(on_port(CURL_SPEECH, srv.port), tmp_path) == 0
     speech = decode((tmp_path / "speech.wav").read_bytes())
     assert 2.5 < speech.duration_s < 6 and speech.rms_dbfs > -35
 
-    assert await run_shell(CURL_SPEAK, tmp_path) == 0
+    assert await run_shell(on_port(CURL_SPEAK, srv.port), tmp_path) == 0
     # As with Orpheus-FastAPI, /speak answers JSON that points at the file (its README's
     # "-o output.wav" saves that JSON); the audio is served under /outputs/.
     body = json.loads((tmp_path / "output.wav").read_text())
     assert body["status"] == "ok" and body["voice"] == "tara"
-    assert await run_shell(f"curl -sf http://localhost:5005/{body['output_file']} -o got.wav",
+    assert await run_shell(f"curl -sf {srv.url}/{body['output_file']} -o got.wav",
                            tmp_path) == 0
     assert decode((tmp_path / "got.wav").read_bytes()).duration_s > 1.0
 
-    assert await run_shell(CURL_OPENWEBUI, tmp_path) == 0
+    assert await run_shell(on_port(CURL_OPENWEBUI, srv.port), tmp_path) == 0
     assert decode((tmp_path / "owui.wav").read_bytes()).duration_s > 1.0
 
 
@@ -114,7 +113,7 @@ async def test_config_reports_unknown_keys(serve):
     assert body["config"]["tts_backend"] == "espeak"
 
 
-async def test_env_file_edit_takes_effect_without_restart(tmp_path):
+async def test_env_file_edit_takes_effect_without_restart(tmp_path, caplog):
     env = tmp_path / ".env"
     env.write_text("TTS_BACKEND=synthetic\nNOT_A_SETTING=1\n")
     settings = build_settings(ConfigSource(env_file=env), environ={})
@@ -124,7 +123,7 @@ async def test_env_file_edit_takes_effect_without_restart(tmp_path):
             assert r.headers["X-Backend"] == "synthetic"
         env.write_text("TTS_BACKEND=espeak\n")
         os.utime(env, (1e9 + 100, 1e9 + 100))  # a distinct mtime even on coarse filesystems
-        for _ in range(40):
+        for _ in range(100):  # the watcher polls every 0.5 s
             await asyncio.sleep(0.1)
             async with srv.http.get(srv.url + "/config") as r:
                 if (await r.json())["tts_backend"] == "espeak":
@@ -133,7 +132,11 @@ async def test_env_file_edit_takes_effect_without_restart(tmp_path):
             assert r.headers["X-Backend"] == "espeak"
         env.write_text("PLAYBACK_BUFFER_MS=not-a-number\n")  # a bad edit keeps the last good one
         os.utime(env, (1e9 + 200, 1e9 + 200))
-        await asyncio.sleep(1.0)
+        for _ in range(100):  # until the watcher (every 0.5 s) has read it
+            if "keeping the last good settings" in caplog.text:
+                break
+            await asyncio.sleep(0.1)
+        assert "keeping the last good settings" in caplog.text
         async with srv.http.get(srv.url + "/config") as r:
             assert (await r.json())["tts_backend"] == "espeak"
 

@@ -20,8 +20,8 @@ import aiohttp
 from wyoming.audio import AudioStart
 from wyoming.tts import Synthesize
 
-from tests.conftest import free_port
 from tests.live_server import live_server
+from tests.ports import wait_listening
 from tests.rtc_client import RtcClient
 from tests.wyoming_client import Heard, client, read_reply
 
@@ -37,8 +37,14 @@ def expected_ms(text: str) -> float:
 
 
 async def refused_meanwhile(http: aiohttp.ClientSession, url: str) -> None:
-    async with http.get(url + "/readyz") as r:
-        assert r.status == 503
+    """Once the signal is handled (/readyz says 503, within seconds), new work is refused."""
+    deadline = time.monotonic() + 10
+    while True:
+        async with http.get(url + "/readyz") as r:
+            if r.status == 503:
+                break
+            assert r.status == 200 and time.monotonic() < deadline, r.status
+        await asyncio.sleep(0.02)
     async with http.post(url + "/v1/audio/speech", json={"input": "New work."}) as r:
         assert r.status == 503
 
@@ -66,7 +72,6 @@ async def test_websocket_response_is_played_out_before_the_socket_closes(tmp_pat
                     if not signalled:
                         srv.proc.send_signal(signal.SIGTERM)
                         signalled = True
-                        await asyncio.sleep(0.2)
                         await refused_meanwhile(http, srv.url)
                 elif msg.type == aiohttp.WSMsgType.TEXT:
                     ev = json.loads(msg.data)
@@ -114,7 +119,6 @@ async def test_elevenlabs_contexts_are_played_out_before_the_socket_closes(tmp_p
                     if first_at is None:
                         first_at = time.monotonic()
                         srv.proc.send_signal(signal.SIGTERM)
-                        await asyncio.sleep(0.2)
                         await refused_meanwhile(http, srv.url)
                 if m.get("isFinal"):
                     finals.add(m["contextId"])
@@ -139,7 +143,6 @@ async def test_webrtc_response_is_played_out_before_the_peer_closes(tmp_path: Pa
             rtc.send(type="input_text.done")
             await rtc.next_event("response.audio.started", timeout=20)
             srv.proc.send_signal(signal.SIGTERM)
-            await asyncio.sleep(0.2)
             await refused_meanwhile(http, srv.url)
             done = await rtc.next_event("response.done", timeout=30)
             shutdown = await rtc.next_event("error", timeout=30)
@@ -152,8 +155,8 @@ async def test_webrtc_response_is_played_out_before_the_peer_closes(tmp_path: Pa
 
 
 async def test_wyoming_reply_reaches_audio_stop(tmp_path: Path) -> None:
-    port = free_port()
-    with live_server(tmp_path, wyoming_uri=f"tcp://127.0.0.1:{port}", **SETTINGS) as srv:
+    with live_server(tmp_path, wyoming_uri="tcp://127.0.0.1:0", **SETTINGS) as srv:
+        port = wait_listening(srv.proc, exclude={srv.port})  # the Wyoming face's
         async with aiohttp.ClientSession() as http, client(port) as c:
             await c.write_event(Synthesize(text=TEXT).event())
             heard = Heard()
@@ -161,7 +164,6 @@ async def test_wyoming_reply_reaches_audio_stop(tmp_path: Path) -> None:
             assert first is not None and AudioStart.is_type(first.type)
             heard.start = AudioStart.from_event(first)
             srv.proc.send_signal(signal.SIGTERM)
-            await asyncio.sleep(0.2)
             await refused_meanwhile(http, srv.url)
             heard = await read_reply(c, heard=heard)
         assert heard.types[-1] == "audio-stop"

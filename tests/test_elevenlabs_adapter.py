@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
 
 import pytest
 from aiohttp import web
@@ -20,6 +19,7 @@ from adapters.errors import BackendTimeout, BackendUnavailable, BadCredentials, 
 from server.app_keys import ORCHESTRATOR
 from server.config import Settings
 from tests.audio_check import pcm_stats
+from tests.ports import refused_port
 
 MS_PER_CHAR = 60.0
 TEXT = "Hello there, my friend. How are you today?"
@@ -125,15 +125,9 @@ async def test_cancel_closes_the_upstream_request(serve) -> None:
     assert not up.app[ORCHESTRATOR].streams
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_a_pool_skips_a_dead_upstream(serve) -> None:
     up = await serve(tts_backend="synthetic")
-    dead = f"http://127.0.0.1:{free_port()}"
+    dead = f"http://127.0.0.1:{refused_port()}"
     front = await front_for(serve, f"{dead},{up.url}")
     for _ in range(3):
         async with front.http.post(f"{front.url}/v1/audio/speech",
@@ -149,7 +143,7 @@ async def collect(adapter: ElevenLabsAdapter, text: str = TEXT) -> bytes:
 
 
 async def test_refused_upstream_is_typed() -> None:
-    adapter = elevenlabs(f"http://127.0.0.1:{free_port()}")
+    adapter = elevenlabs(f"http://127.0.0.1:{refused_port()}")
     try:
         with pytest.raises(BackendUnavailable):
             await collect(adapter)
@@ -208,7 +202,7 @@ async def test_session_errors_are_typed() -> None:
             pass
         return ws
 
-    refused = f"http://127.0.0.1:{free_port()}"
+    refused = f"http://127.0.0.1:{refused_port()}"
     adapter = elevenlabs(refused)
     session = adapter.open_session()
     with pytest.raises(BackendUnavailable):

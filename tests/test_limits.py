@@ -11,6 +11,7 @@ import pytest
 
 from server.app_keys import METRICS, ORCHESTRATOR
 from server.faces.realtime.webrtc import PEERS
+from server.faces.sockets import WS_SOCKETS
 from server.faces.whole_audio import SPOOL_RAM_BYTES, spool_response
 from signaling.peer import create_offer, create_peer_connection
 from tests.audio_check import read_wave
@@ -39,9 +40,8 @@ async def test_websocket_connection_cap(serve) -> None:
     assert info.value.status == 503
     assert metric(srv, "tts_refused_total", reason="ws_connections") == 1
     await a.close()
-    await wait_until(lambda: len(srv.app[ORCHESTRATOR].streams) == 0)
-    await asyncio.sleep(0.1)
-    c = await srv.http.ws_connect(url)  # a freed place is usable again
+    await wait_until(lambda: len(srv.app[WS_SOCKETS]) == 1)  # its place is freed
+    c = await srv.http.ws_connect(url)  # and usable again
     await c.close()
     await b.close()
 

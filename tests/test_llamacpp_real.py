@@ -14,7 +14,6 @@ import importlib
 import importlib.util
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -35,6 +34,7 @@ from adapters.orpheus.adapter import SnacLlamaCppAdapter  # noqa: E402
 from adapters.orpheus.tokens import SAMPLES_PER_FRAME  # noqa: E402
 from server.config import Settings  # noqa: E402
 from tests.extras import torch_or_skip  # noqa: E402
+from tests.ports import wait_listening  # noqa: E402
 from tests.snac_fixture import write_snac_checkpoint  # noqa: E402
 
 pytestmark = [pytest.mark.llamacpp, pytest.mark.timeout(1800)]
@@ -139,21 +139,19 @@ def snac_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_snac_checkpoint(tmp_path_factory.mktemp("snac"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def llama_server(tiny_gguf: Path) -> Iterator[str]:
-    port = _free_port()
-    proc = subprocess.Popen(
+    proc = subprocess.Popen(  # port 0: uvicorn binds one of the OS's choosing
         [sys.executable, "-m", "llama_cpp.server", "--model", str(tiny_gguf),
-         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "1"],
+         "--host", "127.0.0.1", "--port", "0", "--n_ctx", "2048", "--n_threads", "1"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
+        try:
+            port = wait_listening(proc, timeout_s=60)
+        except RuntimeError:
+            err = proc.stderr.read().decode(errors="replace") if proc.poll() is not None else ""
+            raise RuntimeError(f"llama_cpp.server did not listen: {err[-2000:]}") from None
         while True:
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=1).status_code == 200:

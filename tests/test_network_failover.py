@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
-from server.app_keys import BACKENDS
+from server.app_keys import BACKENDS, ORCHESTRATOR
 from tests.audio_check import pcm_stats
 from tests.coqui_server import CoquiTestServer
 from tests.upstream_server import UpstreamTestServer
+from tests.waits import wait_until
 from tests.xtts_server import XttsTestServer
 
 TEXT = ("Alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike "
@@ -114,7 +115,8 @@ async def test_backend_added_switched_to_and_removed_while_a_stream_plays(serve)
                           synthetic_rtf=1.0)
         long_text = "A stream that keeps playing while the configuration changes. " * 4
         playing = asyncio.create_task(sse_speech(srv, {"input": long_text}))
-        await asyncio.sleep(0.3)
+        orch = srv.app[ORCHESTRATOR]
+        await wait_until(lambda: any(st.audio_ms > 0 for st in orch.streams.values()))
 
         async def config(update: dict[str, Any]) -> int:
             async with srv.http.post(srv.url + "/config", json=update) as r:

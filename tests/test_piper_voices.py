@@ -112,7 +112,8 @@ async def test_a_voice_dropped_in_is_listed_without_a_restart(voices_dir: Path) 
 async def test_voices_over_http_and_post_config_switches_the_folder(serve, voices_dir, tmp_path):
     # MODELS_DIR: where POST /config may point path settings (ignored before the hardening)
     srv = await serve(tts_backend="piper", piper_voices_dir=str(voices_dir),
-                      models_dir=str(tmp_path))
+                      models_dir=str(tmp_path),
+                      stall_timeout_ms=60_000)  # loading a new voice on a busy machine: seconds
 
     async def voices() -> dict[str, str]:
         async with srv.http.get(srv.url + "/v1/audio/voices") as r:

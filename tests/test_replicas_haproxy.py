@@ -27,7 +27,7 @@ import aiohttp
 
 from server.app_keys import SETTINGS
 from tests.audio_check import pcm_stats
-from tests.conftest import free_port
+from tests.ports import MorpheusPort, listening_socket, port_of
 
 REPO = Path(__file__).resolve().parent.parent
 HAPROXY_CFG = REPO / "deploy" / "haproxy" / "haproxy.cfg"
@@ -64,29 +64,50 @@ class Result:
     error: str = ""
 
 
-def _start(name: str, argv: list[str], env: dict[str, str], tmp: Path) -> Proc:
+def _start(name: str, argv: list[str], env: dict[str, str], tmp: Path,
+           pass_fds: tuple[int, ...] = ()) -> Proc:
     log = tmp / f"{name}.log"
     with log.open("wb") as out:
         popen = subprocess.Popen(argv, env=env, cwd=tmp, stdin=subprocess.DEVNULL,
-                                 stdout=out, stderr=subprocess.STDOUT)
+                                 stdout=out, stderr=subprocess.STDOUT, pass_fds=pass_fds)
     return Proc(name, popen, log)
 
 
-def start_replica(name: str, port: int, tmp: Path) -> Proc:
+def start_replica(name: str, tmp: Path) -> tuple[Proc, MorpheusPort]:
+    """A replica on a port it binds itself: `port.wait(proc.popen)` tells which."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "HOST": "127.0.0.1",
            "TTS_BACKEND": "synthetic", "BACKENDS": "synthetic", "FALLBACK_BACKEND": "",
            "SYNTHETIC_RTF": str(ENGINE_RTF), "WEBRTC_HOST_ADDRESSES": "127.0.0.1",
            "OUTPUTS_DIR": str(tmp / f"outputs-{name}"), "SHUTDOWN_GRACE_S": str(GRACE_S),
            "PARALLEL_STREAMS": "8", "LOG_LEVEL": "WARNING"}
+    port = MorpheusPort(tmp)
     argv = [sys.executable, "-m", "server.cli", "--env-file", "", "serve",
-            "--host", "127.0.0.1", "--port", str(port)]
-    return _start(name, argv, env, tmp)
+            "--host", "127.0.0.1", *port.args]
+    return _start(name, argv, env, tmp), port
 
 
-def start_haproxy(lb: str, stats: str, servers: list[str], tmp: Path) -> Proc:
-    env = {**os.environ, "LB_BIND": lb, "LB_STATS_BIND": stats,
-           "MORPHEUS_1": servers[0], "MORPHEUS_2": servers[1]}
-    return _start("haproxy", [str(HAPROXY), "-db", "-f", str(HAPROXY_CFG)], env, tmp)
+class Balancer:
+    """HAProxy's two listening sockets, bound here and handed over (`bind fd@N`), so no other
+    process can take their ports before HAProxy listens."""
+
+    def __init__(self) -> None:
+        self.lb, self.stats = listening_socket(), listening_socket()
+        self.url = f"http://127.0.0.1:{port_of(self.lb)}"
+        self.stats_url = f"http://127.0.0.1:{port_of(self.stats)}/stats"
+
+    def start(self, servers: list[str], tmp: Path) -> Proc:
+        env = {**os.environ, "LB_BIND": f"fd@{self.lb.fileno()}",
+               "LB_STATS_BIND": f"fd@{self.stats.fileno()}",
+               "MORPHEUS_1": servers[0], "MORPHEUS_2": servers[1]}
+        try:
+            return _start("haproxy", [str(HAPROXY), "-db", "-f", str(HAPROXY_CFG)], env, tmp,
+                          pass_fds=(self.lb.fileno(), self.stats.fileno()))
+        finally:
+            self.close()  # HAProxy holds them now
+
+    def close(self) -> None:
+        self.lb.close()
+        self.stats.close()
 
 
 def stop(proc: Proc) -> None:
@@ -170,23 +191,23 @@ def requests_served(metrics_text: str) -> float:
 
 async def test_replicas_share_streams_and_one_drains_on_sigterm_without_a_failed_request(
         tmp_path: Path) -> None:
-    ports = {"m1": free_port(), "m2": free_port()}
-    lb_port, stats_port = free_port(), free_port()
-    assert len({*ports.values(), lb_port, stats_port}) == 4
-    direct = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    lb = f"http://127.0.0.1:{lb_port}"
-    stats_url = f"http://127.0.0.1:{stats_port}/stats"
     assert HAPROXY, "haproxy is missing: `make test` installs it (APT_TEST)"
-    procs = {name: start_replica(name, port, tmp_path) for name, port in ports.items()}
+    balancer = Balancer()
+    lb, stats_url = balancer.url, balancer.stats_url
+    procs: dict[str, Proc] = {}
     http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
     try:
+        ports = {}
+        for name in ("m1", "m2"):
+            procs[name], port_file = start_replica(name, tmp_path)
+            ports[name] = await asyncio.to_thread(port_file.wait, procs[name].popen)
+        direct = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
         for name, url in direct.items():
             async def ready(url: str = url) -> bool:
                 return await get_status(http, url + "/readyz") == 200
             await wait_for(ready, 90, f"{name} to be ready", every_s=0.2)
-        procs["haproxy"] = start_haproxy(f"127.0.0.1:{lb_port}", f"127.0.0.1:{stats_port}",
-                                         [f"127.0.0.1:{ports['m1']}", f"127.0.0.1:{ports['m2']}"],
-                                         tmp_path)
+        procs["haproxy"] = balancer.start(
+            [f"127.0.0.1:{ports['m1']}", f"127.0.0.1:{ports['m2']}"], tmp_path)
 
         async def both_up() -> bool:
             try:
@@ -266,6 +287,7 @@ async def test_replicas_share_streams_and_one_drains_on_sigterm_without_a_failed
             assert_whole(res, SHORT_TEXT)
             assert res.served_by == survivor
     finally:
+        balancer.close()
         await http.close()
         for proc in procs.values():
             stop(proc)
@@ -281,10 +303,10 @@ async def test_a_public_name_through_haproxy_needs_allowed_hosts(serve, tmp_path
     srv = await serve(tts_backend="synthetic", backends="synthetic", fallback_backend="",
                       allowed_hosts="tts.example.com")
     replica = srv.url.removeprefix("http://")
-    lb_port, stats_port = free_port(), free_port()
-    lb, stats_url = f"http://127.0.0.1:{lb_port}", f"http://127.0.0.1:{stats_port}/stats"
-    proxy = start_haproxy(f"127.0.0.1:{lb_port}", f"127.0.0.1:{stats_port}",
-                          [replica, replica], tmp_path)
+    balancer = Balancer()
+    lb, stats_url = balancer.url, balancer.stats_url
+    lb_port = lb.rsplit(":", 1)[1]
+    proxy = balancer.start([replica, replica], tmp_path)
     http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
     try:
         async def both_up() -> bool:
@@ -311,6 +333,7 @@ async def test_a_public_name_through_haproxy_needs_allowed_hosts(serve, tmp_path
         async with http.get(lb + "/config") as r:  # the balancer's own address: an IP literal
             assert r.status == 200
     finally:
+        balancer.close()
         await http.close()
         stop(proxy)
         print(proxy.tail())

@@ -17,7 +17,7 @@ from server import cli
 from server.config import ConfigSource, Settings, ValidationError, build_settings, field_names
 from server.settings_store import SettingsStore
 from tests.audio_check import decode
-from tests.conftest import free_port, running_server
+from tests.conftest import running_server
 
 ROOT = Path(__file__).resolve().parent.parent
 # What each backend cannot work without, written out here (not read from the registry), so a
@@ -124,8 +124,7 @@ def test_morpheus_serve_refuses_to_start(clean_environ: pytest.MonkeyPatch,
                                          env: dict[str, str], names: list[str]) -> None:
     for key, value in env.items():
         clean_environ.setenv(key, value)
-    assert cli.main(["--env-file", "", "serve", "--host", "127.0.0.1",
-                     "--port", str(free_port())]) == 2
+    assert cli.main(["--env-file", "", "serve", "--host", "127.0.0.1", "--port", "0"]) == 2
     err = capsys.readouterr().err
     assert_names(err, names)
     assert err.startswith("morpheus: refusing to start") and err.count("\n") == 1, err
@@ -152,7 +151,7 @@ def test_a_refused_start_exits_non_zero_with_one_paragraph_and_no_traceback(
     environ.update(PYTHONPATH=str(ROOT), TTS_BACKEND="openai_tts")
     done = subprocess.run(
         [sys.executable, "-m", "server.cli", "--env-file", "", "serve", "--host", "127.0.0.1",
-         "--port", str(free_port())], cwd=tmp_path, env=environ, capture_output=True,
+         "--port", "0"], cwd=tmp_path, env=environ, capture_output=True,
         text=True, timeout=60)
     assert done.returncode == 2, (done.returncode, done.stderr)
     assert "Traceback" not in done.stderr

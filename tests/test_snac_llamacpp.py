@@ -164,8 +164,8 @@ async def test_first_audio_needs_exactly_its_lookahead(
         await adapter.warmup()
         stream = adapter.synth_stream(TTSInput(text="x", low_latency=low_latency))
         async with aclosing(stream):
-            try:
-                chunk = await asyncio.wait_for(stream.__anext__(), 1.5)
+            try:  # audio due comes however slow the decode; none comes in a while otherwise
+                chunk = await asyncio.wait_for(stream.__anext__(), 30 if first_audio else 3)
             except asyncio.TimeoutError:
                 chunk = None
     assert (chunk is not None) == first_audio
@@ -176,6 +176,9 @@ async def test_first_audio_needs_exactly_its_lookahead(
 async def test_low_latency_stream_is_complete(
         adapters: Callable[..., SnacLlamaCppAdapter]) -> None:
     script = script_from_tokens(tokens_for(12), tokens_per_s=400)
+    # The first frame and its one frame of lookahead, then a pause: the first chunk is that
+    # one frame however late a busy machine gets to it (frames that pile up go together).
+    script.pause = (14, 1.0)
     async with LlamaProtocolServer(script) as server:
         chunks = await collect(adapters(server.url),
                                TTSInput(text="x", low_latency=True, target_chunk=14))
@@ -200,18 +203,28 @@ async def test_concurrent_streams_share_the_model(
 # ---------------------------------------------------------------------------- cancellation
 
 
+# The upstream would stream for 35 s (2000 frames at 400 tokens/s): a socket the client closes
+# shows on the server long before that, mid-script. How soon (milliseconds, on the one loop)
+# is a figure for bench/, not a bound a busy machine could keep here.
+LONG_SCRIPT_FRAMES, LONG_SCRIPT_TOKENS_PER_S = 2000, 400
+
+
+def assert_closed_mid_script(server: LlamaProtocolServer, script: Script) -> None:
+    assert server.connections[0].closed_by == "client"
+    assert 0 < server.requests[0].events_sent < len(script.events)
+
+
 async def test_closing_the_stream_closes_the_upstream_socket(
         adapters: Callable[..., SnacLlamaCppAdapter]) -> None:
-    script = script_from_tokens(tokens_for(200), tokens_per_s=400)
+    script = script_from_tokens(tokens_for(LONG_SCRIPT_FRAMES),
+                                tokens_per_s=LONG_SCRIPT_TOKENS_PER_S)
     async with LlamaProtocolServer(script) as server:
         adapter = adapters(server.url)
         async with aclosing(adapter.synth_stream(TTSInput(text="long"))) as stream:
             first = await stream.__anext__()
             assert first.samples > 0
-            closed_at = time.monotonic()
-        last_close = await server.wait_all_closed(timeout_s=2.0)
-        assert last_close - closed_at < 0.1
-        assert server.connections[0].closed_by == "client"
+        await server.wait_all_closed(timeout_s=5.0)
+        assert_closed_mid_script(server, script)
         # and the adapter still works afterwards, on a fresh connection
         server._script = script_from_tokens(tokens_for(2))
         assert total_samples(await collect(adapter, TTSInput(text="again"))) == 2 * 2048
@@ -219,7 +232,8 @@ async def test_closing_the_stream_closes_the_upstream_socket(
 
 async def test_cancelling_the_task_closes_the_upstream_socket(
         adapters: Callable[..., SnacLlamaCppAdapter]) -> None:
-    script = script_from_tokens(tokens_for(200), tokens_per_s=400)
+    script = script_from_tokens(tokens_for(LONG_SCRIPT_FRAMES),
+                                tokens_per_s=LONG_SCRIPT_TOKENS_PER_S)
     async with LlamaProtocolServer(script) as server:
         adapter = adapters(server.url)
         got_audio = asyncio.Event()
@@ -231,10 +245,10 @@ async def test_cancelling_the_task_closes_the_upstream_socket(
         task = asyncio.create_task(consume())
         await asyncio.wait_for(got_audio.wait(), 5)
         task.cancel()
-        cancelled_at = time.monotonic()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert await server.wait_all_closed(timeout_s=2.0) - cancelled_at < 0.1
+        await server.wait_all_closed(timeout_s=5.0)
+        assert_closed_mid_script(server, script)
 
 
 # ---------------------------------------------------------------------------- failures

@@ -1,14 +1,14 @@
 """The ONNX SNAC decoder: `morpheus snac export`, torch vs onnxruntime, and Orpheus with no torch.
 
 The export (about 20 s of CPU) runs once through the CLI and is cached on disk under a key of
-everything it depends on (checkpoint recipe, the export code, torch/onnxscript versions), so
-later runs reuse it; a change to any of them exports again.
+everything it depends on (the source files of the CLI, the Orpheus engine package and the
+checkpoint recipe; the versions of torch, onnx, onnxscript, snac, ...), so later runs reuse
+it; a change to any of them exports again.
 """
 
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import os
 import subprocess
@@ -36,18 +36,30 @@ def _cache_dir() -> Path:
     return base / "morpheus" / "test-snac-onnx"
 
 
-def _export_key() -> str:
-    import onnxscript
+# What makes the exported file: the code `morpheus snac export` runs (the CLI, the whole Orpheus
+# engine package: loading, the decode module, the export) and the checkpoint's recipe, as files
+# (not single functions, which miss what they call), and the packages that trace and write it.
+EXPORT_SOURCES = ("server/cli.py", "adapters/orpheus/*.py", "tests/snac_fixture.py")
+EXPORT_PACKAGES = ("torch", "onnx", "onnxscript", "snac", "safetensors", "numpy")
 
-    import adapters.orpheus.runtime as runtime
-    import tests.snac_fixture as fixture
+
+def _export_key() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(package: str) -> str:
+        try:
+            return version(package)
+        except PackageNotFoundError:  # optional (safetensors: a .pth checkpoint needs none)
+            return "absent"
 
     h = hashlib.sha256()
-    exporter = (runtime.export_onnx, runtime.decode_module, runtime._codebooks)
-    for part in (*(inspect.getsource(f) for f in exporter), inspect.getsource(fixture),
-                 json.dumps(SNAC_24KHZ_CONFIG, sort_keys=True), str(SEED), torch.__version__,
-                 onnxscript.__version__):
-        h.update(part.encode())
+    for pattern in EXPORT_SOURCES:
+        for path in sorted(REPO.glob(pattern)):
+            h.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
+    for package in EXPORT_PACKAGES:
+        h.update(f"{package}={installed(package)}\0".encode())
+    h.update(f"{sys.version}\0{SEED}\0".encode())
+    h.update(json.dumps(SNAC_24KHZ_CONFIG, sort_keys=True).encode())
     return h.hexdigest()[:16]
 
 

@@ -10,6 +10,8 @@ word. A killed upstream that comes back is probed and takes streams again.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from adapters.orpheus.voices import format_prompt
 from tests.audio_check import pcm_stats
 from tests.extras import torch_or_skip
 from tests.llama_protocol_server import LlamaProtocolServer, orpheus_script
+from tests.ports import Reserved
 from tests.snac_fixture import write_snac_checkpoint
 
 torch_or_skip()
@@ -116,8 +119,8 @@ async def test_an_upstream_killed_between_streams_costs_nothing(serve, snac_dir)
         srv = await start_pool(serve, snac_dir, a, b)
         await asyncio.gather(*(speak(srv, f"Warm {i}.") for i in range(2)))
         assert completions(a) and completions(b)  # both hold kept-alive connections now
-        port = a.port
         await a.aclose()  # kill: refuses connections, its kept-alive connections dropped
+        held = Reserved(a.port)  # and nobody else takes its port meanwhile
         before = len(completions(b))
         results = await asyncio.gather(*(speak(srv, f"After the kill {i}.") for i in range(3)))
         for headers, pcm in results:
@@ -130,15 +133,15 @@ async def test_an_upstream_killed_between_streams_costs_nothing(serve, snac_dir)
         assert rows["snac_llamacpp"]["ready"]  # one upstream is enough
         # it comes back on the same port: after its backoff a probe returns it to the pool
         revived = LlamaProtocolServer(script())
-        await revived.start(port)
+        await revived.start(held.release())
         try:
-            await asyncio.sleep(0.4)
-            for i in range(4):  # the first pick after the backoff starts the probe
+            deadline = time.monotonic() + 20
+            for i in itertools.count():  # the first pick after the backoff starts the probe
                 headers, pcm = await speak(srv, f"Back again {i}.")
                 assert_same_backend(headers, pcm, 0.5)
                 if completions(revived):
                     break
-            assert completions(revived)
+                assert time.monotonic() < deadline, "the revived upstream took no stream"
         finally:
             await revived.aclose()
         assert await metric(srv, "tts_backend_failover_total") == 0

@@ -182,7 +182,9 @@ async def test_the_queue_is_bounded(make_worker) -> None:
     runner.gate.clear()
     tasks = [asyncio.create_task(worker.decode(window(2, s))) for s in range(4)]
     await wait_until(runner.entered.is_set)
-    await asyncio.sleep(0.05)
+    await wait_until(lambda: worker.stats().waiting == 1)
+    for _ in range(20):  # loop turns enough for the other two to queue too, were they let
+        await asyncio.sleep(0)
     assert worker.stats().waiting == 1  # two slots: one decoding, one queued, two held back
     runner.gate.set()
     await asyncio.gather(*tasks)
@@ -211,7 +213,7 @@ async def test_closing_fails_what_waits_and_stops_the_thread(make_worker) -> Non
     (thread,) = worker._threads
     assert thread.is_alive()
     closing = asyncio.create_task(worker.aclose())
-    await asyncio.sleep(0.01)
+    await wait_until(queued.done)  # closing has begun: what waits is failed
     runner.gate.set()
     await closing
     with pytest.raises(BackendUnavailable, match="closed"):

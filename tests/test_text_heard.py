@@ -15,7 +15,7 @@ import re
 
 import pytest
 
-from tests.recognizer import transcribe, wer
+from tests.recognizer import transcribe_phrases, wer
 
 # (what the LLM wrote, what a person reading it aloud says, words that must not be heard)
 CORPUS = [
@@ -88,7 +88,7 @@ async def test_a_reply_is_heard_as_a_person_reads_it(serve, text: str, reference
                                                      forbidden: tuple[str, ...]) -> None:
     srv = await serve(tts_backend="piper")
     pcm = await _speak_http(srv, text)
-    heard = await asyncio.to_thread(transcribe, pcm, 24000)
+    heard = await asyncio.to_thread(transcribe_phrases, pcm, 24000)
     said = _heard_words(heard)
     assert not said & set(forbidden), (heard, said & set(forbidden))
     assert wer(reference, heard) <= 0.25, (reference, heard)
@@ -98,7 +98,7 @@ async def test_the_same_replies_streamed_in_deltas_are_heard_the_same(serve) -> 
     srv = await serve(tts_backend="piper")
     for text, reference, forbidden in (CORPUS[0], CORPUS[7]):
         pcm, events = await _speak_ws(srv, text)
-        heard = await asyncio.to_thread(transcribe, pcm, 24000)
+        heard = await asyncio.to_thread(transcribe_phrases, pcm, 24000)
         assert not _heard_words(heard) & set(forbidden), heard
         assert wer(reference, heard) <= 0.25, (reference, heard)
         # word events name the client's own text: "$1,234.56", not "one", "thousand", ...
@@ -118,5 +118,5 @@ async def test_without_normalization_numbers_are_left_to_the_engine(serve) -> No
     async with srv.http.post(srv.url + "/v1/audio/speech", json={
             "input": "**Total:** $5 today.", "response_format": "pcm", "normalize": False}) as r:
         assert r.status == 200
-        heard = await asyncio.to_thread(transcribe, await r.read(), 24000)
+        heard = await asyncio.to_thread(transcribe_phrases, await r.read(), 24000)
     assert "asterisk" not in heard.lower(), heard

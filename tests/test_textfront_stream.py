@@ -147,12 +147,11 @@ FLOODS = {
 @pytest.mark.parametrize("step", [0, 7])
 def test_pathological_input_is_bounded(name: str, step: int) -> None:
     text = FLOODS[name]
-    # CPU time of this process, not wall time: other work on a busy machine does not count
-    t0 = time.process_time()
+    t0 = time.thread_time()  # this thread's CPU time: the work, not how busy the machine is
     spoken = spoken_text(pieces(text, step=step))
-    elapsed = time.process_time() - t0
+    elapsed = time.thread_time() - t0
     _check_spoken(text, spoken)
-    # measured here 0.03-1.2 s; a quadratic pattern takes minutes; the bound is loose on purpose
+    # measured here 0.03-1.2 s (2 shared cores); the bound is loose on purpose
     assert elapsed < 5.0, f"{name}: {elapsed:.2f} s of CPU"
     if name == "url":
         assert spoken == "example dot com then"

@@ -112,14 +112,15 @@ async def test_connects_fast_and_sends_paced_20ms_frames_of_speech(serve):
     assert c.first_packet_at - c.offer_sent_at < 2.0  # the STUN / mDNS stalls take >= 5 s
     peer = the_peer(srv)
     sent: list[tuple[float, int, bool]] = []
+    reanchored: list[float] = []  # the track's re-anchoring total as each frame left
     hook = peer.track.on_frame
 
     def record(at: float, pts: int, voiced: bool, faded: bool) -> None:
         sent.append((at, pts, voiced))
+        reanchored.append(peer.track.reanchored_ms)
         hook(at, pts, voiced, faded)
 
     peer.track.on_frame = record
-    shifted_before = peer.track.reanchored_ms
     c.send(type="input_text.append", text="Three seconds of paced audio, more or less.")
     c.send(type="input_text.done")
     done = await c.next_event("response.done", timeout=15)
@@ -142,14 +143,19 @@ async def test_connects_fast_and_sends_paced_20ms_frames_of_speech(serve):
     spts = [p for _, p, _ in sent]
     assert all(b - a == 960 for a, b in zip(spts, spts[1:], strict=False))
     at = np.array([a for a, _, _ in sent])
-    dev_ms = np.abs(np.diff(at) * 1000 - 20)
-    # 5x margins for a busy shared machine; bench/parts/realtime.py measures the real pacing.
-    assert np.median(dev_ms) < 5 * 1.5
-    assert np.percentile(dev_ms, 95) < 5 * 8
-    drift_ms = (at[-1] - at[0]) * 1000 - 20 * (len(at) - 1)
-    # No drift but what re-anchoring after a stall (a loaded machine) accounts for.
-    shifted = peer.track.reanchored_ms - shifted_before
-    assert abs(drift_ms - shifted) < 25, (drift_ms, shifted)
+    # Paced, not sent as made: the typical gap is the frame (a stall makes one gap long and,
+    # if short of re-anchoring, the next one short). How evenly frames leave is the
+    # machine's: bench/parts/realtime.py measures it (pacing_dev_p99_ms).
+    gaps_ms = np.diff(at) * 1000
+    assert abs(float(np.median(gaps_ms)) - 20) < 5, np.median(gaps_ms)
+    # No drift: where each frame left against the 20 ms schedule, less the shifts of
+    # re-anchoring after a stall (a loaded machine), stays level from the first quarter of the
+    # frames to the last (medians: a frame held up by a stall leaves late once, and the
+    # re-anchoring that follows is counted a frame later).
+    late_ms = (at - at[0]) * 1000 - 20 * np.arange(len(at)) - (np.array(reanchored) - reanchored[0])
+    quarter = len(at) // 4
+    drift_ms = float(np.median(late_ms[-quarter:]) - np.median(late_ms[:quarter]))
+    assert abs(drift_ms) < 10, drift_ms
     await c.close()
 
 
@@ -174,6 +180,14 @@ async def test_caller_speech_barges_in_and_the_track_goes_silent(serve):
     srv = await serve(tts_backend="synthetic")
     c = await connected(srv)
     peer = the_peer(srv)
+    sent: list[tuple[float, bool, bool]] = []  # (at, voiced, faded) of each frame sent
+    hook = peer.track.on_frame
+
+    def record(at: float, pts: int, voiced: bool, faded: bool) -> None:
+        sent.append((at, voiced, faded))
+        hook(at, pts, voiced, faded)
+
+    peer.track.on_frame = record
     response_id = await speak_until_voiced(c, LONG_TEXT)
     c.mic.say(caller_speech())
     started = await c.next_event("input_audio_buffer.speech_started")
@@ -185,7 +199,8 @@ async def test_caller_speech_barges_in_and_the_track_goes_silent(serve):
     assert cleared["played_ms"] >= 20 * 40  # it had been heard for a while
     t_onset = c.mic.speech_sent_at
     assert t_onset is not None
-    await asyncio.sleep(1.0)
+    assert await wait_until(lambda: first_silence_after(c.frames, t_onset) is not None, 5)
+    await asyncio.sleep(0.5)  # and what comes after it
     t_silent = first_silence_after(c.frames, t_onset)
     assert t_silent is not None
     latency_ms = 1000 * (t_silent - t_onset)
@@ -195,8 +210,11 @@ async def test_caller_speech_barges_in_and_the_track_goes_silent(serve):
     barge = peer.barge_ins[-1]
     assert barge.response_id == response_id
     assert barge.first_silent_frame_at is not None
-    # one frame tick, 5x (bench/parts/realtime.py: barge_in_server_p99_ms)
-    assert 1000 * (barge.first_silent_frame_at - barge.vad_at) < 5 * 40
+    # The very next frame after the VAD's decision fades out, and nothing voiced follows: in
+    # frames, not milliseconds (bench/parts/realtime.py measures the time: barge_in_server_p99_ms).
+    after = [(voiced, faded) for at, voiced, faded in sent if at >= barge.cleared_at]
+    assert after and after[0] == (True, True), after[:3]
+    assert not any(voiced for voiced, _ in after[1:]), after
     orch = srv.app[ORCHESTRATOR]
     assert orch.snapshot()["totals"]["barge_ins"] == 1
     assert orch.snapshot()["active_streams"] == 0

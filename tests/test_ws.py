@@ -18,6 +18,7 @@ from dsp.resample import resample
 from dsp.vad import SpeechOnsetDetector, frame_bytes
 from server.app_keys import BACKENDS, ORCHESTRATOR
 from tests.audio_check import pcm_stats
+from tests.waits import wait_until
 
 PARAGRAPH = (
     "The lighthouse keeper climbed the stairs at dusk. He trimmed the wick, polished the "
@@ -406,7 +407,8 @@ async def test_cancel_before_the_first_audio_stops_the_engine_and_reports_nothin
     await c.send(type="input_text.append", text="Slow to start, and cancelled before it does.")
     await c.send(type="input_text.done")
     created = await c.next("response.created")
-    await asyncio.sleep(0.2)
+    engine = srv.app[BACKENDS].instance("synthetic")
+    await wait_until(lambda: engine.segments_started == 1)  # in its 800 ms before a byte
     await c.send(type="response.cancel")
     cleared = await c.next("output_audio_buffer.cleared")
     done = await c.next("response.done")

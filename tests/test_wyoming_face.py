@@ -29,7 +29,8 @@ from server.app_keys import BACKENDS, ORCHESTRATOR
 from server.config import Settings, ValidationError
 from server.faces.wyoming.face import WYOMING
 from tests.audio_check import pcm_stats
-from tests.conftest import free_port, running_server
+from tests.conftest import running_server
+from tests.ports import listening_ports, new_listening_port
 from tests.wyoming_client import client, read_reply, serve_wyoming, wait_until
 
 TEXT = ("The kettle clicked off just as the rain began, so we stayed in the kitchen and "
@@ -317,7 +318,8 @@ async def test_client_leaving_mid_stream_stops_synthesis(serve) -> None:
         await c.write_event(SynthesizeStart().event())
         await c.write_event(SynthesizeChunk(text="Short. And then the text stops coming").event())
         await read_reply(c, until=("audio-chunk",))
-        await asyncio.sleep(1.0)  # "Short." is spoken; the stream now waits for text
+        # "Short." is spoken (5 letters, 60 ms each); the stream now waits for text
+        await wait_until(lambda: sum(st.audio_ms for st in orch.streams.values()) >= 5 * 60)
         assert orch.snapshot()["active_streams"] == 1
     finally:
         await c.disconnect()
@@ -351,11 +353,12 @@ async def test_connection_cap_and_idle_timeout(serve) -> None:
 
 
 async def test_shutdown_closes_connections_and_their_streams(tmp_path) -> None:
-    port = free_port()
     settings = Settings(tts_backend="synthetic", synthetic_rtf=1.0, outputs_dir=tmp_path,
-                        webrtc_host_addresses="127.0.0.1", wyoming_uri=f"tcp://127.0.0.1:{port}")
-    c = AsyncTcpClient("127.0.0.1", port)
+                        webrtc_host_addresses="127.0.0.1", wyoming_uri="tcp://127.0.0.1:0")
+    before = listening_ports(os.getpid())
     async with running_server(settings) as srv:
+        port = new_listening_port(before, exclude={srv.port})
+        c = AsyncTcpClient("127.0.0.1", port)
         await c.connect()
         await c.write_event(Synthesize(text="A long story that never gets told. " * 5).event())
         await read_reply(c, until=("audio-chunk",))

@@ -5,7 +5,7 @@ with failures on demand.
 Failures (`server.fault`, or `POST /_control` from another process): "stall" (accept, never answer), "http500", "http503", "http401",
 "http403", "garbage" (200 and random bytes), "drop" (close the socket after
 `drop_after_chunks` audio chunks). `fault_times` limits how many requests fail (None = all).
-A refused upstream is an address nothing listens on (`refused_url()`); `kill()` turns a
+A refused upstream is a port held that never listens (`refused_url()`); `kill()` turns a
 running server into one: listener closed, every open connection cut, as when it crashes.
 """
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -23,17 +22,15 @@ from typing import Any, Literal
 from aiohttp import web
 
 from tests import piper_speech
+from tests.ports import refused_port
 
 Fault = Literal["stall", "http500", "http503", "http401", "http403", "garbage", "drop"]
 BYTES_PER_SAMPLE = 2
 
 
 def refused_url() -> str:
-    """A loopback URL nothing listens on (the port was just free): connecting is refused."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+    """A loopback URL where connecting is refused (a port held, never listening)."""
+    return f"http://127.0.0.1:{refused_port()}"
 
 
 @dataclass

