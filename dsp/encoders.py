@@ -1,13 +1,17 @@
-"""Incremental audio encoders: one container per response, bytes out as soon as they exist."""
+"""Incremental audio encoders: one container per response, bytes out as soon as they exist.
+
+PyAV (~20 MB of FFmpeg in memory) is imported by the encoders that use it, on first use: a
+server that only sends WAV or PCM never loads it."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-import av
 import numpy as np
-from av.audio.stream import AudioStream
+
+if TYPE_CHECKING:
+    from av.audio.stream import AudioStream
 
 from dsp.levels import align_samples
 from dsp.wav import wav_file, wav_header
@@ -100,6 +104,12 @@ class _Sink:
         return out
 
 
+def _av() -> Any:
+    import av
+
+    return av
+
+
 # container, codec, codec rate (None = the input rate), bit rate, muxer options, codec options
 _AV_SPECS: dict[str, tuple[str, str, int | None, int | None, dict[str, str], dict[str, str]]] = {
     "mp3": ("mp3", "libmp3lame", None, 64_000, {}, {}),
@@ -116,6 +126,8 @@ class AvEncoder(Encoder):
     """mp3 / Ogg Opus / FLAC / ADTS AAC through PyAV's in-process FFmpeg."""
 
     def __init__(self, fmt: str, sample_rate_hz: int, *, bit_rate: int | None = None) -> None:
+        import av
+
         container_fmt, codec, codec_rate, default_bit_rate, options, codec_options = _AV_SPECS[fmt]
         bit_rate = bit_rate or default_bit_rate
         self.content_type = CONTENT_TYPES[fmt]
@@ -123,7 +135,7 @@ class AvEncoder(Encoder):
         self._sink = _Sink()
         self._container = av.open(self._sink, mode="w", format=container_fmt, options=options)
         self._stream = cast(
-            AudioStream,
+            "AudioStream",
             self._container.add_stream(
                 codec, rate=codec_rate or sample_rate_hz, layout="mono", options=codec_options
             ),
@@ -140,7 +152,7 @@ class AvEncoder(Encoder):
         data, self._carry = align_samples(self._carry, pcm)
         if data:
             samples = np.frombuffer(data, dtype="<i2").reshape(1, -1)
-            frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
+            frame = _av().AudioFrame.from_ndarray(samples, format="s16", layout="mono")
             frame.sample_rate = self._rate
             frame.pts = self._pts
             self._pts += samples.shape[1]
@@ -163,7 +175,7 @@ class G711Encoder(Encoder):
         if law not in ("ulaw", "alaw"):
             raise ValueError(f"unknown G.711 law {law!r}; expected ulaw or alaw")
         self.content_type = "audio/basic" if law == "ulaw" else "audio/x-alaw-basic"
-        self._codec = av.CodecContext.create("pcm_mulaw" if law == "ulaw" else "pcm_alaw", "w")
+        self._codec = _av().CodecContext.create("pcm_mulaw" if law == "ulaw" else "pcm_alaw", "w")
         self._codec.sample_rate = sample_rate_hz  # type: ignore[attr-defined]
         self._codec.format = "s16"  # type: ignore[attr-defined]
         self._codec.layout = "mono"  # type: ignore[attr-defined]
@@ -176,7 +188,7 @@ class G711Encoder(Encoder):
         if not data:
             return b""
         samples = np.frombuffer(data, dtype="<i2").reshape(1, -1)
-        frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
+        frame = _av().AudioFrame.from_ndarray(samples, format="s16", layout="mono")
         frame.sample_rate = self._rate
         frame.pts = self._pts
         self._pts += samples.shape[1]

@@ -1,13 +1,18 @@
-"""Pitch-preserving speed change for engines without native speed control (FFmpeg atempo)."""
+"""Pitch-preserving speed change for engines without native speed control (FFmpeg atempo).
+
+PyAV is imported when a stretch is first built: a server whose engines keep their own speed
+never loads it."""
 
 from __future__ import annotations
 
 import math
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
-import av
-import av.filter
 import numpy as np
+
+if TYPE_CHECKING:
+    import av.filter
 
 from dsp.levels import align_samples
 
@@ -41,6 +46,8 @@ class TimeStretcher:
         return self._passthrough
 
     def _build(self) -> av.filter.Graph:
+        import av.filter
+
         graph = av.filter.Graph()
         rate = self.sample_rate_hz
         node = graph.add_abuffer(
@@ -73,6 +80,8 @@ class TimeStretcher:
             return data
         if self._graph is None:
             self._graph = self._build()
+        import av
+
         samples = np.frombuffer(data, dtype="<i2").reshape(1, -1)
         frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
         frame.sample_rate = self.sample_rate_hz

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,7 +17,7 @@ from wyoming.tts import Synthesize, SynthesizeVoice
 
 from dsp.wav import WavReader
 from tests.audio_check import pcm_stats
-from tests.conftest import free_port
+from tests.ports import listening_ports, new_listening_port
 from tests.rtc_client import RtcClient
 from tests.test_ws import connect
 from tests.voice_clips import add_clone, add_preset
@@ -110,9 +111,10 @@ async def by_wyoming(port: int, voice: str) -> tuple[str, bytes]:
 async def library_server(serve):
     """Active backend Piper; a preset on the synthetic engine and a clone through XTTS."""
     async with XttsTestServer(api="streaming-server") as xtts:
-        port = free_port()
+        before = listening_ports(os.getpid())
         srv = await serve(tts_backend="piper", backends="piper,espeak,synthetic,xtts",
-                          xtts_url=xtts.url, wyoming_uri=f"tcp://127.0.0.1:{port}")
+                          xtts_url=xtts.url, wyoming_uri="tcp://127.0.0.1:0")
+        port = new_listening_port(before, exclude={srv.port})
         status, _ = await add_preset(srv, name="Quick Buzz", backend="synthetic", voice="buzz",
                                      speed=2.0)
         assert status == 201

@@ -28,7 +28,14 @@ from adapters.base import (
     iterate_in_thread,
 )
 from adapters.errors import BackendUnavailable, BadRequest, EngineError, NoAudioError
-from adapters.piper.sessions import Sessions, SplitSessions, first_output
+from adapters.piper.sessions import (
+    Sessions,
+    SplitSessions,
+    first_output,
+    open_sessions,
+    release_arena,
+    release_free_heap,
+)
 from adapters.piper.split import next_window, split_model
 from adapters.piper.timing import (
     DURATIONS_OUTPUT,
@@ -46,6 +53,10 @@ from dsp.pcm import float_to_pcm16
 class _Terminated(Exception):
     """A run aborted by the stream's terminate flag (the stream is being closed)."""
 
+
+# An engine with no stream open for this long hands the memory of its runs back (a tiny run
+# that shrinks the shared arena: ~60-80 MB for the joe voice), keeping only the weights.
+IDLE_RELEASE_S = 2.0
 
 WARMUP_TEXT = ("This sentence warms the voice up, so that the first real request does not pay "
                "for memory allocation and is as fast as every later one.")
@@ -106,6 +117,8 @@ class PiperAdapter(TTSAdapter):
         self._active_lock = threading.Lock()
         self._loaded: dict[Path, _LoadedVoice] = {}  # per model file, shared by its speakers
         self._load_lock = threading.Lock()
+        self._release_timer: asyncio.TimerHandle | None = None
+        self._releasing: set[asyncio.Task[None]] = set()
         self._catalog_lock = threading.Lock()  # voices are listed on the loop and in threads
 
     @classmethod
@@ -157,16 +170,60 @@ class PiperAdapter(TTSAdapter):
     async def warmup(self) -> None:
         entry = self._entry(None)
         loaded = await asyncio.to_thread(self._load, entry)
-        # A sentence-sized run per session pays onnxruntime's first-run allocations (they grow
-        # with input length) before the first request rather than during it.
+        # A sentence per session set, window by window as a stream runs it, pays onnxruntime's
+        # first-run costs before the first request rather than during it (a whole sentence in
+        # one decoder run, as this once did, grew each session's arena to twice what a stream
+        # ever needs, for good). The last run hands the arena back: the server idles on the
+        # weights alone, and the first request regrows it at no measurable cost to first audio.
         for alone in (True, False):
             for text in ("Hi.", WARMUP_TEXT):
-                await asyncio.to_thread(self._speak_whole, loaded, alone, text, entry.speaker_id)
+                await asyncio.to_thread(self._speak_windows, loaded, alone, text,
+                                        entry.speaker_id, release=not alone and text != "Hi.")
+        await asyncio.to_thread(release_free_heap)
 
     async def aclose(self) -> None:
         """Drop the loaded voices (their onnxruntime sessions); a later run loads them again."""
+        self._cancel_release()
+        if self._releasing:
+            await asyncio.gather(*self._releasing, return_exceptions=True)
         with self._load_lock:
             self._loaded.clear()
+
+    # -- idle: the runs' memory goes back
+
+    def _cancel_release(self) -> None:
+        if self._release_timer is not None:
+            self._release_timer.cancel()
+            self._release_timer = None
+
+    def _schedule_release(self) -> None:
+        """The last stream ended: hand the arena back unless another starts within
+        IDLE_RELEASE_S."""
+        self._cancel_release()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # a stream finalized outside any loop: nothing to schedule on
+            return
+
+        def start() -> None:
+            self._release_timer = None
+            task = loop.create_task(asyncio.to_thread(self._release_idle))
+            self._releasing.add(task)
+            task.add_done_callback(self._releasing.discard)
+
+        self._release_timer = loop.call_later(IDLE_RELEASE_S, start)
+
+    def _release_idle(self) -> None:
+        """A tiny run whose end shrinks the shared arena to what runs in flight still use
+        (onnxruntime shrinks an arena only at the end of a run told to)."""
+        with self._load_lock:
+            loaded = next(iter(self._loaded.values()), None)
+        if loaded is None or self._open:
+            return
+        with self._engine_run() as alone:
+            if alone:
+                self._speak_windows(loaded, False, "Hi.", None, release=True)
+        release_free_heap()  # and what the streams' own buffers left free in the C heap
 
     async def health(self) -> Health:
         entries = self._entries()
@@ -196,40 +253,29 @@ class PiperAdapter(TTSAdapter):
             if not path.exists():
                 raise BadRequest(f"Piper voice file {path} is gone", field="voice")
             try:
-                import onnxruntime as ort
                 from piper import PiperVoice
                 from piper.config import PiperConfig
             except ImportError as e:
                 raise BackendUnavailable(f"piper-tts not installed: {e}", backend=self.name) from e
             config = PiperConfig.from_dict(json.loads(Path(f"{path}.json").read_text()))
-
-            def sessions(model: bytes | str) -> Sessions:
-                def session(threads: int) -> Any:
-                    so = ort.SessionOptions()
-                    so.intra_op_num_threads = threads
-                    so.inter_op_num_threads = 1
-                    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-                    return ort.InferenceSession(model, sess_options=so,
-                                                providers=["CPUExecutionProvider"])
-
-                lean = session(self._intra)
-                return Sessions(session(max(2, self._intra)) if self._intra < 2 else lean, lean)
-
             cut = split_model(path)
             if cut is not None:
-                split = SplitSessions(cut, sessions(cut.front),
-                                      sessions(cut.flow) if cut.flow else None,
-                                      sessions(cut.decoder))
+                split = SplitSessions(cut.without_parts(),
+                                      open_sessions(cut.front, self._intra),
+                                      open_sessions(cut.flow, self._intra) if cut.flow else None,
+                                      open_sessions(cut.decoder, self._intra))
+                del cut  # the parts' bytes (the whole model's size): the sessions hold them now
                 loaded = _LoadedVoice(PiperVoice(session=split.front.lean, config=config), None,
                                       split, config.sample_rate, entry.version,
-                                      timed=cut.durations is not None)
+                                      timed=split.model.durations is not None)
             else:
                 timed_model = with_durations_output(path)
-                whole = sessions(timed_model or str(path))
+                whole = open_sessions(timed_model or str(path), self._intra)
                 loaded = _LoadedVoice(PiperVoice(session=whole.lean, config=config), whole, None,
                                       config.sample_rate, entry.version,
                                       timed=timed_model is not None)
             self._loaded[path] = loaded  # a replaced file's old model goes with its streams
+            release_free_heap()  # what parsing and cutting the model left behind
             return loaded
 
     @contextmanager
@@ -268,17 +314,29 @@ class PiperAdapter(TTSAdapter):
         hop = loaded.voice.config.hop_length
         return (np.asarray(durations).reshape(-1) * hop).astype(np.int64)
 
-    def _speak_whole(self, loaded: _LoadedVoice, alone: bool, text: str,
-                     speaker_id: int | None) -> np.ndarray:
-        """A whole text's audio in one go (warm-up; not a streaming path)."""
+    def _speak_windows(self, loaded: _LoadedVoice, alone: bool, text: str,
+                       speaker_id: int | None, *, release: bool = False) -> np.ndarray:
+        """A text's audio as one sentence, in the windows a stream with no lead gets (warm-up);
+        `release`: the last run hands the arena back (the engine goes idle after it)."""
+        import onnxruntime as ort
+
+        last = ort.RunOptions()
+        if release:
+            release_arena(last)
         phonemes = [p for s in loaded.voice.phonemize(text) for p in s]
         feeds = self._feeds(loaded, phonemes, 1.0, speaker_id)
         if loaded.split is None:
             assert loaded.whole is not None
-            return first_output(loaded.whole.run(alone, feeds, None))
-        sentence = loaded.split.start(alone, feeds, None)
-        return loaded.split.decode(alone, sentence, 0, sentence.total,
-                                   loaded.voice.config.hop_length, None)
+            return first_output(loaded.whole.run(alone, feeds, last))
+        split, hop = loaded.split, loaded.voice.config.hop_length
+        sentence = split.start(alone, feeds, None)
+        start, index, audio = 0, 0, []
+        while start < sentence.total:
+            end = next_window(start, sentence.total, index, None, None)
+            runs = last if end == sentence.total else None
+            audio.append(split.decode(alone, sentence, start, end, hop, runs))
+            start, index = end, index + 1
+        return np.concatenate(audio)
 
     def _sentences(self, req: TTSInput, stop: Any,
                    ahead_ms: Callable[[], float | None]) -> Iterator[AudioChunk]:
@@ -397,6 +455,7 @@ class PiperAdapter(TTSAdapter):
 
         produced = False
         self._open += 1
+        self._cancel_release()
         try:
             refresh()
             async for chunk in iterate_in_thread(lambda: self._sentences(req, stop,
@@ -407,6 +466,8 @@ class PiperAdapter(TTSAdapter):
         finally:
             self._open -= 1
             stop.terminate = True  # abort a session.run still in flight for this stream
+            if self._open == 0:
+                self._schedule_release()
         if not produced:
             # Punctuation-only text phonemizes to nothing; say so rather than go silent.
             raise NoAudioError(f"Piper made no audio for {req.text[:40]!r}", backend=self.name)

@@ -21,7 +21,7 @@ None and is run whole, a sentence per run; one without a `flow` scope is cut in 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +46,11 @@ class SplitModel:
     flow_inputs: tuple[str, ...]
     decoder_inputs: tuple[str, ...]
     durations: str | None  # each phoneme id's frames, an output of the front (word timings)
+
+    def without_parts(self) -> SplitModel:
+        """The tensor names only: the parts' bytes (the whole model's size) are dropped once
+        their sessions exist."""
+        return replace(self, front=b"", flow=None if self.flow is None else b"", decoder=b"")
 
 
 def decoder_input(graph: object) -> str | None:

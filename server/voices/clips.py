@@ -14,12 +14,14 @@ from __future__ import annotations
 import wave
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import av
-import av.error
 import numpy as np
 
 from server.voices.errors import ClipRejected
+
+if TYPE_CHECKING:
+    import av
 
 CLIP_RATE_HZ = 24_000  # what every engine that clones takes (XTTS's own rate)
 FRAME_MS = 20  # the level meter's window
@@ -65,7 +67,12 @@ class _SoundMeter:
 
 def convert(src: Path, dst: Path, *, max_s: float, label: str = "the clip") -> ClipInfo:
     """Decode `src` (any audio format) into `dst` (24 kHz mono s16 WAV); ClipRejected with
-    the reason when it cannot be a reference clip. `label` names the file in messages."""
+    the reason when it cannot be a reference clip. `label` names the file in messages.
+    PyAV is imported here, on the first upload: a server that never stores a voice does not
+    hold it (~40 MB)."""
+    import av
+    import av.error
+
     try:
         container = av.open(str(src), options=_OPEN_OPTIONS)
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as e:
@@ -81,6 +88,9 @@ def convert(src: Path, dst: Path, *, max_s: float, label: str = "the clip") -> C
 
 def _decode(container: av.container.InputContainer, dst: Path, *, max_s: float,
             label: str) -> ClipInfo:
+    import av
+    import av.error
+
     stream = container.streams.audio[0]
     resampler = av.AudioResampler(format="s16", layout="mono", rate=CLIP_RATE_HZ)
     meter = _SoundMeter(CLIP_RATE_HZ)
