@@ -24,7 +24,12 @@ def capacity_md(figures: dict[str, Any], plots: list[str], image_prefix: str = "
            f"{num(c.get('first_audio_p95_ms'))} ms, 0 underflows, no error over a "
            f"{num(c.get('confirm_s'))} s confirm, after {num(c.get('probe_s'))} s probes "
            "(doubling, then bisection). Agents speak "
-           f"{num(100 * (figures.get('speaking_fraction') or 0))}% of the time.", "",
+           f"{num(100 * (figures.get('speaking_fraction') or 0))}% of the time. What the "
+           "engine made meanwhile, 4 different ~1,000-character texts at once (aggregate RTF, "
+           "before and after the search; the 1-minute load then): " + ", ".join(
+               f"{num(t.get('aggregate_rtf'))} (load {num(t.get('load_1min'))})"
+               for t in figures.get("throughput") or []) +
+           f"; so at most {num(figures.get('bound_agents'))} agents could be served.", "",
            "| subject | agents held | Morpheus over it |", "|---|---|---|"]
     over = figures.get("over_peers") or {}
     for name, f in (figures.get("subjects") or {}).items():

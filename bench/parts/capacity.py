@@ -14,6 +14,10 @@ most). The subjects' probes are interleaved round by round, so a change of the m
 falls on all three alike; every probe records the load (1-minute average, start and end).
 At the same N every subject gets the same replies and turns (one seed per N).
 
+The bound, measured in the same run: Morpheus' aggregate RTF with 4 different ~1,000-character
+texts at once, before the search and after it (the machine is shared: what it gives now), over
+the share of its cycle an agent speaks (`bound_agents`, from the lower of the two).
+
 `--quick`: 8-second probes, 15-second confirms, N up to 4 (a harness check, not a figure).
 Knobs: `--set capacity.short_s=S`, `capacity.long_s=S`, `capacity.limit=N`.
 """
@@ -30,9 +34,10 @@ from typing import Any
 import aiohttp
 
 from adapters.piper.adapter import bundled_voice_path
+from bench import prompts
 from bench.clients import MorpheusHttp, Subject
 from bench.conversation import FIRST_AUDIO_P95_MS, LISTEN_S, ProbeResult, probe, reply_text
-from bench.phases import speak
+from bench.phases import speak, sweep
 from bench.search import EdgeSearch
 from bench.servers import describe, start_morpheus, start_peers
 from bench.suite import Options, PartContext, phase
@@ -42,6 +47,7 @@ QUICK_SHORT_S, QUICK_LONG_S = 8.0, 15.0
 MORPHEUS_START, PEER_START = 4, 1
 LIMIT, QUICK_LIMIT = 128, 4
 PARALLEL_STREAMS = 128  # the server's admission must not be what limits it
+THROUGHPUT_STREAMS = 4
 
 
 def run(ctx: PartContext) -> dict[str, Any]:
@@ -87,6 +93,8 @@ async def measure(opts: Options, out: Path, short_s: float, long_s: float,
             stack.push_async_callback(s.close)
             for seed in range(3):
                 await speak(s, reply_text(random.Random(seed)))
+        engine = subjects[0][0]
+        doc["throughput"] = [await throughput(engine, http, srv.url, buffer_ms)]
         probes: dict[str, list[dict[str, Any]]] = {s.name: [] for s, _ in subjects}
         rnd = 0
         while any(not search.done for _, search in subjects):
@@ -107,15 +115,30 @@ async def measure(opts: Options, out: Path, short_s: float, long_s: float,
                 phase(f"  p95 {row['first_audio_p95_ms']} ms, {row['replies']} replies, "
                       f"{row['underflows']} underflows, {row['errors']} errors, held: "
                       f"{row['held']}, load {row['load_1min']}")
+        doc["throughput"].append(await throughput(engine, http, srv.url, buffer_ms))
         for s, search in subjects:
             doc["subjects"][s.name] = {
                 "agents_held": search.result, "short_probe_held": search.held,
                 "short_probe_failed": search.failed, "probes": probes[s.name]}
-    doc["speaking_fraction"] = speaking_fraction(doc["subjects"])
+    doc["speaking_fraction"] = fraction = speaking_fraction(doc["subjects"])
+    rtfs = [t["aggregate_rtf"] for t in doc["throughput"] if t.get("aggregate_rtf")]
+    doc["bound_agents"] = round(min(rtfs) / fraction, 1) if rtfs and fraction else None
     morpheus = doc["subjects"].get("morpheus/piper/http", {}).get("agents_held")
     doc["over_peers"] = {name: over_peer(morpheus, f.get("agents_held"))
                          for name, f in doc["subjects"].items() if not name.startswith("morpheus")}
     return doc
+
+
+async def throughput(s: Subject, http: aiohttp.ClientSession, url: str,
+                     buffer_ms: float) -> dict[str, Any]:
+    """What the engine makes on this machine now: THROUGHPUT_STREAMS different ~1,000-character
+    texts at once, audio seconds per wall second (the bound on agents is this over the share
+    of its time an agent speaks)."""
+    texts = prompts.different_texts(THROUGHPUT_STREAMS)
+    row = (await sweep(s, [THROUGHPUT_STREAMS], texts, http, url, buffer_ms))[0]
+    return {"streams": THROUGHPUT_STREAMS, "aggregate_rtf": row["aggregate_rtf"] and round(
+        row["aggregate_rtf"], 2), "load_1min": round(os.getloadavg()[0], 2),
+        "cpu_pct_per_stream": row.get("cpu_pct_per_stream")}
 
 
 def over_peer(morpheus: int | None, peer: int | None) -> float | None:
