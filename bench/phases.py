@@ -197,22 +197,25 @@ def figures(t: Tally, buffer_ms: float = DEFAULT_BUFFER_MS) -> dict[str, Any]:
 # --- 3. concurrency -----------------------------------------------------------------------
 
 
-async def sweep(s: Subject, levels: Sequence[int], text: str, http: aiohttp.ClientSession,
-                url: str | None, buffer_ms: float = DEFAULT_BUFFER_MS) -> list[dict[str, Any]]:
-    """N streams of `text` started at once, for each N in `levels`."""
+async def sweep(s: Subject, levels: Sequence[int], text: str | Sequence[str],
+                http: aiohttp.ClientSession, url: str | None,
+                buffer_ms: float = DEFAULT_BUFFER_MS) -> list[dict[str, Any]]:
+    """N streams started at once, for each N in `levels`: stream i speaks `text[i]` (texts
+    taken in turn), or all the one `text`."""
+    texts = [text] if isinstance(text, str) else list(text)
     rows = []
     for n in levels:
         before = await _underflows(s, http, url)
         async with ProcStats(s.pid) as stats:
             t0 = time.monotonic()
-            recs = await asyncio.gather(*(speak(s, text) for _ in range(n)))
+            recs = await asyncio.gather(*(speak(s, texts[i % len(texts)]) for i in range(n)))
             wall = time.monotonic() - t0
         after = await _underflows(s, http, url)
         ok = [r for r in recs if r.ok]
         audio_s = sum(r.audio_ms for r in ok) / 1000
         row: dict[str, Any] = {
             "subject": s.name, "kind": s.kind, "backend": s.backend, "transport": s.transport,
-            "streams": n, "text_chars": len(text),
+            "streams": n, "text_chars": round(sum(map(len, texts)) / len(texts)),
             "first_audio_ms": spread([r.first_audio_ms for r in ok if r.first_audio_ms]),
             "slowest_rtf": min((r.rtf or 0.0 for r in ok), default=None),
             "aggregate_rtf": audio_s / wall if wall else None,

@@ -1,6 +1,7 @@
 """PNG plots from bench.json (matplotlib, Agg): first audio vs concurrency, buffer depth over
-the narration, first audio side by side with the peers (transports); streams in flight and
-the server's memory, descriptors and threads over the chaos soak."""
+the narration, first audio side by side with the peers (transports); first audio p95 against
+conversational agents for Morpheus and the peers (capacity); streams in flight and the
+server's memory, descriptors and threads over the chaos soak."""
 
 from __future__ import annotations
 
@@ -53,8 +54,8 @@ def first_audio_vs_concurrency(doc: dict[str, Any], path: Path) -> bool:
     ax.set_xticks(levels, [str(x) for x in levels])
     ax.set_xlabel("concurrent streams (all started at once)")
     ax.set_ylabel("first audio (ms, log scale)")
-    ax.set_title(_title(doc, f"First audio vs concurrency ({doc['plan']['sweep_text_chars']}"
-                        "-character text)"))
+    ax.set_title(_title(doc, "First audio vs concurrency (different texts of ~"
+                        f"{doc['plan']['sweep_text_chars']} characters)"))
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
@@ -107,7 +108,7 @@ def first_audio_peers(doc: dict[str, Any], path: Path) -> bool:
     chars = doc["plan"]["sweep_text_chars"]
     for r in doc.get("concurrency", []):
         if r["backend"] == "piper" and r["first_audio_ms"]["p95"]:
-            key = f"{r['streams']} at once\n{chars}-char text\np95"
+            key = f"{r['streams']} at once\n~{chars}-char texts\np95"
             groups.setdefault(key, {})[r["subject"]] = r["first_audio_ms"]["p95"]
     subjects = list(dict.fromkeys(s for g in groups.values() for s in g))
     if not subjects:
@@ -137,6 +138,42 @@ def first_audio_peers(doc: dict[str, Any], path: Path) -> bool:
     return True
 
 
+def capacity_plot(doc: dict[str, Any], figures: dict[str, Any], path: Path) -> bool:
+    """p95 first audio against the number of agents, every probe of every subject (the
+    3-minute confirms filled, the 30-second probes hollow), the 250 ms line."""
+    subjects = figures.get("subjects") or {}
+    if not any(f.get("probes") for f in subjects.values()):
+        return False
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for i, (name, f) in enumerate(subjects.items()):
+        color = COLORS[i % len(COLORS)]
+        pts = sorted((p["agents"], p["first_audio_p95_ms"], p["confirm"], p["held"])
+                     for p in f["probes"] if p["first_audio_p95_ms"])
+        if not pts:
+            continue
+        held = f.get("agents_held")
+        label = f"{_label(name)}: holds {held if held is not None else 'unconfirmed'}"
+        ax.plot([p[0] for p in pts if not p[2]], [p[1] for p in pts if not p[2]], "o",
+                mfc="none", color=color, label=f"{label} (30 s probes)")
+        confirms = [p for p in pts if p[2]]
+        if confirms:
+            ax.plot([p[0] for p in confirms], [p[1] for p in confirms], "s", color=color,
+                    label=f"{_label(name)}: 3-minute confirms")
+    limit = (figures.get("criteria") or {}).get("first_audio_p95_ms", 250)
+    ax.axhline(limit, color="gray", ls=":", lw=1, label=f"{limit:.0f} ms")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("conversational agents (1-3 sentence replies, 2-8 s user turns)")
+    ax.set_ylabel("first audio p95 (ms, log scale)")
+    ax.set_title(_title(doc, "Conversational capacity: first audio p95 against agents"))
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
 def write_plots(doc: dict[str, Any], out: Path) -> list[str]:
     from bench.report import transports_view
 
@@ -148,6 +185,10 @@ def write_plots(doc: dict[str, Any], out: Path) -> list[str]:
                            ("first_audio_peers.png", first_audio_peers)):
             if plot(view, out / name):
                 made.append(name)
+    capacity = doc.get("parts", {}).get("capacity")
+    if capacity and "error" not in capacity and capacity_plot(doc, capacity,
+                                                                out / "capacity.png"):
+        made.append("capacity.png")
     soak = doc.get("parts", {}).get("soak")
     if soak and "error" not in soak:
         from bench.parts.soak.report import soak_plot

@@ -1,7 +1,8 @@
 """The benchmark's fixed prompts: the same text for every backend, transport and peer.
 
 SENTENCES are about 120 characters (a chat reply's first sentence), SMART_HOME are the short
-answers a voice assistant speaks, PARAGRAPH is about 1,000 characters (8 sentences, about a
+answers a voice assistant speaks, REPLY_SENTENCES the sentences a conversational agent's replies
+are drawn from (1-3 of them, about 2.5 s of speech each: the capacity part), PARAGRAPH is about 1,000 characters (8 sentences, about a
 minute of speech) and NARRATION is about five minutes of speech with the bundled Piper voice.
 """
 
@@ -27,6 +28,33 @@ SMART_HOME: tuple[str, ...] = (
     "Timer set for ten minutes.",
     "Playing jazz in the bedroom.",
     "Tomorrow will be sunny, with a high of eighteen degrees.",
+)
+
+REPLY_SENTENCES: tuple[str, ...] = (
+    "Sure, I can help with that.",
+    "Your appointment is on Tuesday at three.",
+    "The store closes at nine tonight.",
+    "I have added milk to your shopping list.",
+    "That flight is delayed by forty minutes.",
+    "Would you like me to book a table?",
+    "The weather looks clear for the weekend.",
+    "Your order shipped this morning.",
+    "I could not find that contact, sorry.",
+    "It takes about twenty minutes by train.",
+    "Let me check that for you.",
+    "The total comes to forty two dollars.",
+    "Great, the reminder is set for six.",
+    "Do you want the short version or the details?",
+    "Traffic is light on the usual route.",
+    "Your balance is a little over three hundred.",
+    "I sent the message to Anna.",
+    "The meeting room on the second floor is free.",
+    "That recipe needs two eggs and a cup of flour.",
+    "Yes, the pharmacy delivers on Sundays.",
+    "Okay, I cancelled the alarm.",
+    "The next bus leaves in eight minutes.",
+    "I am not sure, but I can look it up.",
+    "Your package is at the front desk.",
 )
 
 PARAGRAPH = (
@@ -108,4 +136,22 @@ NARRATION = " ".join((
     "traveller wrote that down, thanked him, and walked on toward the sea.",
 ))
 
-__all__ = ["NARRATION", "PARAGRAPH", "SENTENCES", "SMART_HOME"]
+def different_texts(count: int, chars: int = 1000) -> tuple[str, ...]:
+    """`count` different texts of about `chars` characters (whole sentences of the narration,
+    each starting further on), for streams that start at once: each has its own first
+    sentence, as the streams of different users do."""
+    import re
+
+    sentences = re.split(r"(?<=[.!?])\s+", NARRATION)
+    step = max(1, (len(sentences) - chars // 60) // max(1, count))
+    texts = []
+    for i in range(count):
+        start, text = (i * step) % len(sentences), ""
+        while len(text) < chars:
+            text = f"{text} {sentences[start % len(sentences)]}".strip()
+            start += 1
+        texts.append(text)
+    return tuple(texts)
+
+
+__all__ = ["NARRATION", "PARAGRAPH", "REPLY_SENTENCES", "SENTENCES", "SMART_HOME", "different_texts"]

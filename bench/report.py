@@ -116,6 +116,11 @@ def print_report(doc: dict[str, Any]) -> None:
         if name in ("transports", "soak") and "error" not in figures:
             continue
         print(f"\n== part: {name} ==")
+        from bench.report_parts import RENDERERS
+
+        if name in RENDERERS and "error" not in figures:
+            print("\n".join(RENDERERS[name](figures, [], "")))
+            continue
         for key, value in flat(figures):
             print(f"  {key:64s} {value if isinstance(value, str) else num(value)}")
     if "soak" in doc.get("parts", {}) and "error" not in doc["parts"]["soak"]:

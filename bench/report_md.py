@@ -182,9 +182,14 @@ def performance_md(doc: dict[str, Any], image_prefix: str = "") -> str:
             lines += ["", "### Chaos soak", "", *soak_md(figures, doc.get("plots", []),
                                                         image_prefix)]
             continue
+        from bench.report_parts import RENDERERS
+
+        render = RENDERERS.get(name) if "error" not in figures else None
         lines += ["", f"### Part: {name}", "",
                   f"`python scripts/bench.py --parts {name}` ({num(figures.get('duration_s'))} s"
-                  " in this run).", "", *part_table(figures)]
+                  " in this run).", "",
+                  *(render(figures, doc.get("plots", []), image_prefix) if render
+                    else part_table(figures))]
     targets = targets_table(doc)
     if targets:
         lines += ["", "### Targets", "", *targets]
@@ -216,8 +221,9 @@ def transports_md(doc: dict[str, Any], image_prefix: str) -> list[str]:
     sweep = sweep_table(doc)
     if sweep:
         lines += ["", "### Concurrency", "",
-                  f"All streams start at once, each a {doc['plan']['sweep_text_chars']}-character "
-                  "text over HTTP (wyoming-piper over Wyoming). Ratios: to Piper's own HTTP "
+                  "All streams start at once, each a different text of about "
+                  f"{doc['plan']['sweep_text_chars']} characters (whole sentences of the "
+                  "narration, each stream's from a different place in it) over HTTP (wyoming-piper over Wyoming). Ratios: to Piper's own HTTP "
                   "server at the same stream count.", "", *sweep]
     if "first_audio_vs_concurrency.png" in plots:
         lines += ["", f"![first audio vs concurrency]({image_prefix}first_audio_vs_concurrency.png)"]

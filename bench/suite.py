@@ -18,6 +18,8 @@ document (bench/targets.py), so a part never judges itself.
 | snac | SNAC decode cost and quality by window scheme, decoder and batch |
 | orpheus | concurrent Orpheus streams (llama.cpp protocol + real SNAC network) over HTTP |
 | soak | the chaos soak: mixed traffic at ~70% of the sweep's capacity while faults are injected |
+| capacity | conversational agents held (p95 first audio <= 250 ms, 0 underflows, 3 min): Morpheus and the peers |
+| batching | what one batched run of several Piper streams' steps saves per item, by part and batch size |
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ PARTS: dict[str, str] = {  # name -> module with `run(PartContext) -> dict` (imp
     "snac": "bench.parts.snac",
     "orpheus": "bench.parts.orpheus",
     "soak": "bench.parts.soak",
+    "batching": "bench.parts.batching",
+    "capacity": "bench.parts.capacity",
 }
 QUICK_PARTS = ("transports",)  # `--quick` alone: the harness check `make test` runs
 

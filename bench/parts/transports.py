@@ -60,17 +60,18 @@ class Plan:
     whole_runs: int  # whole streams per unpaced subject (paced subjects: one)
     whole_text: str
     paced_whole_text: str
-    sweep_text: str
+    sweep_texts: tuple[str, ...]  # stream i of a level speaks the i-th (different texts)
     narration: bool
 
     @classmethod
     def for_run(cls, quick: bool) -> Plan:
         if quick:
             return cls({"sentence": prompts.SENTENCES[:1], "short": prompts.SMART_HOME[:1]},
-                       1, 1, prompts.SMART_HOME[-1], prompts.SMART_HOME[2], prompts.SMART_HOME[-1],
-                       False)
+                       1, 1, prompts.SMART_HOME[-1], prompts.SMART_HOME[2],
+                       prompts.SMART_HOME[::-1], False)
         return cls({"sentence": prompts.SENTENCES, "short": prompts.SMART_HOME}, 2, 3,
-                   prompts.PARAGRAPH, prompts.PARAGRAPH, prompts.PARAGRAPH, True)
+                   prompts.PARAGRAPH, prompts.PARAGRAPH, prompts.different_texts(max(LEVELS)),
+                   True)
 
 
 def pick_backends(adapters: list[dict[str, Any]], wanted: list[str] | None
@@ -123,7 +124,9 @@ async def measure(opts: Options, out: Path) -> dict[str, Any]:
         "plan": {"repeats": plan.repeats, "whole_runs": plan.whole_runs,
                  "whole_text_chars": len(plan.whole_text),
                  "paced_whole_text_chars": len(plan.paced_whole_text),
-                 "sweep_text_chars": len(plan.sweep_text), "levels": list(levels),
+                 "sweep_text_chars": round(sum(map(len, plan.sweep_texts))
+                                           / len(plan.sweep_texts)),
+                 "sweep_texts": len(plan.sweep_texts), "levels": list(levels),
                  "narration": plan.narration},
         "skipped": [],
     }
@@ -204,7 +207,7 @@ async def measure(opts: Options, out: Path) -> dict[str, Any]:
         for n in levels:  # level by level, so that load drift spreads over every subject
             phase(f"concurrency: {n} stream{'s' if n > 1 else ''} at once")
             for s in sweepers:
-                rows[s.name] += await sweep(s, [n], plan.sweep_text, http, srv.url, buffer_ms)
+                rows[s.name] += await sweep(s, [n], plan.sweep_texts, http, srv.url, buffer_ms)
         doc["concurrency"] = [r for s in sweepers for r in rows[s.name]]
 
         narrations: dict[str, dict[str, Any]] = {}
