@@ -22,13 +22,19 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_SERVE := espeak-ng
 APT_TEST  := espeak-ng ffmpeg sox chromium curl haproxy
 
-.PHONY: serve test bench install install-test apt-serve apt-test apt-bench e2e unit clean
+.PHONY: serve test lint bench install install-test apt-serve apt-test apt-bench e2e unit clean
 
 serve: $(VENV)/.stamp-serve-$(KEY) apt-serve
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/morpheus serve --host $(HOST) --port $(PORT)
 
-test: $(VENV)/.stamp-test-$(KEY) apt-test
+test: lint apt-test
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# ruff (style, imports, async pitfalls) on the whole tree, mypy on the server's packages; their
+# settings are in pyproject.toml. `make test` runs this first: a finding fails the build.
+lint: $(VENV)/.stamp-test-$(KEY)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # Every part of the benchmark (docs/bench/bench.md): about an hour; BENCH_ARGS="--parts soak".
 bench: $(VENV)/.stamp-test-$(KEY) apt-serve apt-bench

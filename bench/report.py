@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from bench.report_parts import num
 from bench.targets import PROMPT_START_MS
 
 PEER_BASELINE = "peer/piper.http_server/http"
@@ -53,14 +54,6 @@ SWEEP_COLS: list[tuple[str, Callable[[dict[str, Any]], float | None]]] = [
 def _g(d: dict[str, Any], key: str, sub: str) -> float | None:
     v = d.get(key)
     return v.get(sub) if isinstance(v, dict) else None
-
-
-def num(v: float | None) -> str:
-    if v is None:
-        return "-"
-    if abs(v) >= 100 or float(v).is_integer():
-        return f"{v:.0f}"
-    return f"{v:.2f}" if abs(v) < 10 else f"{v:.1f}"
 
 
 def ratio(v: float | None, base: float | None) -> str:

@@ -6,7 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bench.report import num
+
+def num(v: float | None) -> str:
+    """A figure as the tables print it: "-" for none, fewer decimals the larger it is."""
+    if v is None:
+        return "-"
+    if abs(v) >= 100 or float(v).is_integer():
+        return f"{v:.0f}"
+    return f"{v:.2f}" if abs(v) < 10 else f"{v:.1f}"
 
 
 def _who(name: str, versions: dict[str, Any]) -> str:

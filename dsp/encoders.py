@@ -176,9 +176,9 @@ class G711Encoder(Encoder):
             raise ValueError(f"unknown G.711 law {law!r}; expected ulaw or alaw")
         self.content_type = "audio/basic" if law == "ulaw" else "audio/x-alaw-basic"
         self._codec = _av().CodecContext.create("pcm_mulaw" if law == "ulaw" else "pcm_alaw", "w")
-        self._codec.sample_rate = sample_rate_hz  # type: ignore[attr-defined]
-        self._codec.format = "s16"  # type: ignore[attr-defined]
-        self._codec.layout = "mono"  # type: ignore[attr-defined]
+        self._codec.sample_rate = sample_rate_hz
+        self._codec.format = "s16"
+        self._codec.layout = "mono"
         self._rate = sample_rate_hz
         self._carry = b""
         self._pts = 0
@@ -192,7 +192,7 @@ class G711Encoder(Encoder):
         frame.sample_rate = self._rate
         frame.pts = self._pts
         self._pts += samples.shape[1]
-        return b"".join(bytes(p) for p in self._codec.encode(frame))  # type: ignore[attr-defined]
+        return b"".join(bytes(p) for p in self._codec.encode(frame))
 
     def flush(self) -> bytes:
         return b""  # sample by sample: nothing is ever held back

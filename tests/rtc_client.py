@@ -21,7 +21,7 @@ from aiortc import RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame
 
-from signaling.peer import create_offer, create_peer_connection
+from signaling.peer import create_offer, create_peer_connection, shorten_jitter_buffer
 
 RATE = 48000
 FRAME = 960
@@ -99,6 +99,9 @@ class RtcClient:
     offer_sent_at: float = 0.0
     first_packet_at: float | None = None
     on_frame: Callable[[Received], None] | None = None
+    # Frames aiortc's jitter buffer holds before handing one on: None keeps its 4 (80 ms, a
+    # browser-like buffer); 1 hears what the server sent a frame after it arrives.
+    playout_prefetch_frames: int | None = None
 
     async def connect(self, *, with_mic: bool = True) -> None:
         self.pc = create_peer_connection()
@@ -130,6 +133,10 @@ class RtcClient:
         self.events.put_nowait(ev)
 
     def _on_track(self, track: MediaStreamTrack) -> None:
+        if self.playout_prefetch_frames is not None:
+            for transceiver in self.pc.getTransceivers():
+                if transceiver.receiver.track is track:
+                    shorten_jitter_buffer(transceiver.receiver, self.playout_prefetch_frames)
         self._reader = asyncio.ensure_future(self._read(track))
 
     async def _read(self, track: MediaStreamTrack) -> None:

@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adapters.base import TTSAdapter
-from server.core.backends import BackendPool
 from server.config import Settings
-from server.metrics import Metrics
+from server.core.backends import BackendPool
+from server.core.events import AudioOut, Degraded, SegmentDone
 from server.core.orchestrator import Orchestrator
 from server.core.stream import StreamSpec
+from server.metrics import Metrics
 from server.settings_store import SettingsStore
-from server.core.events import AudioOut, Degraded, SegmentDone
 from tests import looptime_compat
 
 # The orchestrator runs on looptime's virtual clock in tests and the benchmark: keep its timers

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from adapters.errors import BadRequest
+from server.core.events import WordMark
 from server.faces.elevenlabs.alignment import CharAligner, MsAlignment, seconds_alignment
 from server.faces.elevenlabs.formats import parse_output_format, supported_formats
-from server.core.events import WordMark
 from tests.audio_check import decode, read_wave
 
 SDK_FORMATS = ["alaw_8000", "mp3_22050_32", "mp3_24000_48", "mp3_44100_32", "mp3_44100_64",

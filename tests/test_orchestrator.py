@@ -8,9 +8,9 @@ import pytest
 
 from adapters.synthetic import SyntheticAdapter, SyntheticKnobs
 from server.core.admission import Busy
-from server.core.stream import StreamSpec
 from server.core.rate import RateConfig, RateController, RateState
-from tests.sim import Listener, make_orchestrator, front_text, narrate, narration
+from server.core.stream import StreamSpec
+from tests.sim import Listener, front_text, make_orchestrator, narrate, narration
 
 pytestmark = pytest.mark.looptime
 

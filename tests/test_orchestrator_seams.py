@@ -10,8 +10,8 @@ import pytest
 from adapters.base import AdapterSession, AudioChunk, Capabilities, TTSAdapter, TTSInput
 from adapters.errors import BadRequest, EngineError, UpstreamLost
 from adapters.synthetic import tone
-from server.core.stream import StreamSpec
 from server.core.events import AudioOut, Degraded
+from server.core.stream import StreamSpec
 from tests.sim import make_orchestrator
 from tests.sim import spoken as speak
 

@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 
 from adapters.orpheus.model import load_snac
-from adapters.orpheus.tokens import SAMPLES_PER_FRAME, TokenParser, frames_to_codebooks, split_frames
+from adapters.orpheus.tokens import (
+    SAMPLES_PER_FRAME,
+    TokenParser,
+    frames_to_codebooks,
+    split_frames,
+)
 from adapters.orpheus.windows import StreamingSnacDecoder
 from dsp.pcm import float_to_pcm16
 from tests.extras import torch_or_skip

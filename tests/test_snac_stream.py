@@ -14,9 +14,9 @@ import pytest
 
 from adapters.errors import NoAudioError
 from adapters.orpheus.stream import Pacing, decode_stream
-from adapters.orpheus.worker import DecodeWorker
 from adapters.orpheus.tokens import SAMPLES_PER_FRAME
 from adapters.orpheus.windows import StreamingSnacDecoder
+from adapters.orpheus.worker import DecodeWorker
 from tests.extras import torch_or_skip
 from tests.snac_fixture import frames_to_token_text, random_frames, write_snac_checkpoint
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from adapters.errors import BackendUnavailable, EngineError
-from adapters.orpheus.worker import DecodeWorker
 from adapters.orpheus.tokens import SAMPLES_PER_FRAME
+from adapters.orpheus.worker import DecodeWorker
 from tests.extras import torch_or_skip
 from tests.snac_fixture import random_frames
 

@@ -13,8 +13,8 @@ import pytest
 
 from adapters.base import AudioChunk, Capabilities, TTSAdapter, TTSInput, WordTiming
 from adapters.synthetic import SyntheticAdapter, SyntheticKnobs, tone
-from server.core.stream import StreamSpec
 from server.core.events import AudioOut, SegmentDone, WordMark, Words
+from server.core.stream import StreamSpec
 from server.core.timings import SegmentClock, heard_text
 from tests.sim import make_orchestrator, spoken
 

@@ -252,3 +252,61 @@ async def test_silence_resumes_into_audio_cleanly_after_cached_silence_packets()
     assert all(np.abs(f).max() < 8 for f in pcm[:10])
     assert all(np.abs(f).max() > 5000 for f in pcm[11:19])  # the tone, at level, every frame
     track.stop()
+
+
+async def test_a_reply_written_while_idle_goes_out_at_once_not_at_the_next_tick():
+    clock = FakeClock()
+    naps: list[float] = []
+
+    async def long_nap(delay: float) -> None:  # a nap only audio can end
+        naps.append(delay)
+        await asyncio.Event().wait()
+
+    track = PacedAudioTrack(encode=False, clock=clock, sleep=long_nap)
+    sent: list[tuple[float, int, bool]] = []
+    track.on_frame = lambda at, pts, voiced, faded: sent.append((at, pts, voiced))
+    await track.recv()  # the first frame (silence) goes at once, at t = 100.000
+    waiting = asyncio.ensure_future(track.recv())  # napping until 100.020
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert naps == [pytest.approx(0.020)] and not waiting.done()
+    clock.t += 0.007  # the reply's first audio is ready 7 ms into the nap
+    await track.write(tone24(100))
+    await asyncio.wait_for(waiting, 1)
+    assert sent[-1] == (pytest.approx(100.007), 960, True)  # 13 ms before its tick
+    assert track.early_starts == 1
+    assert track.reanchored_ms == pytest.approx(-13.0)
+    # The schedule moved with it: the next frame is 20 ms after this one, not after the tick.
+    track._sleep = clock.sleep
+    await track.recv()
+    assert sent[-1] == (pytest.approx(100.027), 1920, True)
+    track.stop()
+
+
+async def test_audio_already_queued_while_idle_goes_out_without_a_nap():
+    clock = FakeClock()
+    track = PacedAudioTrack(encode=False, clock=clock, sleep=clock.sleep)
+    times: list[float] = []
+    track.on_frame = lambda at, pts, voiced, faded: times.append(at)
+    await track.recv()
+    clock.t += 0.005  # written between two recv() calls
+    await track.write(tone24(100))
+    await track.recv()
+    assert times[-1] == pytest.approx(100.005) and track.early_starts == 1
+
+
+async def test_audio_written_mid_reply_keeps_the_tick():
+    clock = FakeClock()
+    track = PacedAudioTrack(encode=False, clock=clock, sleep=clock.sleep)
+    times: list[float] = []
+    track.on_frame = lambda at, pts, voiced, faded: times.append(at)
+    await track.write(tone24(60))
+    for _ in range(2):
+        await track.recv()
+    more = asyncio.ensure_future(track.write(tone24(100)))  # arrives while a frame is due
+    for _ in range(4):
+        await track.recv()
+    await more
+    assert np.allclose(np.diff(times), 0.020, atol=1e-9)  # no early frame mid-reply
+    assert track.early_starts == 0
+    track.stop()

@@ -66,13 +66,13 @@ class ElevenLabsSession(AdapterSession):
 
     def __init__(self, adapter: SessionHost) -> None:
         self.adapter = adapter
-        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._ws: aiohttp.ClientWebSocketResponse[bool] | None = None
         self._up: Upstream | None = None
         self._voice: str | None = None
         self._contexts = 0
         self._dirty = False  # a segment was abandoned: its audio may still be on the wire
 
-    async def _connect(self, voice: str) -> aiohttp.ClientWebSocketResponse:
+    async def _connect(self, voice: str) -> aiohttp.ClientWebSocketResponse[bool]:
         a = self.adapter
         pool = a.pooled.require()
         up = pool.pick()
@@ -152,7 +152,7 @@ class ElevenLabsSession(AdapterSession):
             await ws.send_str(json.dumps({"context_id": cid, "close_context": True,
                                           "immediate": True}))
 
-    async def _receive(self, ws: aiohttp.ClientWebSocketResponse,
+    async def _receive(self, ws: aiohttp.ClientWebSocketResponse[bool],
                        cid: str) -> AsyncIterator[AudioChunk]:
         read_s = self.adapter.timeouts.read_s
         tail = TailHold()

@@ -41,7 +41,7 @@ def split_phonemes(phonemes: str, limit: int = MAX_PHONEMES) -> list[str]:
     return [" ".join(pieces[a:b]) for a, b in _pack(lengths, low)]
 
 
-def _pieces(text: str, limit: int, level: int):  # type: ignore[no-untyped-def]
+def _pieces(text: str, limit: int, level: int):
     """Pieces of at most `limit` symbols, cut at the least disruptive places first."""
     if len(text) <= limit:
         yield text

@@ -294,16 +294,63 @@ async def _http_first_audio(srv: Any, text: str) -> float:
     return float("nan")
 
 
+async def _webrtc_first_audio(srv: Any, client: RtcClient, voiced_at: list[float],
+                              text: str) -> tuple[float, float]:
+    """(data-channel request -> the track's first voiced frame leaving the server,
+    -> the first audible frame out of the aiortc receiver's jitter buffer), ms."""
+    voiced_at.clear()
+    heard_from = len(client.frames)
+    t0 = time.monotonic()
+    client.send(type="input_text.append", text=text)
+    client.send(type="input_text.done")
+    while not voiced_at or not any(f.dbfs > SILENT_DBFS for f in client.frames[heard_from:]):
+        if time.monotonic() - t0 > 10:
+            return float("nan"), float("nan")
+        await asyncio.sleep(0.001)
+    heard = next(f.at for f in client.frames[heard_from:] if f.dbfs > SILENT_DBFS)
+    client.send(type="response.cancel")
+    await client.next_event("response.done", timeout=10)
+    await asyncio.sleep(0.2)  # the fade and the silence after it
+    return 1000 * (voiced_at[0] - t0), 1000 * (heard - t0)
+
+
 async def bench_first_audio(srv: Any, trials: int) -> dict[str, float | None]:
+    """First audio of the same sentence, interleaved: HTTP's first byte, WebSocket's first
+    binary message (3-character deltas), and WebRTC split in two: the server's share (the
+    request on the data channel to the track's first voiced frame, after the Opus encode) and
+    what the receiver adds (aiortc's jitter buffer, 4 frames as a browser holds about 3)."""
+    client = RtcClient(srv.url, srv.http)
+    await client.connect(with_mic=False)
+    await client.next_event("session.created")
+    (peer,) = srv.app[PEERS].peers.values()
+    voiced_at: list[float] = []
+    hook = peer.track.on_frame
+
+    def on_frame(at: float, pts: int, voiced: bool, faded: bool) -> None:
+        if voiced:
+            voiced_at.append(at)
+        hook(at, pts, voiced, faded)
+
+    peer.track.on_frame = on_frame
     await _http_first_audio(srv, FIRST_AUDIO_TEXT)  # warm the engine
-    ws, http = [], []
+    await _webrtc_first_audio(srv, client, voiced_at, FIRST_AUDIO_TEXT)  # and the track
+    ws, http, rtc_server, rtc_heard = [], [], [], []
     for _ in range(trials):
         http.append(await _http_first_audio(srv, FIRST_AUDIO_TEXT))
         ws.append(await _ws_first_audio(srv, FIRST_AUDIO_TEXT))
+        server_ms, heard_ms = await _webrtc_first_audio(srv, client, voiced_at, FIRST_AUDIO_TEXT)
+        rtc_server.append(server_ms)
+        rtc_heard.append(heard_ms)
+    await client.close()
     return {
         "http_first_audio_p50_ms": pct(http, 50),
         "ws_first_audio_p50_ms": pct(ws, 50),
         "ws_minus_http_first_audio_ms": _minus(pct(ws, 50), pct(http, 50)),
+        "webrtc_server_first_frame_p50_ms": pct(rtc_server, 50),
+        "webrtc_server_minus_http_first_audio_ms": _minus(pct(rtc_server, 50), pct(http, 50)),
+        "webrtc_heard_aiortc_p50_ms": pct(rtc_heard, 50),
+        "webrtc_receiver_share_p50_ms": _minus(pct(rtc_heard, 50), pct(rtc_server, 50)),
+        "webrtc_early_starts": float(peer.track.early_starts),
     }
 
 

@@ -482,7 +482,9 @@ class Stream:
                     self._check_underflow()
                     await self._emit(AudioOut(out, self.audio_ms))
         finally:
-            await agen.aclose()
+            close = getattr(agen, "aclose", None)  # an async generator, as every adapter's is
+            if close is not None:
+                await close()
         marks = self._source_marks(words, clock.finish())
         if marks:
             await self._emit(Words(tuple(marks)))

@@ -11,7 +11,8 @@ WS_SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("speech_sockets"
 
 async def close_speech_sockets(app: web.Application) -> None:
     """on_shutdown: open speech WebSockets are told the server is going away."""
-    for ws in list(app[WS_SOCKETS]):
+    sockets: set[web.WebSocketResponse] = app[WS_SOCKETS]
+    for ws in list(sockets):
         await ws.close(code=1001, message=b"server shutdown")
 
 

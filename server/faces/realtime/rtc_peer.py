@@ -37,7 +37,6 @@ from signaling.peer import (
 )
 from signaling.track import SAMPLE_RATE_HZ, PacedAudioTrack
 
-
 log = logging.getLogger("morpheus.webrtc")
 
 EVENTS_LABEL = "events"
@@ -279,7 +278,8 @@ class WebRTCPeer:
         await self.session.shutdown(reason)
         deadline = time.monotonic() + CHANNEL_FLUSH_S
         channel = self.channel
-        while (channel is not None and channel.readyState == "open"
+        # aiortc has no event for an emptied send buffer: it is polled
+        while (channel is not None and channel.readyState == "open"  # noqa: ASYNC110
                and channel.bufferedAmount > 0 and time.monotonic() < deadline):
             await asyncio.sleep(0.02)
         await self.close()

@@ -319,8 +319,8 @@ class RealtimeSession:
             return
         if stream.status == "cancelled" and resp.status == "running":
             # Ended from outside (HTTP DELETE with the response id): a cancel, not a completion.
-            for ev in self.stop_current():
-                await self.send(ev)
+            for event in self.stop_current():
+                await self.send(event)
             return
         if resp.status == "running":
             await self.sink.finish()
