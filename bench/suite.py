@@ -20,6 +20,7 @@ document (bench/targets.py), so a part never judges itself.
 | soak | the chaos soak: mixed traffic at ~70% of the sweep's capacity while faults are injected |
 | capacity | conversational agents held (p95 first audio <= 250 ms, 0 underflows, 3 min): Morpheus and the peers |
 | batching | what one batched run of several Piper streams' steps saves per item, by part and batch size |
+| text | the text front end's cost per segment and per delta; first audio with and without it (HTTP, WebSocket 3-character deltas) |
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ PARTS: dict[str, str] = {  # name -> module with `run(PartContext) -> dict` (imp
     "soak": "bench.parts.soak",
     "batching": "bench.parts.batching",
     "capacity": "bench.parts.capacity",
+    "text": "bench.parts.text",
 }
 QUICK_PARTS = ("transports",)  # `--quick` alone: the harness check `make test` runs
 

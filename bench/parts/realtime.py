@@ -270,13 +270,18 @@ async def bench_pacing_and_cpu(tmp: Path, streams: int, pacing_s: float) -> dict
 # --- WebSocket vs HTTP first audio ----------------------------------------------------------
 
 
-async def _ws_first_audio(srv: Any, text: str) -> float:
+async def ws_first_audio(srv: Any, text: str, session: dict[str, Any] | None = None) -> float:
+    """ms from the first 3-character delta (LLM-style, as fast as they come) to the first
+    binary message, on a fresh native WebSocket; `session` goes in a session.update first."""
     import aiohttp
 
     async with srv.http.ws_connect(srv.url.replace("http://", "ws://") + "/v1/audio/speech/ws") as ws:
         await ws.receive()  # session.created
+        if session:
+            await ws.send_str(json.dumps({"type": "session.update", "session": session}))
+            await ws.receive()  # session.updated
         t0 = time.monotonic()
-        for i in range(0, len(text), 3):  # LLM-style deltas, as fast as they come
+        for i in range(0, len(text), 3):
             await ws.send_str(json.dumps({"type": "input_text.append", "text": text[i : i + 3]}))
         await ws.send_str(json.dumps({"type": "input_text.done"}))
         async for msg in ws:
@@ -285,10 +290,11 @@ async def _ws_first_audio(srv: Any, text: str) -> float:
     return float("nan")
 
 
-async def _http_first_audio(srv: Any, text: str) -> float:
+async def http_first_audio(srv: Any, text: str, **fields: Any) -> float:
+    """ms from the POST /v1/audio/speech (PCM, `fields` added) to its first body bytes."""
     t0 = time.monotonic()
     async with srv.http.post(srv.url + "/v1/audio/speech",
-                             json={"input": text, "response_format": "pcm"}) as r:
+                             json={"input": text, "response_format": "pcm", **fields}) as r:
         async for _chunk in r.content.iter_any():
             return 1000 * (time.monotonic() - t0)
     return float("nan")
@@ -332,12 +338,12 @@ async def bench_first_audio(srv: Any, trials: int) -> dict[str, float | None]:
         hook(at, pts, voiced, faded)
 
     peer.track.on_frame = on_frame
-    await _http_first_audio(srv, FIRST_AUDIO_TEXT)  # warm the engine
+    await http_first_audio(srv, FIRST_AUDIO_TEXT)  # warm the engine
     await _webrtc_first_audio(srv, client, voiced_at, FIRST_AUDIO_TEXT)  # and the track
     ws, http, rtc_server, rtc_heard = [], [], [], []
     for _ in range(trials):
-        http.append(await _http_first_audio(srv, FIRST_AUDIO_TEXT))
-        ws.append(await _ws_first_audio(srv, FIRST_AUDIO_TEXT))
+        http.append(await http_first_audio(srv, FIRST_AUDIO_TEXT))
+        ws.append(await ws_first_audio(srv, FIRST_AUDIO_TEXT))
         server_ms, heard_ms = await _webrtc_first_audio(srv, client, voiced_at, FIRST_AUDIO_TEXT)
         rtc_server.append(server_ms)
         rtc_heard.append(heard_ms)
