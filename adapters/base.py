@@ -101,6 +101,9 @@ class Capabilities:
 
     native_rate_hz: int
     streams_sub_sentence: bool = False  # yields audio before a segment is fully synthesized
+    # a cut inside a sentence is heard (its prosody spans its input) and its first audio does
+    # not grow with the segment: the first segment is a whole sentence where one fits
+    whole_sentences: bool = False
     chunk_unit: Literal["tokens", "segment"] = "segment"
     languages: tuple[str, ...] = ("en",)
     native_speed: bool = False  # applies TTSInput.speed itself; else the pipeline time-stretches

@@ -78,7 +78,10 @@ def _level(t: dict[str, Any], n: int, subject: str = "morpheus/piper/http") -> d
 def _morpheus_underflows(t: dict[str, Any]) -> float | None:
     counts = [f.get("underflows") for b in t.get("backends") or []
               for f in b["transports"].values()]
-    counts += [r.get("underflows") for r in t.get("concurrency") or [] if r["kind"] == "morpheus"]
+    # the sweep's levels count where they are targets: Piper and espeak at every level; Kokoro
+    # past 2 streams shows where it stops (its own target is 2 at once)
+    counts += [r.get("underflows") for r in t.get("concurrency") or [] if r["kind"] == "morpheus"
+               and not (r["subject"].startswith("morpheus/kokoro/") and r["streams"] > 2)]
     counts += [n.get("underflows") for b in t.get("backends") or []
                for n in b.get("narration", {}).values()]
     known = [c for c in counts if c is not None]
@@ -124,7 +127,19 @@ def _transport_targets() -> list[Target]:
                lambda t: _div(num(_transport(t, "piper", "http").get("rtf_after_1s")),
                               num(at(backend(t, "piper"), "raw", "rtf_after_1s"))), ">=", 0.9),
     ]
-    for b in ("piper", "espeak"):  # like with like: the adapter alone streams the same segment
+    out += [  # issue 21: Kokoro streamed inside a sentence, against kokoro-onnx's create_stream
+        Target(p, "Kokoro over HTTP: first audio over kokoro-onnx create_stream's first chunk, "
+                  "~120-char sentences (p50 ratio)",
+               lambda t: _div(_p50(_transport(t, "kokoro", "http"), "first_audio_ms"),
+                              _p50(at(backend(t, "kokoro"), "raw") or {}, "first_audio_ms")),
+               "<=", 0.15),
+        Target(p, "Kokoro over HTTP: RTF after the first second over the raw engine's",
+               lambda t: _div(num(_transport(t, "kokoro", "http").get("rtf_after_1s")),
+                              num(at(backend(t, "kokoro"), "raw", "rtf_after_1s"))), ">=", 0.95),
+        Target(p, "2 Kokoro streams at once: underflows",
+               lambda t: num(at(_level(t, 2, "morpheus/kokoro/http"), "underflows")), "<=", 0),
+    ]
+    for b in ("piper", "espeak", "kokoro"):  # like with like: the adapter alone, same segment
         out.append(Target(
             p, f"{b}: server overhead, HTTP first audio minus the adapter alone's first chunk "
                "on the same first segment, p50s (ms)",
@@ -226,6 +241,11 @@ def _capacity_targets() -> list[Target]:
     return out
 
 
+def _kokoro_targets() -> list[Target]:
+    return [Target("kokoro", "Kokoro: Whisper WER through Morpheus minus kokoro-onnx's, same texts",
+                   field("wer_minus_raw"), "<=", 0.02)]
+
+
 def _text_targets() -> list[Target]:
     """Issue 20: the front end adds at most 2 ms to first audio at p95 (its cost per segment,
     measured alone: first-audio differences on a shared machine are noise of several ms)."""
@@ -239,7 +259,7 @@ def _text_targets() -> list[Target]:
 
 
 TARGETS: list[Target] = [*_transport_targets(), *_component_targets(), *_soak_targets(),
-                         *_capacity_targets(), *_text_targets()]
+                         *_capacity_targets(), *_text_targets(), *_kokoro_targets()]
 
 OPS = {"<=": operator.le, ">=": operator.ge}
 

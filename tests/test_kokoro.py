@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Iterator
 from contextlib import aclosing
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from adapters.base import AudioChunk, TTSInput
 from adapters.errors import BackendUnavailable, BadRequest
 from adapters.kokoro import KokoroAdapter
 from adapters.kokoro.adapter import _Loaded
+from adapters.kokoro.edges import Edges, pause_after
 from adapters.kokoro.files import bundled_model
 from adapters.kokoro.windows import FIRST_WINDOW_FRAMES, MAX_WINDOW_FRAMES
 from dsp.levels import rms_dbfs
@@ -60,6 +62,17 @@ def adapter() -> Counting:
 @pytest.fixture(scope="module")
 def loaded(adapter: Counting) -> _Loaded:
     return adapter._load()
+
+
+@pytest.fixture
+def windows(adapter: Counting) -> Iterator[Counting]:
+    """The adapter with the batches' silent edges left on: the windows as the model made
+    them, to hold against a whole decode (the trim is tested on its own below)."""
+    adapter.trims_edges = False
+    try:
+        yield adapter
+    finally:
+        adapter.trims_edges = True
 
 
 async def speak(adapter: KokoroAdapter, text: str, ahead_ms: float = 0.0,
@@ -148,7 +161,9 @@ async def test_speaks_english_with_jf_alpha_inside_the_sentence(adapter: Countin
     assert 40 * len(SENTENCE) < audio_ms < 120 * len(SENTENCE)  # ~60 ms a character
     assert rms_dbfs(b"".join(c.pcm for c in chunks)) > -35  # speech, not silence or noise floor
     assert len(chunks) >= 4  # one sentence, many windows
-    assert chunks[0].samples == FIRST_WINDOW_FRAMES * 600
+    # the first window, less the model's ~0.3 s of silence before the first sound
+    assert 0 < chunks[0].samples < FIRST_WINDOW_FRAMES * 600
+    assert rms_dbfs(chunks[0].pcm) > -40
     assert [c.is_final for c in chunks] == [False] * (len(chunks) - 1) + [True]
     assert {c.sample_rate_hz for c in chunks} == {RATE}
     # and a real recognizer understands it, windows and all
@@ -165,9 +180,9 @@ async def test_inline_phonemes_are_spoken_as_given(adapter: Counting) -> None:
 
 
 @pytest.mark.parametrize("text", MEDIUM)
-async def test_windows_agree_with_a_whole_batch_decode(adapter: Counting, loaded: _Loaded,
+async def test_windows_agree_with_a_whole_batch_decode(windows: Counting, loaded: _Loaded,
                                                       text: str) -> None:
-    chunks = await speak(adapter, text)
+    chunks = await speak(windows, text)
     assert len(chunks) >= 3
     got = samples(chunks)
     want, _ = whole_decode(loaded, text)
@@ -192,16 +207,16 @@ async def test_a_voice_is_calibrated_at_the_rows_around_a_batch(adapter: Countin
     assert loaded.engine._stats[(style.id, 15)] is kept[(style.id, 15)]  # not calibrated again
 
 
-async def test_far_ahead_a_sentence_goes_in_the_largest_windows(adapter: Counting) -> None:
-    await speak(adapter, SHORT)  # the generator's pace is known from here on
-    chunks = await speak(adapter, SENTENCE, ahead_ms=600_000)  # 330 frames: 160, 160, 10
+async def test_far_ahead_a_sentence_goes_in_the_largest_windows(windows: Counting) -> None:
+    await speak(windows, SHORT)  # the generator's pace is known from here on
+    chunks = await speak(windows, SENTENCE, ahead_ms=600_000)  # 330 frames: 160, 160, 10
     sizes = [c.samples // 600 for c in chunks]
     assert sizes[:-1] == [MAX_WINDOW_FRAMES] * (len(sizes) - 1)
 
 
-async def test_word_timings_are_exact_and_cover_the_audio(adapter: Counting,
+async def test_word_timings_are_exact_and_cover_the_audio(windows: Counting,
                                                           loaded: _Loaded) -> None:
-    chunks = await speak(adapter, SENTENCE)
+    chunks = await speak(windows, SENTENCE)
     words = [w for c in chunks for w in c.words]
     assert [w.text for w in words] == SENTENCE.split()
     assert chunks[0].words  # exact from the first chunk on
@@ -220,6 +235,62 @@ async def test_word_timings_are_exact_and_cover_the_audio(adapter: Counting,
     assert durations is not None and int(durations.sum()) * 600 == len(samples(chunks))
     tail_ms = 1000 * 600 * int(durations[-2:].sum()) / RATE  # the final "." and the pad
     assert abs(made_ms - (words[-1].end_ms + tail_ms)) <= 0.01 * made_ms
+
+
+def silent_edges_ms(pcm: np.ndarray) -> tuple[float, float]:
+    """ms of silence (10 ms blocks under -60 dBFS) before the first sound and after the last."""
+    blocks = pcm[: len(pcm) // 240 * 240].reshape(-1, 240)
+    loud = np.flatnonzero(10 * np.log10((blocks ** 2).mean(axis=1) + 1e-20) > -60)
+    assert len(loud), "no sound at all"
+    return 10.0 * loud[0], 10.0 * (len(blocks) - 1 - loud[-1])
+
+
+async def test_a_segment_cut_mid_sentence_has_no_silent_edges(adapter: Counting) -> None:
+    """The model opens with ~0.3 s of silence and holds a last phoneme that ends no sentence
+    with ~0.5 s more: a segment cut mid-sentence left a ~0.9 s hole in the sentence. Both
+    are trimmed; a sentence's end keeps a pause."""
+    head = samples(await speak(adapter, "Streaming speech means that the"))
+    lead, tail = silent_edges_ms(head)
+    assert lead <= 30 and tail <= 40, (lead, tail)
+    whole = samples(await speak(adapter, SHORT))
+    lead, tail = silent_edges_ms(whole)
+    assert lead <= 30 and 200 <= tail <= 320, (lead, tail)  # the pause after "."
+
+
+async def test_word_timings_follow_the_trimmed_audio(adapter: Counting) -> None:
+    chunks = await speak(adapter, SENTENCE)
+    words = [w for c in chunks for w in c.words]
+    assert [w.text for w in words] == SENTENCE.split()
+    total_ms = sum(c.duration_ms for c in chunks)
+    # the first word at the start now, not 0.3 s in (its sound begins ~0.1 s before the
+    # frame the model gives it)
+    assert words[0].start_ms <= 150
+    assert all(a.start_ms < a.end_ms <= b.start_ms for a, b in zip(words, words[1:],
+                                                                    strict=False))
+    assert total_ms - 320 <= words[-1].end_ms <= total_ms  # then only the pause after "."
+
+
+def test_edges_stream_as_they_trim_whole() -> None:
+    """Silent edges off, inner pauses kept, the same however the batch comes in windows."""
+    rate = 24_000
+    t = np.arange(rate // 2) / rate
+    tone = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    silence = lambda ms: np.zeros(int(ms * rate / 1000), dtype=np.float32)  # noqa: E731
+    audio = np.concatenate([silence(300), tone, silence(150), tone, silence(600)])
+    whole = Edges(pause_after("hello."))
+    want = np.concatenate([whole.feed(audio), whole.end()])
+    assert whole.lead_samples == int(0.28 * rate)  # all but the 20 ms margin
+    assert len(want) == int((0.02 + 0.5 + 0.15 + 0.5 + 0.02 + 0.25) * rate)
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        cuts = np.sort(rng.choice(np.arange(1, len(audio)), size=6, replace=False))
+        edges = Edges(pause_after("hello."))
+        got = np.concatenate([edges.feed(w) for w in np.split(audio, cuts)] + [edges.end()])
+        assert np.array_equal(got, want) and edges.lead_samples == whole.lead_samples
+    mid = Edges(pause_after("ðə"))  # a cut mid-sentence: no pause
+    assert len(np.concatenate([mid.feed(audio), mid.end()])) == len(want) - int(0.25 * rate)
+    off = Edges(0.0, trim=False)
+    assert np.array_equal(np.concatenate([off.feed(audio), off.end()]), audio)
 
 
 async def test_text_over_510_phonemes_is_split_at_sentences(adapter: Counting,

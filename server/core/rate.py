@@ -145,15 +145,22 @@ class RateController:
         return max(0.0, buffer_ms - self.cfg.target_ms)
 
 
+SENTENCE_CHARS = 160  # a long spoken sentence: the first segment of a whole_sentences engine
+
+
 def profile_for(unit: str, *, first_tokens: int, steady_tokens: int, first_chars: int,
                 max_chars: int, target_ms: float, min_ms: float, max_ms: float,
-                lock: int | None, low_latency: bool, sub_sentence: bool = False) -> RateConfig:
-    """Rate bounds for a backend's unit: 8..64 tokens, or clause..sentence sized char segments."""
+                lock: int | None, low_latency: bool, sub_sentence: bool = False,
+                whole_sentences: bool = False) -> RateConfig:
+    """Rate bounds for a backend's unit: 8..64 tokens, or clause..sentence sized char segments
+    (an engine that wants whole sentences starts with one of up to SENTENCE_CHARS)."""
     if unit == "tokens":
         return RateConfig(target_ms, min_ms, max_ms, first_size=first_tokens, min_size=8,
                           steady_size=max(8, min(steady_tokens, 64)), max_size=64, lock=lock,
                           low_latency=low_latency)
     first = max(16, first_chars // 2) if low_latency else first_chars
+    if whole_sentences:
+        first = max(first_chars, min(SENTENCE_CHARS, max_chars))
     return RateConfig(target_ms, min_ms, max_ms, first_size=first, min_size=16,
                       steady_size=max_chars, max_size=max_chars, lock=lock,
                       low_latency=low_latency, cap_by_buffer=not sub_sentence)

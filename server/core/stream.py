@@ -266,7 +266,8 @@ class Stream:
             # A stream that starts while others hold the engine starts small too: its first
             # chunk then waits behind theirs for less time (earliest deadline first).
             low_latency=self.spec.low_latency or self.orch.engine_busy(adapter),
-            sub_sentence=adapter.capabilities.streams_sub_sentence)
+            sub_sentence=adapter.capabilities.streams_sub_sentence,
+            whole_sentences=adapter.capabilities.whole_sentences)
         return RateController(cfg)
 
     def _check_underflow(self) -> None:
