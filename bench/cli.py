@@ -8,7 +8,7 @@
     python -m bench snac realtime                    # the same as --parts snac,realtime
 
 Parts: transports, orchestrator, realtime, loose_bounds, wyoming, network, elevenlabs, snac,
-orpheus, batching, capacity, text, kokoro, soak (bench/suite.py says what each measures). Prints each part's figures and every
+orpheus, batching, capacity, text, kokoro, memory, soak (bench/suite.py says what each measures). Prints each part's figures and every
 target with its verdict; writes OUT/bench.json (every figure, the targets, the machine, date,
 command and load), OUT/performance.md (docs/bench/performance.md is one) and PNG plots.
 """

@@ -20,6 +20,7 @@ document (bench/targets.py), so a part never judges itself.
 | soak | the chaos soak: mixed traffic at ~70% of the sweep's capacity while faults are injected |
 | capacity | conversational agents held (p95 first audio <= 250 ms, 0 underflows, 3 min): Morpheus and the peers |
 | batching | what one batched run of several Piper streams' steps saves per item, by part and batch size |
+| memory | RSS of the serving process after one request, idle and at peak, beside Piper's HTTP server and wyoming-piper with the same voice |
 | kokoro | Kokoro's WER through Morpheus against kokoro-onnx alone on the same texts (its speed is in transports) |
 | text | the text front end's cost per segment and per delta; first audio with and without it (HTTP, WebSocket 3-character deltas) |
 """
@@ -54,6 +55,7 @@ PARTS: dict[str, str] = {  # name -> module with `run(PartContext) -> dict` (imp
     "capacity": "bench.parts.capacity",
     "text": "bench.parts.text",
     "kokoro": "bench.parts.kokoro",
+    "memory": "bench.parts.memory",
 }
 QUICK_PARTS = ("transports",)  # `--quick` alone: the harness check `make test` runs
 

@@ -241,6 +241,14 @@ def _capacity_targets() -> list[Target]:
     return out
 
 
+def _memory_targets() -> list[Target]:
+    """Issue 22: the serving process within 1.5x of wyoming-piper's RSS, same voice."""
+    return [Target("memory", "Morpheus RSS after one request over wyoming-piper's (ratio)",
+                   field("rss_after_one_request_over_wyoming_piper"), "<=", 1.5),
+            Target("memory", "Morpheus RSS idle over wyoming-piper's (ratio)",
+                   field("rss_idle_over_wyoming_piper"), "<=", 1.5)]
+
+
 def _kokoro_targets() -> list[Target]:
     return [Target("kokoro", "Kokoro: Whisper WER through Morpheus minus kokoro-onnx's, same texts",
                    field("wer_minus_raw"), "<=", 0.02)]
@@ -259,7 +267,8 @@ def _text_targets() -> list[Target]:
 
 
 TARGETS: list[Target] = [*_transport_targets(), *_component_targets(), *_soak_targets(),
-                         *_capacity_targets(), *_text_targets(), *_kokoro_targets()]
+                         *_capacity_targets(), *_text_targets(), *_kokoro_targets(),
+                         *_memory_targets()]
 
 OPS = {"<=": operator.le, ">=": operator.ge}
 

@@ -26,9 +26,9 @@ from adapters.kokoro.windows import (
     FIRST_WINDOW_FRAMES,
     MAX_WINDOW_FRAMES,
     PAD_FRAMES,
+    WINDOWS,
     Rate,
     measure_rate,
-    next_window,
 )
 from server.config import Settings
 
@@ -190,7 +190,7 @@ def test_words_are_assigned_to_batches() -> None:
 def test_windows_cover_a_batch_once_small_first_then_growing(total: int) -> None:
     ends, start, index = [], 0, 0
     while start < total:
-        end = next_window(start, total, index, 0.0, 10.0)
+        end = WINDOWS.next_end(start, total, index, 0.0, 10.0)
         assert start < end <= total
         ends.append(end)
         start, index = end, index + 1
@@ -202,11 +202,11 @@ def test_windows_cover_a_batch_once_small_first_then_growing(total: int) -> None
 
 
 def test_a_listeners_lead_buys_a_larger_window() -> None:
-    assert next_window(0, 600, 0, None, None) == FIRST_WINDOW_FRAMES
-    assert next_window(12, 600, 1, None, None) == 12 + 2 * FIRST_WINDOW_FRAMES
-    assert next_window(0, 600, 0, 1000.0, 10.0) == 50  # half of 1 s at 10 ms a frame
-    assert next_window(0, 600, 0, 1000.0, 10.0, spent_ms=200.0) == 30
-    assert next_window(0, 600, 0, 60_000.0, 10.0) == MAX_WINDOW_FRAMES
+    assert WINDOWS.next_end(0, 600, 0, None, None) == FIRST_WINDOW_FRAMES
+    assert WINDOWS.next_end(12, 600, 1, None, None) == 12 + 2 * FIRST_WINDOW_FRAMES
+    assert WINDOWS.next_end(0, 600, 0, 1000.0, 10.0) == 50  # half of 1 s at 10 ms a frame
+    assert WINDOWS.next_end(0, 600, 0, 1000.0, 10.0, spent_ms=200.0) == 30
+    assert WINDOWS.next_end(0, 600, 0, 60_000.0, 10.0) == MAX_WINDOW_FRAMES
 
 
 def test_rates_are_measured_from_two_shapes() -> None:

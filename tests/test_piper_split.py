@@ -20,9 +20,8 @@ from adapters.piper.split import (
     DECODER_PAD_FRAMES,
     FIRST_WINDOW_FRAMES,
     MAX_WINDOW_FRAMES,
+    WINDOWS,
     decoder_input,
-    next_window,
-    padded,
     split_model,
 )
 from server.config import Settings
@@ -95,7 +94,7 @@ def test_a_graph_without_a_decoder_is_run_whole(tmp_path: Path) -> None:
 def test_windows_cover_the_sentence_once_small_first_then_growing(total: int) -> None:
     ends, start, index = [], 0, 0
     while start < total:
-        end = next_window(start, total, index, 0.0, 0.7)
+        end = WINDOWS.next_end(start, total, index, 0.0, 0.7)
         assert start < end <= total
         ends.append(end)
         start, index = end, index + 1
@@ -105,17 +104,17 @@ def test_windows_cover_the_sentence_once_small_first_then_growing(total: int) ->
         assert sizes[0] == FIRST_WINDOW_FRAMES
     assert all(s <= MAX_WINDOW_FRAMES + 2 * DECODER_PAD_FRAMES for s in sizes)
     assert list(sizes[:-1]) == sorted(sizes[:-1])  # growing (the last takes what is left)
-    assert padded(0, ends[0], total)[0] == 0 and padded(ends[-2] if len(ends) > 1 else 0,
+    assert WINDOWS.padded(0, ends[0], total)[0] == 0 and WINDOWS.padded(ends[-2] if len(ends) > 1 else 0,
                                                         total, total)[1] == total
 
 
 def test_a_listeners_lead_buys_a_larger_window_up_to_the_cap() -> None:
-    assert next_window(0, 600, 0, None, None) == FIRST_WINDOW_FRAMES  # first audio
-    assert next_window(24, 600, 1, None, None) == 72  # then doubling
-    assert next_window(0, 600, 0, 70.0, 0.7) == 50  # half of 70 ms at 0.7 ms a frame
-    assert next_window(0, 600, 0, 70.0, 0.7, spent_ms=14.0) == 30  # less the front's time
-    assert next_window(0, 600, 0, 5000.0, 0.7) == MAX_WINDOW_FRAMES  # never more
-    assert next_window(0, 270, 0, 5000.0, 0.7) == 270  # a short rest goes at once
+    assert WINDOWS.next_end(0, 600, 0, None, None) == FIRST_WINDOW_FRAMES  # first audio
+    assert WINDOWS.next_end(24, 600, 1, None, None) == 72  # then doubling
+    assert WINDOWS.next_end(0, 600, 0, 70.0, 0.7) == 50  # half of 70 ms at 0.7 ms a frame
+    assert WINDOWS.next_end(0, 600, 0, 70.0, 0.7, spent_ms=14.0) == 30  # less the front's time
+    assert WINDOWS.next_end(0, 600, 0, 5000.0, 0.7) == MAX_WINDOW_FRAMES  # never more
+    assert WINDOWS.next_end(0, 270, 0, 5000.0, 0.7) == 270  # a short rest goes at once
 
 
 async def test_windows_join_into_the_whole_graphs_audio(still: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from typing import Any
 
 from server.faces.realtime.webrtc import PEERS
 from tests.rtc_client import RtcClient
@@ -36,8 +37,9 @@ async def http_first_byte_ms(srv, text: str) -> float:
     raise AssertionError("no audio over HTTP")
 
 
-async def test_webrtc_first_voiced_frame_leaves_within_the_bound_of_http_first_byte(serve):
-    srv = await serve()  # the default engine, Piper
+async def watched_peer(srv: Any) -> tuple[RtcClient, Any, list[float]]:
+    """A WebRTC client connected to `srv` without a mic, the server's peer for it, and the
+    list the peer's track appends to when it sends a voiced frame (monotonic clock)."""
     client = RtcClient(srv.url, srv.http)
     await client.connect(with_mic=False)
     await client.next_event("session.created")
@@ -51,6 +53,12 @@ async def test_webrtc_first_voiced_frame_leaves_within_the_bound_of_http_first_b
         hook(at, pts, voiced, faded)
 
     peer.track.on_frame = on_frame
+    return client, peer, voiced_at
+
+
+async def test_webrtc_first_voiced_frame_leaves_within_the_bound_of_http_first_byte(serve):
+    srv = await serve()  # the default engine, Piper
+    client, peer, voiced_at = await watched_peer(srv)
 
     async def webrtc_first_frame_ms(text: str) -> float:
         voiced_at.clear()

@@ -7,7 +7,7 @@ import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import aclosing, contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,6 @@ from adapters.base import (
     TTSInput,
     Voice,
     WordTiming,
-    iterate_in_thread,
 )
 from adapters.errors import BackendUnavailable, BadRequest, EngineError, NoAudioError
 from adapters.kokoro.batches import split_phonemes
@@ -47,7 +46,8 @@ from adapters.kokoro.voices import (
     parse_blend,
     voice_names,
 )
-from adapters.kokoro.windows import next_window
+from adapters.kokoro.windows import WINDOWS
+from adapters.windowed.steps import stream_steps
 
 PREFERRED_VOICES = ("af_heart", "af_bella")  # the official pack's best, when it is there
 WARMUP_TEXT = "This sentence warms the voice up, so that the first request is as fast as the rest."
@@ -311,7 +311,7 @@ class KokoroAdapter(TTSAdapter):
             t0 = time.perf_counter()
             sentence = engine.start(alone, feeds, stats, stop)
             total = sentence.total
-            end = next_window(start, total, index, ahead_ms(), engine.pace.ms_per_frame(alone),
+            end = WINDOWS.next_end(start, total, index, ahead_ms(), engine.pace.ms_per_frame(alone),
                               spent_ms=1000 * (time.perf_counter() - t0))
             audio = engine.decode(alone, sentence, start, end, stop)
         edges = Edges(pause_after(batch), trim=self.trims_edges)
@@ -340,7 +340,7 @@ class KokoroAdapter(TTSAdapter):
                 return edges.sent_samples
             start, index = end, index + 1
             with self._engine_run(force_alone) as alone, self._failing(stop):
-                end = next_window(start, total, index, ahead_ms(),
+                end = WINDOWS.next_end(start, total, index, ahead_ms(),
                                   engine.pace.ms_per_frame(alone))
                 audio = engine.decode(alone, sentence, start, end, stop)
 
@@ -361,28 +361,16 @@ class KokoroAdapter(TTSAdapter):
         return plan_words(words, [loaded.counts[(language, w)] for w in words], batches)
 
     async def synth_stream(self, req: TTSInput) -> AsyncIterator[AudioChunk]:
-        import onnxruntime as ort
-
-        stop = ort.RunOptions()
-        # The listener's lead, read here on the loop before each step and by the step's
-        # thread when it sizes a window (the stream's clock is not for other threads).
-        lead: list[float | None] = [None]
-
-        def refresh() -> None:
-            lead[0] = req.buffer_ms() if req.buffer_ms is not None else None
-
         produced = False
         self._open += 1
         try:
-            refresh()
-            async for chunk in iterate_in_thread(lambda: self._speak(req, stop,
-                                                                     lambda: lead[0])):
-                produced = True
-                yield chunk
-                refresh()
+            async with aclosing(stream_steps(req, lambda stop, lead: self._speak(
+                    req, stop, lead))) as chunks:
+                async for chunk in chunks:
+                    produced = True
+                    yield chunk
         finally:
             self._open -= 1
-            stop.terminate = True  # abort a run still in flight for this stream
         if not produced:
             raise NoAudioError(f"Kokoro made no audio for {req.text[:40]!r}", backend=self.name)
 

@@ -15,8 +15,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from functools import cached_property
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,9 @@ from adapters.kokoro.graph import STYLE_INPUT, KokoroGraph, cut_model
 from adapters.kokoro.norms import NormStats, own_statistics_feeds
 from adapters.kokoro.timing import SAMPLES_PER_FRAME
 from adapters.kokoro.voices import Style
-from adapters.kokoro.windows import Rate, measure_rate, padded, trim
+from adapters.kokoro.windows import WINDOWS, Rate, measure_rate
+from adapters.windowed.schedule import own_samples
+from adapters.windowed.sessions import Pace, Sessions
 
 SAMPLE_RATE_HZ = 24_000
 # The generator's norm statistics depend above all on the style row (the voice's vector for
@@ -58,46 +59,6 @@ def calibration_phonemes(row: int) -> str:
             break
         out = longer
     return out
-
-
-@dataclass(frozen=True)
-class Sessions:
-    """One graph in two sessions: `fast` uses both cores for a run alone, `lean` one intra-op
-    thread so that two runs side by side share the cores without oversubscription."""
-
-    fast: Any
-    lean: Any
-
-    @cached_property
-    def inputs(self) -> list[str]:
-        return [i.name for i in self.lean.get_inputs()]
-
-    @cached_property
-    def outputs(self) -> list[str]:
-        return [o.name for o in self.lean.get_outputs()]
-
-    def run(self, alone: bool, tensors: dict[str, Any], stop: Any,
-            outputs: list[str] | None = None) -> dict[str, Any]:
-        session = self.fast if alone else self.lean
-        feeds = {name: tensors[name] for name in self.inputs}
-        names = outputs or self.outputs
-        return dict(zip(names, session.run(names, feeds, stop), strict=True))
-
-
-@dataclass
-class Pace:
-    """The generator's recent wall time per frame, alone and sharing the cores (an EWMA):
-    what sizes the window a listener's lead can afford."""
-
-    ms: dict[bool, float] = field(default_factory=dict)
-
-    def observe(self, alone: bool, ms: float, frames: int) -> None:
-        if frames > 0:
-            x, old = ms / frames, self.ms.get(alone)
-            self.ms[alone] = x if old is None else 0.8 * old + 0.2 * x
-
-    def ms_per_frame(self, alone: bool) -> float | None:
-        return self.ms.get(alone)
 
 
 @dataclass
@@ -201,14 +162,14 @@ class KokoroEngine:
         assert self.graph is not None and self.generator is not None
         g = self.graph
         rates = self._rates
-        lo, hi = padded(start, end, s.total)
+        lo, hi = WINDOWS.padded(start, end, s.total)
         tensors = {**s.shared,
                    g.features: rates[g.features].slice(s.features, lo, hi),
                    g.source: rates[g.source].slice(s.source, lo, hi)}
         t0 = time.perf_counter()
         audio = self._audio(self.generator.run(alone, tensors, stop, self._audio_output()))
         self.pace.observe(alone, 1000 * (time.perf_counter() - t0), hi - lo)
-        return trim(audio, start, end, lo, SAMPLES_PER_FRAME)
+        return own_samples(audio, start, end, lo, SAMPLES_PER_FRAME)
 
     def _audio_output(self) -> list[str]:
         assert self.generator is not None

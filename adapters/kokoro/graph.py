@@ -27,6 +27,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from adapters.windowed.graphcut import boundary
+
 GENERATOR_SCOPE = "/generator/"
 STYLE_INPUT = "style"
 SPEED_INPUT = "speed"
@@ -85,43 +87,11 @@ def find_features(graph: Any, source: str) -> str | None:
     source_path = _upstream(graph, source)
     readers = _consumers(graph)
     seed_ids = {id(n) for n in seeds}
-    found = [t for t in boundary(graph, seeds, graph.output[0].name, (STYLE_INPUT,))
+    cut = boundary(graph, seeds, graph.output[0].name, (STYLE_INPUT,)) - {STYLE_INPUT}
+    found = [t for t in cut
              if t not in source_path
              and all(id(r) in seed_ids for r in readers.get(t, []))]
     return found[0] if len(found) == 1 else None
-
-
-def boundary(graph: Any, seeds: Iterable[Any], target: str,
-             own_inputs: Iterable[str] = ()) -> set[str]:
-    """What the part of the graph from the `seeds` nodes to `target` reads from before it
-    (weights and constants aside): the inputs to give the part when it is cut out. What is
-    made from weights and `own_inputs` alone (the style's projections) the part makes itself.
-    Nodes are in topological order, as ONNX requires."""
-    nodes = list(graph.node)
-    fixed = {init.name for init in graph.initializer}
-    fixed |= {o for n in nodes if n.op_type == "Constant" for o in n.output}
-    own = set(own_inputs) & {i.name for i in graph.input}
-    seed_ids = {id(n) for n in seeds}
-    after: set[str] = set()
-    from_own: set[str] = set()
-    for n in nodes:
-        if id(n) in seed_ids or any(i in after for i in n.input):
-            after.update(n.output)
-        elif all(not i or i in fixed or i in own or i in from_own for i in n.input):
-            from_own.update(n.output)
-    producer = {o: n for n in nodes for o in n.output}
-    found: set[str] = set()
-    todo, seen = [target], set()
-    while todo:
-        tensor = todo.pop()
-        if tensor in seen:
-            continue
-        seen.add(tensor)
-        if tensor in after or (tensor in from_own and tensor not in fixed):
-            todo.extend(i for i in producer[tensor].input if i)
-        elif tensor not in fixed and tensor not in own:
-            found.add(tensor)
-    return found
 
 
 def cut_model(model_path: str | Path) -> KokoroGraph | None:
@@ -209,7 +179,6 @@ def _closed(graph: Any) -> bool:
 __all__ = [
     "GENERATOR_SCOPE",
     "KokoroGraph",
-    "boundary",
     "cut_model",
     "find_durations",
     "find_features",

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from adapters.base import WordTiming
+from adapters.windowed.words import assign_words
+from adapters.windowed.words import spoken_words as shared_spoken_words
 
 SAMPLES_PER_FRAME = 600  # one predictor frame at 24 kHz (iSTFTNet: 10 x 6 upsampling, hop 5)
 PUNCTUATION = frozenset(';:,.!?—…"()“”«»¡¿')  # pauses, not parts of a word's sound
@@ -26,18 +28,7 @@ PUNCTUATION = frozenset(';:,.!?—…"()“”«»¡¿')  # pauses, not parts of
 
 def spoken_words(phonemes: str) -> list[list[int]]:
     """Indexes of each spoken word's sounding phonemes (spaces and punctuation left out)."""
-    words: list[list[int]] = []
-    current: list[int] = []
-    for i, p in enumerate(phonemes):
-        if p == " ":
-            if current:
-                words.append(current)
-            current = []
-        elif p not in PUNCTUATION:
-            current.append(i)
-    if current:
-        words.append(current)
-    return words
+    return shared_spoken_words(phonemes, PUNCTUATION)
 
 
 @dataclass(frozen=True)
@@ -51,23 +42,8 @@ def plan_words(words: Sequence[str], counts: Sequence[int],
                batches: Sequence[str]) -> WordPlan | None:
     """Assign text words (each making `counts[i]` spoken words) to the batches' spoken
     words, or None when they disagree or a text word would straddle two batches."""
-    per_batch = [len(spoken_words(b)) for b in batches]
-    if sum(counts) != sum(per_batch):
-        return None
-    pending = iter(zip(words, counts, strict=True))
-    plan: list[list[tuple[str, int]]] = []
-    for need in per_batch:
-        taken: list[tuple[str, int]] = []
-        while need > 0:
-            word, n = next(pending)
-            taken.append((word, n))
-            need -= n
-        if need < 0:
-            return None
-        plan.append(taken)
-    if plan:
-        plan[-1].extend(pending)  # words that make no sound ("&", "-") trail the last batch
-    return WordPlan(plan)
+    plan = assign_words(words, counts, [len(spoken_words(b)) for b in batches])
+    return None if plan is None else WordPlan(plan)
 
 
 def batch_timings(planned: Sequence[tuple[str, int]], phonemes: str, durations: np.ndarray, *,

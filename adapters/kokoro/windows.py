@@ -17,10 +17,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from adapters.windowed.schedule import Windows
+
 PAD_FRAMES = 3  # generator context each side of a window (75 ms: one frame over the knee)
 FIRST_WINDOW_FRAMES = 12  # 300 ms: the first audio of a sentence
 MAX_WINDOW_FRAMES = 160  # 4 s: how long a window holds a core (~1 s here) before others go
 LEAD_SHARE = 0.5  # a window may take this share of the listener's lead to make
+WINDOWS = Windows(FIRST_WINDOW_FRAMES, MAX_WINDOW_FRAMES, PAD_FRAMES, LEAD_SHARE)
 
 
 @dataclass(frozen=True)
@@ -54,38 +57,6 @@ def measure_rate(a: tuple[int, ...], frames_a: int, b: tuple[int, ...],
     return Rate(axis, per_frame, extra)
 
 
-def next_window(start: int, total: int, index: int, ahead_ms: float | None,
-                ms_per_frame: float | None, spent_ms: float = 0.0) -> int:
-    """Where the window that begins at frame `start` of `total` ends.
-
-    A listener with no audio ahead gets FIRST_WINDOW_FRAMES first, then windows that double;
-    one with a lead gets the window it can afford: LEAD_SHARE of its lead's worth of decoding
-    at `ms_per_frame` (the generator's recent wall time per frame), less `spent_ms` already
-    spent in this step (the sentence's front), never more than MAX_WINDOW_FRAMES (so that other
-    streams wait at most one such window for a core). A rest too short to be worth its two
-    pads goes with this window.
-    """
-    size = FIRST_WINDOW_FRAMES << min(index, 8)
-    if ahead_ms is not None and ahead_ms > 0 and ms_per_frame:
-        size = max(size, int((ahead_ms * LEAD_SHARE - spent_ms) / ms_per_frame))
-    size = min(size, MAX_WINDOW_FRAMES)
-    if total - start <= size + 2 * PAD_FRAMES:
-        return total
-    return start + size
-
-
-def padded(start: int, end: int, total: int) -> tuple[int, int]:
-    """The frames to decode for window [start, end): the window and its context."""
-    return max(0, start - PAD_FRAMES), min(total, end + PAD_FRAMES)
-
-
-def trim(audio: np.ndarray, start: int, end: int, decoded_from: int,
-         samples_per_frame: int) -> np.ndarray:
-    """The window's own samples out of the audio decoded from frame `decoded_from`."""
-    first = (start - decoded_from) * samples_per_frame
-    return audio[first:first + (end - start) * samples_per_frame]
-
-
 __all__ = [
     "FIRST_WINDOW_FRAMES",
     "LEAD_SHARE",
@@ -93,7 +64,5 @@ __all__ = [
     "PAD_FRAMES",
     "Rate",
     "measure_rate",
-    "next_window",
-    "padded",
-    "trim",
+    "WINDOWS",
 ]

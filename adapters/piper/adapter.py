@@ -10,7 +10,7 @@ import json
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,6 @@ from adapters.base import (
     TTSInput,
     Voice,
     WordTiming,
-    iterate_in_thread,
 )
 from adapters.errors import BackendUnavailable, BadRequest, EngineError, NoAudioError
 from adapters.piper.sessions import (
@@ -36,7 +35,7 @@ from adapters.piper.sessions import (
     release_arena,
     release_free_heap,
 )
-from adapters.piper.split import next_window, split_model
+from adapters.piper.split import WINDOWS, split_model
 from adapters.piper.timing import (
     DURATIONS_OUTPUT,
     WordPlan,
@@ -47,6 +46,7 @@ from adapters.piper.timing import (
 )
 from adapters.piper.voices import PiperVoiceEntry, VoiceCatalog
 from adapters.piper.voices import bundled_voice_path as bundled_voice_path  # re-exported
+from adapters.windowed.steps import stream_steps
 from dsp.pcm import float_to_pcm16
 
 
@@ -332,7 +332,7 @@ class PiperAdapter(TTSAdapter):
         sentence = split.start(alone, feeds, None)
         start, index, audio = 0, 0, []
         while start < sentence.total:
-            end = next_window(start, sentence.total, index, None, None)
+            end = WINDOWS.next_end(start, sentence.total, index, None, None)
             runs = last if end == sentence.total else None
             audio.append(split.decode(alone, sentence, start, end, hop, runs))
             start, index = end, index + 1
@@ -378,7 +378,7 @@ class PiperAdapter(TTSAdapter):
             t0 = time.perf_counter()
             sentence = split.start(alone, feeds, stop)
             total = sentence.total
-            end = next_window(start, total, index, ahead_ms(), split.pace.ms_per_frame(alone),
+            end = WINDOWS.next_end(start, total, index, ahead_ms(), split.pace.ms_per_frame(alone),
                               spent_ms=1000 * (time.perf_counter() - t0))
             audio = split.decode(alone, sentence, start, end, hop, stop)
         words = list(self._words(plan, i, phonemes, self._id_samples(loaded, sentence.durations),
@@ -398,7 +398,7 @@ class PiperAdapter(TTSAdapter):
                 return total * hop
             start, index = end, index + 1
             with self._engine_run() as alone, self._failing(stop):
-                end = next_window(start, total, index, ahead_ms(), split.pace.ms_per_frame(alone))
+                end = WINDOWS.next_end(start, total, index, ahead_ms(), split.pace.ms_per_frame(alone))
                 audio = split.decode(alone, sentence, start, end, hop, stop)
 
     @contextmanager
@@ -443,29 +443,17 @@ class PiperAdapter(TTSAdapter):
         return tuple(out)
 
     async def synth_stream(self, req: TTSInput) -> AsyncIterator[AudioChunk]:
-        import onnxruntime as ort
-
-        stop = ort.RunOptions()
-        # The listener's lead, read here on the loop before each step and by the step's
-        # thread when it sizes a window (the stream's clock is not for other threads).
-        lead: list[float | None] = [None]
-
-        def refresh() -> None:
-            lead[0] = req.buffer_ms() if req.buffer_ms is not None else None
-
         produced = False
         self._open += 1
         self._cancel_release()
         try:
-            refresh()
-            async for chunk in iterate_in_thread(lambda: self._sentences(req, stop,
-                                                                         lambda: lead[0])):
-                produced = True
-                yield chunk
-                refresh()
+            async with aclosing(stream_steps(req, lambda stop, lead: self._sentences(
+                    req, stop, lead))) as chunks:
+                async for chunk in chunks:
+                    produced = True
+                    yield chunk
         finally:
             self._open -= 1
-            stop.terminate = True  # abort a session.run still in flight for this stream
             if self._open == 0:
                 self._schedule_release()
         if not produced:

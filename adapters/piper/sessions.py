@@ -18,12 +18,13 @@ import ctypes
 import threading
 import time
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 import numpy as np
 
-from adapters.piper.split import FLOW_PAD_FRAMES, SplitModel, flow_frames, padded, trim
+from adapters.piper.split import FLOW_PAD_FRAMES, WINDOWS, SplitModel, flow_frames
+from adapters.windowed.schedule import own_samples
+from adapters.windowed.sessions import Pace, Sessions
 
 _arena_lock = threading.Lock()
 _arena_registered = False
@@ -88,34 +89,6 @@ def open_sessions(model: bytes | str, intra_op_threads: int) -> Sessions:
     return Sessions(session(2) if intra_op_threads < 2 else lean, lean)
 
 
-@dataclass(frozen=True)
-class Sessions:
-    """One graph in two sessions over the same model.
-
-    `fast` uses both cores for one run (lowest latency when the engine is otherwise idle);
-    `lean` uses one intra-op thread so that two concurrent runs share the two cores without
-    oversubscription (reference/engines.md: 23x aggregate vs 18x).
-    """
-
-    fast: Any
-    lean: Any
-
-    @cached_property
-    def inputs(self) -> list[str]:
-        return [i.name for i in self.lean.get_inputs()]
-
-    @cached_property
-    def outputs(self) -> list[str]:
-        return [o.name for o in self.lean.get_outputs()]
-
-    def run(self, alone: bool, tensors: dict[str, Any], run_options: Any) -> dict[str, Any]:
-        """Outputs by name, fed what the graph reads of `tensors` (`sid` only reaches
-        multi-speaker voices)."""
-        session = self.fast if alone else self.lean
-        feeds = {name: tensors[name] for name in self.inputs}
-        return dict(zip(self.outputs, session.run(self.outputs, feeds, run_options), strict=True))
-
-
 def first_output(outputs: dict[str, Any]) -> np.ndarray:
     """A graph's audio: its first output, as one flat array."""
     return np.asarray(next(iter(outputs.values()))).reshape(-1)
@@ -133,23 +106,6 @@ class Sentence:
     durations: np.ndarray | None = field(default=None)  # frames per phoneme id
 
 
-@dataclass
-class DecoderPace:
-    """The decoder's recent wall time per latent frame, alone on both cores and sharing them
-    (an EWMA over its runs, the other core's memory traffic included): what sizes a window a
-    listener's lead can afford."""
-
-    ms: dict[bool, float] = field(default_factory=dict)  # alone? -> ms per frame
-
-    def observe(self, alone: bool, ms: float, frames: int) -> None:
-        if frames > 0:
-            x, old = ms / frames, self.ms.get(alone)
-            self.ms[alone] = x if old is None else 0.8 * old + 0.2 * x
-
-    def ms_per_frame(self, alone: bool) -> float | None:
-        return self.ms.get(alone)
-
-
 @dataclass(frozen=True)
 class SplitSessions:
     """The front, flow and decoder of a voice cut in three (the flow may be part of the
@@ -159,7 +115,7 @@ class SplitSessions:
     front: Sessions
     flow: Sessions | None
     decoder: Sessions
-    pace: DecoderPace = field(default_factory=DecoderPace)
+    pace: Pace = field(default_factory=Pace)
 
     def start(self, alone: bool, feeds: dict[str, Any], stop: Any) -> Sentence:
         """Run the front: durations and the flow's inputs (or the latent) for the sentence."""
@@ -176,7 +132,7 @@ class SplitSessions:
                stop: Any) -> np.ndarray:
         """Frames [start, end) of the sentence as audio: the flow first where the latent is
         not yet known that far (only as far as the first window needs, then all of it)."""
-        lo, hi = padded(start, end, s.total)
+        lo, hi = WINDOWS.padded(start, end, s.total)
         if s.known < hi and self.flow is not None:
             frames = flow_frames(end, s.total) if start == 0 else s.total
             s.latent = self._flow(alone, s, frames, stop)
@@ -186,7 +142,7 @@ class SplitSessions:
         t0 = time.perf_counter()
         audio = first_output(self.decoder.run(alone, feeds, stop))
         self.pace.observe(alone, 1000 * (time.perf_counter() - t0), hi - lo)
-        return trim(audio, start, end, lo, hop)
+        return own_samples(audio, start, end, lo, hop)
 
     def _flow(self, alone: bool, s: Sentence, frames: int, stop: Any) -> Any:
         assert self.flow is not None
@@ -203,5 +159,5 @@ def _first_frames(tensor: Any, frames: int, total: int) -> Any:
     return tensor
 
 
-__all__ = ["DecoderPace", "Sentence", "Sessions", "SplitSessions", "first_output", "open_sessions",
+__all__ = ["Sentence", "Sessions", "SplitSessions", "first_output", "open_sessions",
            "release_arena", "release_free_heap", "shared_arena"]

@@ -20,19 +20,19 @@ None and is run whole, a sentence per run; one without a `flow` scope is cut in 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
-
 from adapters.piper.timing import find_durations_tensor
+from adapters.windowed.graphcut import boundary
+from adapters.windowed.schedule import Windows
 
 DECODER_PAD_FRAMES = 8  # decoder context each side of a window (see above)
 FLOW_PAD_FRAMES = 8  # flow context after a first window's frames
 FIRST_WINDOW_FRAMES = 24  # ~280 ms at 22050 Hz: the first audio of a sentence
 MAX_WINDOW_FRAMES = 256  # ~3 s: how long a window holds a core (~180 ms) before others go
 LEAD_SHARE = 0.5  # a window may take this share of the listener's lead to make
+WINDOWS = Windows(FIRST_WINDOW_FRAMES, MAX_WINDOW_FRAMES, DECODER_PAD_FRAMES, LEAD_SHARE)
 
 
 @dataclass(frozen=True)
@@ -67,39 +67,6 @@ def decoder_input(graph: object) -> str | None:
     return found[0] if len(set(found)) == 1 else None
 
 
-def boundary(graph: object, seeds: Iterable[object], target: str,
-             own_inputs: Iterable[str] = ("sid",)) -> set[str]:
-    """What the part of the graph from the `seeds` nodes to `target` reads from before it
-    (weights and constants aside): the inputs to give the part when it is cut out. What is
-    made from weights and `own_inputs` alone (a speaker's embedding, from `sid`) the part
-    makes itself, from those graph inputs."""
-    nodes = list(graph.node)  # type: ignore[attr-defined]
-    fixed = {init.name for init in graph.initializer}  # type: ignore[attr-defined]
-    fixed |= {o for n in nodes if n.op_type == "Constant" for o in n.output}
-    own = set(own_inputs) & {i.name for i in graph.input}  # type: ignore[attr-defined]
-    seed_ids = {id(n) for n in seeds}
-    after: set[str] = set()  # tensors made at or after a seed (nodes are in topological order)
-    from_own: set[str] = set()  # made from weights and own inputs alone
-    for n in nodes:
-        if id(n) in seed_ids or any(i in after for i in n.input):
-            after.update(n.output)
-        elif all(not i or i in fixed or i in own or i in from_own for i in n.input):
-            from_own.update(n.output)
-    producer = {o: n for n in nodes for o in n.output}
-    found: set[str] = set()
-    todo, seen = [target], set()
-    while todo:
-        tensor = todo.pop()
-        if tensor in seen:
-            continue
-        seen.add(tensor)
-        if tensor in after or (tensor in from_own and tensor not in fixed):
-            todo.extend(i for i in producer[tensor].input if i)
-        elif tensor not in fixed:
-            found.add(tensor)
-    return found
-
-
 def split_model(model_path: str | Path) -> SplitModel | None:
     """The voice's graph as front, flow and decoder, or None when it cannot be cut."""
     import onnx
@@ -114,9 +81,9 @@ def split_model(model_path: str | Path) -> SplitModel | None:
     durations = find_durations_tensor(graph)
     inputs = [i.name for i in graph.input]
     readers = [n for n in graph.node if latent in n.input]
-    decoder_inputs = (latent, *sorted(boundary(graph, readers, output) - {latent}))
+    decoder_inputs = (latent, *sorted(boundary(graph, readers, output, ("sid",)) - {latent}))
     flow_nodes = [n for n in graph.node if n.name.startswith("/flow/")]
-    flow_inputs = tuple(sorted(boundary(graph, flow_nodes, latent))) if flow_nodes else ()
+    flow_inputs = tuple(sorted(boundary(graph, flow_nodes, latent, ("sid",)))) if flow_nodes else ()
     handed = {*flow_inputs, *decoder_inputs[1:]} if flow_inputs else {*decoder_inputs}
     front_outputs = sorted(handed - set(inputs)) + ([durations] if durations else [])
     try:
@@ -134,32 +101,6 @@ def split_model(model_path: str | Path) -> SplitModel | None:
 # ------------------------------------------------------------------------------- windows
 
 
-def next_window(start: int, total: int, index: int, ahead_ms: float | None,
-                ms_per_frame: float | None, spent_ms: float = 0.0) -> int:
-    """Where the window that begins at frame `start` of `total` ends.
-
-    A listener with no audio ahead gets 24 frames first (first audio), then windows that
-    double; one with a lead gets the window it can afford: half its lead's worth of decoding
-    at `ms_per_frame` (the recent wall time per frame), less `spent_ms` already spent in
-    this step (the sentence's front), and never more than 256 frames (so that others wait
-    at most one such window for a core). Every window costs two pads of decoding, so a
-    small window is paid for by every stream on the machine: under load, the leads are what
-    keep the windows large.
-    """
-    size = FIRST_WINDOW_FRAMES << min(index, 8)
-    if ahead_ms is not None and ahead_ms > 0 and ms_per_frame:
-        size = max(size, int((ahead_ms * LEAD_SHARE - spent_ms) / ms_per_frame))
-    size = min(size, MAX_WINDOW_FRAMES)
-    if total - start <= size + 2 * DECODER_PAD_FRAMES:
-        return total
-    return start + size
-
-
-def padded(start: int, end: int, total: int) -> tuple[int, int]:
-    """The frames to decode for window [start, end): the window and its context."""
-    return max(0, start - DECODER_PAD_FRAMES), min(total, end + DECODER_PAD_FRAMES)
-
-
 def flow_frames(end: int, total: int) -> int:
     """How many of the sentence's first frames the flow runs over for a first window ending
     at `end`: a small first window's frames, the decoder's context after it and the flow's
@@ -169,12 +110,6 @@ def flow_frames(end: int, total: int) -> int:
     return min(total, end + DECODER_PAD_FRAMES + FLOW_PAD_FRAMES)
 
 
-def trim(audio: np.ndarray, start: int, end: int, decoded_from: int, hop: int) -> np.ndarray:
-    """The window's own samples out of the audio decoded from frame `decoded_from`."""
-    first = (start - decoded_from) * hop
-    return audio[first:first + (end - start) * hop]
-
-
 __all__ = [
     "DECODER_PAD_FRAMES",
     "FIRST_WINDOW_FRAMES",
@@ -182,11 +117,8 @@ __all__ = [
     "MAX_WINDOW_FRAMES",
     "LEAD_SHARE",
     "SplitModel",
-    "boundary",
     "decoder_input",
     "flow_frames",
-    "next_window",
-    "padded",
+    "WINDOWS",
     "split_model",
-    "trim",
 ]

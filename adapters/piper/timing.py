@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from adapters.base import WordTiming
+from adapters.windowed.words import assign_words
+from adapters.windowed.words import spoken_words as shared_spoken_words
 
 BOS, EOS, PAD, SPACE = "^", "$", "_", " "
 PUNCTUATION = frozenset(".,;:!?¡¿—…\"«»“”()-'")  # pauses, not parts of a word's sound
@@ -64,18 +66,7 @@ def with_durations_output(model_path: str | Path) -> bytes | None:
 
 def spoken_words(phonemes: Sequence[str]) -> list[list[int]]:
     """Indexes of each spoken word's sounding phonemes (punctuation and spaces left out)."""
-    words: list[list[int]] = []
-    current: list[int] = []
-    for i, p in enumerate(phonemes):
-        if p == SPACE:
-            if current:
-                words.append(current)
-            current = []
-        elif p not in PUNCTUATION:
-            current.append(i)
-    if current:
-        words.append(current)
-    return words
+    return shared_spoken_words(phonemes, PUNCTUATION, SPACE)
 
 
 @dataclass(frozen=True)
@@ -90,24 +81,8 @@ def plan_words(text: str, sentences: Sequence[Sequence[str]],
     """Assign the text's words to the sentences' spoken words, or None when they disagree.
     `spoken_count(word)`: how many spoken words the word makes when phonemized alone."""
     counts = [spoken_count(word) for word in text.split()]
-    per_sentence = [len(spoken_words(s)) for s in sentences]
-    if sum(counts) != sum(per_sentence):
-        return None
-    words = iter(zip(text.split(), counts, strict=True))
-    plan: list[list[tuple[str, int]]] = []
-    for need in per_sentence:
-        taken: list[tuple[str, int]] = []
-        while need > 0:
-            word, n = next(words)
-            taken.append((word, n))
-            need -= n
-        if need < 0:
-            return None  # one text word spans two sentences: leave it to the estimate
-        plan.append(taken)
-    rest = list(words)  # words that make no sound ("&", "-") trail the last sentence
-    if plan:
-        plan[-1].extend(rest)
-    return WordPlan(plan)
+    plan = assign_words(text.split(), counts, [len(spoken_words(s)) for s in sentences])
+    return None if plan is None else WordPlan(plan)
 
 
 def spoken_count(word: str, phonemize: Callable[[str], list[list[str]]]) -> int:

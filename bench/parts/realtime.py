@@ -31,6 +31,7 @@ from server.faces.realtime.webrtc import PEERS
 from tests.conftest import running_server
 from tests.rtc_client import SILENT_DBFS, RtcClient
 from tests.test_webrtc import LONG_TEXT, caller_speech, first_silence_after
+from tests.test_webrtc_first_audio import watched_peer
 
 
 def _minus(a: float | None, b: float | None) -> float | None:
@@ -325,19 +326,7 @@ async def bench_first_audio(srv: Any, trials: int) -> dict[str, float | None]:
     binary message (3-character deltas), and WebRTC split in two: the server's share (the
     request on the data channel to the track's first voiced frame, after the Opus encode) and
     what the receiver adds (aiortc's jitter buffer, 4 frames as a browser holds about 3)."""
-    client = RtcClient(srv.url, srv.http)
-    await client.connect(with_mic=False)
-    await client.next_event("session.created")
-    (peer,) = srv.app[PEERS].peers.values()
-    voiced_at: list[float] = []
-    hook = peer.track.on_frame
-
-    def on_frame(at: float, pts: int, voiced: bool, faded: bool) -> None:
-        if voiced:
-            voiced_at.append(at)
-        hook(at, pts, voiced, faded)
-
-    peer.track.on_frame = on_frame
+    client, peer, voiced_at = await watched_peer(srv)
     await http_first_audio(srv, FIRST_AUDIO_TEXT)  # warm the engine
     await _webrtc_first_audio(srv, client, voiced_at, FIRST_AUDIO_TEXT)  # and the track
     ws, http, rtc_server, rtc_heard = [], [], [], []
