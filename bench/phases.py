@@ -83,7 +83,8 @@ async def first_audio_phase(tallies: Sequence[Tally], prompts: Mapping[str, Sequ
                 for t in tallies:
                     if t.subject.kind == "adapter":
                         if segment_of is not None:
-                            seg = await speak(t.subject, segment_of(text), first_audio_only=True)
+                            seg = await speak(t.subject, segment_of(t.subject.backend, text),
+                                            first_audio_only=True)
                             t.note(seg)
                             t.first.setdefault(f"first_segment_{kind}", []).append(seg)
                         continue
@@ -91,7 +92,7 @@ async def first_audio_phase(tallies: Sequence[Tally], prompts: Mapping[str, Sequ
                     t.note(rec)
                     t.first.setdefault(kind, []).append(rec)
                     if t.subject.kind == "raw" and segment_of is not None:
-                        seg = await speak(t.subject, segment_of(text))
+                        seg = await speak(t.subject, segment_of(t.subject.backend, text))
                         t.first.setdefault(f"first_segment_{kind}", []).append(seg)
                     if kind == "sentence" and getattr(t.subject, "LOW_LATENCY", False):
                         low = await speak(t.subject, text, low_latency=True)

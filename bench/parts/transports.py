@@ -22,6 +22,7 @@ from typing import Any
 
 import aiohttp
 
+from adapters import registry
 from adapters.piper.adapter import bundled_voice_path
 from bench import prompts
 from bench.clients import Subject
@@ -46,6 +47,7 @@ from bench.servers import (
 )
 from bench.suite import Options, PartContext, command_line, phase
 from dsp.chunker import Chunker
+from server.core.rate import SENTENCE_CHARS
 
 LEVELS = (1, 2, 4, 8, 16)
 # A backend's sweep goes no higher than what its engine can carry in aggregate on this machine:
@@ -97,10 +99,16 @@ def pick_backends(adapters: list[dict[str, Any]], wanted: list[str] | None
 
 
 def first_segment_of(config: dict[str, Any]) -> Any:
-    """The server's first segment of a text (what it synthesizes before first audio)."""
-    limit = int(config.get("first_segment_chars") or 48)
+    """`segment(backend, text)`: the server's first segment of a text for that backend (what
+    it synthesizes before first audio; the rate profile's first size: FIRST_SEGMENT_CHARS, or
+    a whole sentence for an engine that asks for whole sentences)."""
+    chars = int(config.get("first_segment_chars") or 48)
+    most = int(config.get("max_segment_chars") or 400)
 
-    def segment(text: str) -> str:
+    def segment(backend: str, text: str) -> str:
+        limit = chars
+        if registry.load_class(backend).capabilities.whole_sentences:
+            limit = max(chars, min(SENTENCE_CHARS, most))
         chunker = Chunker()
         chunker.push_text(text)
         chunker.end_input()
