@@ -53,7 +53,7 @@ def stitch(
     where either side is shorter than the crossfade is a plain concatenation.
     """
     n = crossfade_samples(crossfade_ms, sample_rate_hz)
-    out = np.zeros(0, dtype=np.int16)
+    out: np.ndarray = np.zeros(0, dtype=np.int16)
     for i, chunk in enumerate(chunks):
         x = _as_i16(chunk)
         if i > 0 and n > 0 and len(out) >= n and len(x) >= n:
@@ -87,8 +87,8 @@ class Stitcher:
         return 2 * (len(self._tail) + len(self._head))
 
     def reset(self) -> None:
-        self._tail = np.zeros(0, dtype=np.int16)  # end of the stream, not yet sent (>= n kept)
-        self._head = np.zeros(0, dtype=np.int16)  # start of a new segment, waiting for n samples
+        self._tail: np.ndarray = np.zeros(0, dtype=np.int16)  # end of the stream, not yet sent (>= n kept)
+        self._head: np.ndarray = np.zeros(0, dtype=np.int16)  # start of a new segment, waiting for n samples
         self._at_seam = False
         self._hold = True
 

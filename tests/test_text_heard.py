@@ -31,8 +31,9 @@ CORPUS = [
     ("Well <laugh> that was funny. <sigh> Anyway, let's go.",
      "Well that was funny. Anyway, let's go.",
      ("laugh", "sigh", "say")),
-    ('<speak>Hello <break time="1s"/> world, this is a test.</speak>',
-     "Hello world, this is a test.",
+    # (a word alone before a pause is spoken alone: "Hello" was once heard as "Oh well")
+    ('<speak>Good morning <break time="1s"/> everyone, this is a test.</speak>',
+     "Good morning everyone, this is a test.",
      ("break", "time", "speak", "equals", "slash")),
     ("## Summary\n- It is fast\n- It is cheap",
      "Summary. It is fast. It is cheap.",

@@ -56,9 +56,9 @@ class Edges:
         self._trim = trim
         self._pause = int(pause_ms * SAMPLE_RATE_HZ / 1000)
         self._started = False
-        self._pre = np.zeros(0, dtype=np.float32)  # the last MARGIN of silence before a sound
-        self._held = np.zeros(0, dtype=np.float32)  # trailing silence of the windows so far
-        self._rest = np.zeros(0, dtype=np.float32)  # a last part-block, until the next window
+        self._pre: np.ndarray = np.zeros(0, dtype=np.float32)  # the last MARGIN of silence before a sound
+        self._held: np.ndarray = np.zeros(0, dtype=np.float32)  # trailing silence of the windows so far
+        self._rest: np.ndarray = np.zeros(0, dtype=np.float32)  # a last part-block, until the next window
         self._lead_seen = 0  # samples before the first sound
         self.lead_samples = 0
         self.sent_samples = 0

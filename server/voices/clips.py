@@ -48,7 +48,7 @@ class _SoundMeter:
 
     def __init__(self, rate_hz: int) -> None:
         self.window = rate_hz * FRAME_MS // 1000
-        self._carry = np.zeros(0, dtype=np.int16)
+        self._carry: np.ndarray = np.zeros(0, dtype=np.int16)
         self.loud_windows = 0
         self._floor = (10 ** (SPEECH_DBFS / 20) * 32768) ** 2  # mean square at the threshold
 
