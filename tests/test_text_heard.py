@@ -52,6 +52,15 @@ CORPUS = [
 ]
 
 
+# Whisper base on a quiet machine: WER 0-0.2 on these replies; a word or two of a reply of
+# 8-20 words may be misheard (0.35). Read aloud, the markup these replies carry adds about as
+# many words as the reference has (WER >= 0.6), besides the forbidden words checked on their
+# own. With another process keeping a core busy (stress-ng --cpu 1) segments come shorter (the
+# rate controller guards the listener's buffer first) and short phrases are heard worse:
+# "make serve" as "Mixerb" (0.5), which this bound does not excuse.
+WER_BOUND = 0.35
+
+
 def _heard_words(text: str) -> set[str]:
     return set(re.findall(r"[a-z]+", text.lower()))
 
@@ -92,7 +101,7 @@ async def test_a_reply_is_heard_as_a_person_reads_it(serve, text: str, reference
     heard = await asyncio.to_thread(transcribe_phrases, pcm, 24000)
     said = _heard_words(heard)
     assert not said & set(forbidden), (heard, said & set(forbidden))
-    assert wer(reference, heard) <= 0.25, (reference, heard)
+    assert wer(reference, heard) <= WER_BOUND, (reference, heard)
 
 
 async def test_the_same_replies_streamed_in_deltas_are_heard_the_same(serve) -> None:
@@ -101,7 +110,7 @@ async def test_the_same_replies_streamed_in_deltas_are_heard_the_same(serve) -> 
         pcm, events = await _speak_ws(srv, text)
         heard = await asyncio.to_thread(transcribe_phrases, pcm, 24000)
         assert not _heard_words(heard) & set(forbidden), heard
-        assert wer(reference, heard) <= 0.25, (reference, heard)
+        assert wer(reference, heard) <= WER_BOUND, (reference, heard)
         # word events name the client's own text: "$1,234.56", not "one", "thousand", ...
         # (without the markup between its pieces: "venue." for "*venue*.")
         words = [e for e in events if e["type"] == "response.word"]
