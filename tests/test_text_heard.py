@@ -39,8 +39,9 @@ CORPUS = [
      "Summary. It is fast. It is cheap.",
      ("hash", "pound", "dash", "hyphen")),
     # (Whisper base tends to stop listening after a long pause: one paragraph break per reply)
-    ("> Quoted here.\n\nUse `make serve` and [the guide](https://example.org/guide).",
-     "Quoted here. Use make serve and the guide.",
+    # (a short quote alone, "Quoted here.", was heard as "Quote it here" under load)
+    ("> Always back up your files first.\n\nUse `make serve` and [the guide](https://example.org/guide).",
+     "Always back up your files first. Use make serve and the guide.",
      ("greater", "backtick", "bracket", "http", "org", "example")),
     ("The total is $1,234.56, about 30% more than last year.",
      "The total is one thousand two hundred thirty four dollars and fifty six cents, about "
