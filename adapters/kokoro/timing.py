@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from adapters.base import WordTiming
-from adapters.windowed.words import assign_words
+from adapters.windowed.words import assign_words, place_words
 from adapters.windowed.words import spoken_words as shared_spoken_words
 
 SAMPLES_PER_FRAME = 600  # one predictor frame at 24 kHz (iSTFTNet: 10 x 6 upsampling, hop 5)
@@ -53,26 +53,10 @@ def batch_timings(planned: Sequence[tuple[str, int]], phonemes: str, durations: 
     frames = np.asarray(durations, dtype=np.int64).reshape(-1)
     if len(frames) != len(phonemes) + 2:
         return None
-    ends = np.cumsum(frames) * SAMPLES_PER_FRAME  # end of token i, in samples
-    spoken = spoken_words(phonemes)
-    out: list[WordTiming] = []
-    k = 0
-    cursor = offset_samples + (int(ends[spoken[0][0]]) if spoken else 0)
-    for word, n in planned:
-        if n == 0:  # no sound of its own: a point where it stands
-            out.append(_timing(word, cursor, cursor, rate_hz))
-            continue
-        group = spoken[k:k + n]
-        k += n
-        start = offset_samples + int(ends[group[0][0]])  # phoneme i is token i + 1
-        end = offset_samples + int(ends[group[-1][-1] + 1])
-        out.append(_timing(word, start, end, rate_hz))
-        cursor = end
-    return tuple(out)
-
-
-def _timing(word: str, start: int, end: int, rate_hz: int) -> WordTiming:
-    return WordTiming(word, 1000.0 * start / rate_hz, 1000.0 * end / rate_hz)
+    ends = [int(e) for e in np.cumsum(frames) * SAMPLES_PER_FRAME]  # end of token i
+    spans = [(ends[i], ends[i + 1]) for i in range(len(phonemes))]  # phoneme i is token i + 1
+    return place_words(planned, spoken_words(phonemes), spans, offset_samples=offset_samples,
+                       rate_hz=rate_hz)
 
 
 __all__ = [

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from adapters.base import WordTiming
-from adapters.windowed.words import assign_words
+from adapters.windowed.words import assign_words, place_words
 from adapters.windowed.words import spoken_words as shared_spoken_words
 
 BOS, EOS, PAD, SPACE = "^", "$", "_", " "
@@ -98,25 +98,8 @@ def sentence_timings(planned: Sequence[tuple[str, int]], phonemes: Sequence[str]
     spans = _phoneme_spans(phonemes, id_samples, id_map)
     if spans is None:
         return None
-    spoken = spoken_words(phonemes)
-    out: list[WordTiming] = []
-    k = 0
-    cursor = offset_samples + (spans[spoken[0][0]][0] if spoken else 0)
-    for word, n in planned:
-        if n == 0:  # no sound of its own: a point where it stands
-            out.append(_timing(word, cursor, cursor, rate_hz))
-            continue
-        group = spoken[k : k + n]
-        k += n
-        start = offset_samples + spans[group[0][0]][0]
-        end = offset_samples + spans[group[-1][-1]][1]
-        out.append(_timing(word, start, end, rate_hz))
-        cursor = end
-    return tuple(out)
-
-
-def _timing(word: str, start: int, end: int, rate_hz: int) -> WordTiming:
-    return WordTiming(word, 1000.0 * start / rate_hz, 1000.0 * end / rate_hz)
+    return place_words(planned, spoken_words(phonemes), spans, offset_samples=offset_samples,
+                       rate_hz=rate_hz)
 
 
 def _phoneme_spans(phonemes: Sequence[str], id_samples: np.ndarray,

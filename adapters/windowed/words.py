@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
+from adapters.base import WordTiming
+
 
 def spoken_words(phonemes: Sequence[str], punctuation: Collection[str],
                  space: str = " ") -> list[list[int]]:
@@ -48,4 +50,31 @@ def assign_words(words: Sequence[str], counts: Sequence[int],
     return plan
 
 
-__all__ = ["assign_words", "spoken_words"]
+def place_words(planned: Sequence[tuple[str, int]], spoken: Sequence[Sequence[int]],
+                spans: Sequence[tuple[int, int]], *, offset_samples: int,
+                rate_hz: int) -> tuple[WordTiming, ...]:
+    """Timings of the `planned` words (text word, spoken words it makes) from the samples
+    each phoneme spans (`spans[i]`, from the group's start), `offset_samples` into the
+    segment. `spoken`: the group's spoken words as phoneme indexes. A word that makes no
+    sound stands at a point where the words before it end."""
+    out: list[WordTiming] = []
+    k = 0
+    cursor = offset_samples + (spans[spoken[0][0]][0] if spoken else 0)
+    for word, n in planned:
+        if n == 0:
+            out.append(_timing(word, cursor, cursor, rate_hz))
+            continue
+        group = spoken[k:k + n]
+        k += n
+        start = offset_samples + spans[group[0][0]][0]
+        end = offset_samples + spans[group[-1][-1]][1]
+        out.append(_timing(word, start, end, rate_hz))
+        cursor = end
+    return tuple(out)
+
+
+def _timing(word: str, start: int, end: int, rate_hz: int) -> WordTiming:
+    return WordTiming(word, 1000.0 * start / rate_hz, 1000.0 * end / rate_hz)
+
+
+__all__ = ["assign_words", "place_words", "spoken_words"]
