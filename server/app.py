@@ -12,6 +12,7 @@ from server.admin import add_admin_routes
 from server.app_keys import BACKENDS, METRICS, ORCHESTRATOR, SETTINGS, VOICES
 from server.config import Settings
 from server.core.backends import BackendPool
+from server.core.idle import IdleGiveBack
 from server.core.orchestrator import Orchestrator
 from server.deliveries import DELIVERIES, Deliveries, track_http
 from server.faces.openai.legacy import add_legacy_routes
@@ -62,6 +63,10 @@ def create_app(settings: Settings, *, env_file: Path | None = None, warm: bool =
     orch = app[ORCHESTRATOR]
     app.cleanup_ctx.append(lambda _app: pool.watch_idle(
         lambda: {s.backend for s in orch.streams.values()}))
+    deliveries = app[DELIVERIES]
+    idle = IdleGiveBack(lambda: (orch.totals["requests"], len(deliveries)),
+                        lambda: bool(orch.streams))
+    app.cleanup_ctx.append(lambda _app: idle.watch())
     if env_file is not None:
         app.cleanup_ctx.append(lambda _app: store.watch())
     add_speech_routes(app)

@@ -14,7 +14,6 @@ onnxruntime's fusions reshape some of them.)
 
 from __future__ import annotations
 
-import ctypes
 import threading
 import time
 from dataclasses import dataclass, field
@@ -52,16 +51,6 @@ def release_arena(run_options: Any) -> None:
     """Make the runs given `run_options` hand the shared arena's regions that nothing uses any
     more back to the OS when they end: for the last run before the engine goes idle."""
     run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-
-
-def release_free_heap() -> None:
-    """Hand the C heap's free pages back to the OS (glibc's malloc_trim; elsewhere nothing):
-    loading a voice parses and copies the model several times, and leaves ~70 MB free in the
-    heap that no later run reuses (measured)."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 def open_sessions(model: bytes | str, intra_op_threads: int) -> Sessions:
@@ -160,4 +149,4 @@ def _first_frames(tensor: Any, frames: int, total: int) -> Any:
 
 
 __all__ = ["Sentence", "Sessions", "SplitSessions", "first_output", "open_sessions",
-           "release_arena", "release_free_heap", "shared_arena"]
+           "release_arena", "shared_arena"]
