@@ -64,7 +64,7 @@ def create_app(settings: Settings, *, env_file: Path | None = None, warm: bool =
     app.cleanup_ctx.append(lambda _app: pool.watch_idle(
         lambda: {s.backend for s in orch.streams.values()}))
     deliveries = app[DELIVERIES]
-    idle = IdleGiveBack(lambda: (orch.totals["requests"], len(deliveries)),
+    idle = IdleGiveBack(lambda: (orch.totals["requests"], deliveries.connections()),
                         lambda: bool(orch.streams))
     app.cleanup_ctx.append(lambda _app: idle.watch())
     if env_file is not None:

@@ -86,6 +86,11 @@ class Deliveries:
     def __len__(self) -> int:
         return len(self._open)
 
+    def connections(self) -> int:
+        """The open connections besides plain HTTP requests (sockets, peers): what an idle
+        watcher counts, where a health check or a metrics scrape is no activity."""
+        return sum(1 for d in self._open if not isinstance(d, _HttpRequest))
+
     def owing(self) -> list[Delivery]:
         return [d for d in self._open if d.owes()]
 

@@ -74,3 +74,25 @@ async def test_an_idle_server_collects_what_a_stream_left_in_cycles(
         assert gone() is None, "the cycle outlived the idle spell"
     finally:
         gc.enable()
+
+
+def test_a_scrape_is_no_activity_but_a_socket_coming_or_going_is() -> None:
+    from server.deliveries import Deliveries, _HttpRequest
+
+    class Socket:
+        transport = "ws"
+
+        def owes(self) -> bool:
+            return False
+
+        async def close_for_shutdown(self, reason: str) -> None:
+            pass
+
+    deliveries = Deliveries()
+    deliveries.add(_HttpRequest())  # /metrics in flight
+    assert deliveries.connections() == 0
+    sock = Socket()
+    deliveries.add(sock)
+    assert deliveries.connections() == 1
+    deliveries.discard(sock)
+    assert deliveries.connections() == 0
