@@ -138,8 +138,12 @@ class BackendPool:
 
     async def unload_idle(self, idle_s: float, busy: set[str]) -> list[str]:
         """Close the adapters of backends unused for `idle_s` (none of `busy`'s streams use
-        them): their models leave memory, and the next request loads them again."""
+        them): their models leave memory, and the next request loads them again. Unused
+        counts from the last look that saw a stream on it, not from when its last stream
+        started (a minute-long stream must not be followed by an unload at once)."""
         now = time.monotonic()
+        for name in busy:
+            self._last_used[name] = now
         gone = [name for name, (_, adapter) in self._instances.items()
                 if name not in busy and now - self._last_used.get(name, now) >= idle_s
                 and self.warmed(name)]
