@@ -37,7 +37,6 @@ class IdleGiveBack:
         self._seen = activity()
         self._quiet_since = clock()
         self._owed = False  # activity since the last give-back
-        self.given_back = 0
 
     def due(self) -> bool:
         """One look: True when memory should be given back now."""
@@ -55,7 +54,6 @@ class IdleGiveBack:
         found = gc.collect()
         collected_ms = 1000 * (time.perf_counter() - t0)
         await asyncio.to_thread(release_free_heap)
-        self.given_back += 1
         log.debug("idle: memory given back", extra={"gc_objects": found,
                                                     "gc_ms": round(collected_ms, 1)})
 
